@@ -1,0 +1,85 @@
+/**
+ * SPEC 3, `gated-delta` (Gated DeltaNet): S̄ = α S;  S' = S̄ + β k (v − S̄ᵀk)ᵀ, α = e^g, β ∈ (0,1).
+ * Chunked: the UT transform of SPEC 5 with the decays.
+ *
+ * This is the rule the benchmark (bench/reference.ts) measures, so its token step is fused:
+ * the decay is folded into the two passes over S instead of being a pass of its own, and the
+ * read-out o = S'ᵀq rides along the second pass.
+ */
+import type { Dims, TokenInputs } from '../types.js';
+import { deltaChunked } from './chunk.js';
+import { readOut } from './common.js';
+import type { BuiltinRule, HeadSequence } from './types.js';
+
+/**
+ * One token: S ← α S + k uᵀ with u = β (v − α Sᵀk)   (α Sᵀk = S̄ᵀk, so S̄ is never formed),
+ * then, when q is given, o = Sᵀq written to o[oOff..]. `u` is scratch of length dv.
+ */
+function gatedDeltaToken(
+  S: Float64Array, dk: number, dv: number, alpha: number, beta: number,
+  k: Float64Array, kOff: number, v: Float64Array, vOff: number,
+  q: Float64Array | null, qOff: number, o: Float64Array, oOff: number, u: Float64Array,
+): void {
+  // Pass 1: u = Sᵀk on the undecayed state.
+  u.fill(0);
+  for (let i = 0; i < dk; i++) {
+    const ki = k[kOff + i];
+    const row = i * dv;
+    for (let j = 0; j < dv; j++) u[j] += S[row + j] * ki;
+  }
+  // u = β (v − α Sᵀk): the correction towards v, against the decayed state.
+  for (let j = 0; j < dv; j++) u[j] = beta * (v[vOff + j] - alpha * u[j]);
+
+  // Pass 2: S = α S + k uᵀ, and, with a query, o = Sᵀq from the fresh values.
+  if (q === null) {
+    for (let i = 0; i < dk; i++) {
+      const ki = k[kOff + i];
+      const row = i * dv;
+      for (let j = 0; j < dv; j++) S[row + j] = alpha * S[row + j] + ki * u[j];
+    }
+    return;
+  }
+  for (let j = 0; j < dv; j++) o[oOff + j] = 0;
+  for (let i = 0; i < dk; i++) {
+    const ki = k[kOff + i];
+    const qi = q[qOff + i];
+    const row = i * dv;
+    for (let j = 0; j < dv; j++) {
+      const s = alpha * S[row + j] + ki * u[j];
+      S[row + j] = s;
+      o[oOff + j] += s * qi;
+    }
+  }
+}
+
+export const gatedDelta: BuiltinRule = {
+  name: 'gated-delta',
+  inputs: [
+    { name: 'k', width: 'dk', range: 'normalized' },
+    { name: 'v', width: 'dv', range: 'free' },
+    { name: 'g', width: 'scalar', range: 'logdecay' },
+    { name: 'beta', width: 'scalar', range: 'unit' },
+  ],
+  readLinear: true,
+
+  step(S: Float64Array, x: TokenInputs, { dk, dv }: Dims): void {
+    const u = new Float64Array(dv);
+    gatedDeltaToken(S, dk, dv, Math.exp(x.g as number), x.beta as number, x.k as Float64Array, 0, x.v as Float64Array, 0, null, 0, u, 0, u);
+  },
+
+  read: readOut,
+
+  recurrent(seq: HeadSequence, S: Float64Array): Float64Array {
+    const { n, dk, dv, q } = seq;
+    const { k, v, g, beta } = seq.inputs;
+    const o = new Float64Array(n * dv);
+    const u = new Float64Array(dv); // reused: no allocation per token
+    for (let t = 0; t < n; t++)
+      gatedDeltaToken(S, dk, dv, Math.exp(g[t]), beta[t], k, t * dk, v, t * dv, q, t * dk, o, t * dv, u);
+    return o;
+  },
+
+  chunked(seq: HeadSequence, S: Float64Array, C: number): Float64Array {
+    return deltaChunked(seq, S, C, seq.inputs.g);
+  },
+};
