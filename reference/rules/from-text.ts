@@ -1,0 +1,242 @@
+/**
+ * SPEC 8 on the reference side: a rule written as math (src/rule-lang) becomes a `Rule`.
+ *
+ * `ruleFromText` compiles the lowered program (src/rule-lang/lower.ts) to JavaScript: plain
+ * loops over Float64Array, one function for the token step and one for the read-out, built
+ * with `new Function` (the source is kept on the rule, `jsSource`, for inspection).
+ * `interpretRule` evaluates the same checked syntax tree with mathjs matrices, node by node: it is
+ * slow and independent of the lowering and the code generator, which makes it the oracle the
+ * tests compare the compiled rule with.
+ */
+import * as math from 'mathjs';
+import type { CheckedRule, Dim, TExpr } from '../../src/rule-lang/check.js';
+import { checkRuleText } from '../../src/rule-lang/check.js';
+import { extent, flatIndex, lowerRule, type Elem, type Idx, type Program, type Step } from '../../src/rule-lang/lower.js';
+import { ShapeError } from '../errors.js';
+import type { Dims, InputDecl, Rule, TokenInputs } from '../types.js';
+
+export interface TextRule extends Rule {
+  readonly checked: CheckedRule;
+  /** diagnostics that did not stop the rule (e.g. a non-linear read-out), with the quoted text */
+  readonly notes: readonly string[];
+  /** the generated JavaScript of the token step and of the read-out */
+  readonly jsSource: { update: string; read: string };
+}
+
+/** Parse, check and compile a rule text. Throws RuleError quoting the offending text. */
+export function ruleFromText(text: string, opts: { name?: string; file?: string } = {}): TextRule {
+  return ruleFromChecked(checkRuleText(text, opts));
+}
+
+const dimJs = (d: Dim) => (d === 1 ? '1' : d);
+
+/** Helpers the generated code calls (softplus in its overflow-safe form). */
+const HELPERS = {
+  sigmoid: (x: number) => 1 / (1 + Math.exp(-x)),
+  softplus: (x: number) => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x))),
+  silu: (x: number) => x / (1 + Math.exp(-x)),
+};
+
+function jsElem(e: Elem): string {
+  switch (e.op) {
+    case 'num':
+      return String(e.value);
+    case 'scalar':
+      return e.kind === 'input' ? `in_${e.name}` : e.name;
+    case 'load': {
+      const arr = e.kind === 'state' ? 'S' : e.kind === 'query' ? 'q' : e.kind === 'input' ? `in_${e.name}` : e.name;
+      return `${arr}[${flatIndex(e.shape, e.i, e.j, dimJs)}]`;
+    }
+    case 'neg':
+      return `(-${jsElem(e.a)})`;
+    case 'bin':
+      return `(${jsElem(e.a)} ${e.o} ${jsElem(e.b)})`;
+    case 'fn':
+      return e.fn in HELPERS ? `H.${e.fn}(${jsElem(e.a)})` : `Math.${e.fn}(${jsElem(e.a)})`;
+    case 'diag':
+      return `(${e.i} === ${e.j} ? ${jsElem(e.a)} : 0)`;
+  }
+}
+
+function jsStep(s: Step): string[] {
+  const out = [`// ${s.note}`];
+  switch (s.kind) {
+    case 'scalar':
+      out.push(`const ${s.name} = ${jsElem(s.expr)};`);
+      break;
+    case 'array':
+      out.push(
+        `for (let i = 0; i < ${extent(s.shape.r, dimJs)}; i++) for (let j = 0; j < ${extent(s.shape.c, dimJs)}; j++) ` +
+          `${s.name}[${flatIndex(s.shape, 'i', 'j', dimJs)}] = ${jsElem(s.expr)};`,
+      );
+      break;
+    case 'reduce': {
+      const term = s.b ? `${jsElem(s.a)} * ${jsElem(s.b)}` : `${jsElem(s.a)} ** 2`;
+      if (s.shape.r === 1 && s.shape.c === 1) {
+        out.push(`let ${s.name} = 0;`, `{ const i = 0, j = 0; for (let l = 0; l < ${dimJs(s.inner)}; l++) ${s.name} += ${term}; }`);
+      } else {
+        out.push(
+          `for (let i = 0; i < ${extent(s.shape.r, dimJs)}; i++) for (let j = 0; j < ${extent(s.shape.c, dimJs)}; j++) {`,
+          `  let acc = 0;`,
+          `  for (let l = 0; l < ${dimJs(s.inner)}; l++) acc += ${term};`,
+          `  ${s.name}[${flatIndex(s.shape, 'i', 'j', dimJs)}] = acc;`,
+          `}`,
+        );
+      }
+      break;
+    }
+    case 'state':
+      out.push(`for (let i = 0; i < dk; i++) for (let j = 0; j < dv; j++) S[i * dv + j] = ${jsElem(s.expr)};`);
+      break;
+    case 'output':
+      out.push(`for (let i = 0; i < dv; i++) o[i] = ${jsElem(s.expr)};`);
+      break;
+  }
+  return out;
+}
+
+/** The body of `(S, x | q, dk, dv, T, H[, o])` for a list of steps. */
+function jsFunction(prog: Program, steps: Step[], inputs: readonly InputDecl[] | null): string {
+  const lines = ['"use strict";'];
+  if (inputs) for (const d of inputs) if (prog.usedInputs.has(d.name)) lines.push(`const in_${d.name} = x[${JSON.stringify(d.name)}];`);
+  for (const t of prog.temps) lines.push(`const ${t.name} = T.${t.name};`);
+  for (const s of steps) lines.push(...jsStep(s));
+  return lines.join('\n');
+}
+
+type StepFn = (S: Float64Array, x: TokenInputs, dk: number, dv: number, T: Record<string, Float64Array>, H: typeof HELPERS) => void;
+type ReadFn = (S: Float64Array, q: Float64Array, dk: number, dv: number, T: Record<string, Float64Array>, H: typeof HELPERS, o: Float64Array) => void;
+
+export function ruleFromChecked(checked: CheckedRule): TextRule {
+  const prog = lowerRule(checked);
+  const update = jsFunction(prog, prog.update, checked.inputs);
+  const read = jsFunction(prog, prog.read, null);
+  const stepFn = new Function('S', 'x', 'dk', 'dv', 'T', 'H', update) as StepFn;
+  const readFn = new Function('S', 'q', 'dk', 'dv', 'T', 'H', 'o', read) as ReadFn;
+  // Temporaries depend on dk and dv only: allocated once per size pair.
+  const scratch = new Map<string, Record<string, Float64Array>>();
+  const temps = (d: Dims) => {
+    const key = `${d.dk}x${d.dv}`;
+    let t = scratch.get(key);
+    if (!t) {
+      const size = (x: Dim) => (x === 1 ? 1 : d[x]);
+      t = Object.fromEntries(prog.temps.map((tm) => [tm.name, new Float64Array(size(tm.shape.r) * size(tm.shape.c))]));
+      scratch.set(key, t);
+    }
+    return t;
+  };
+  return {
+    name: checked.name,
+    inputs: checked.inputs,
+    readLinear: checked.readLinear,
+    checked,
+    notes: checked.notes,
+    jsSource: { update, read },
+    step(S, x, dims) {
+      checkSizes(checked, S, x, dims);
+      stepFn(S, x, dims.dk, dims.dv, temps(dims), HELPERS);
+    },
+    read(S, q, dims, out) {
+      readFn(S, q, dims.dk, dims.dv, temps(dims), HELPERS, out);
+    },
+  };
+}
+
+function checkSizes(rule: CheckedRule, S: Float64Array, x: TokenInputs, dims: Dims): void {
+  if (S.length !== dims.dk * dims.dv) throw new ShapeError(`rule '${rule.name}': state has ${S.length} values, expected dk*dv = ${dims.dk * dims.dv}`);
+  for (const d of rule.inputs) {
+    const v = x[d.name];
+    const want = d.width === 'scalar' ? 1 : dims[d.width];
+    if (v === undefined) throw new ShapeError(`rule '${rule.name}': input '${d.name}' is missing`);
+    if (typeof v === 'number' ? want !== 1 : v.length !== want) {
+      throw new ShapeError(`rule '${rule.name}': input '${d.name}' has ${typeof v === 'number' ? 'a scalar' : `${v.length} values`}, expected ${d.width === 'scalar' ? 'a scalar' : `${d.width} = ${want}`}`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The mathjs interpreter: the same tree, evaluated with mathjs matrices (the oracle of the tests).
+
+type Val = number | math.Matrix;
+
+const asScalar = (v: Val): Val => (typeof v === 'number' ? v : v.size().every((n) => n === 1) ? (v.get([0, 0]) as number) : v);
+const col = (a: ArrayLike<number>): math.Matrix => math.matrix(Array.from(a, (x) => [x]));
+
+function evalTree(e: TExpr, env: { S: math.Matrix; x: TokenInputs | null; q: Float64Array | null; lets: Map<string, Val>; dims: Dims }): Val {
+  const ev = (n: TExpr) => evalTree(n, env);
+  const elementwise = (v: Val, f: (x: number) => number): Val => (typeof v === 'number' ? f(v) : (math.map(v as never, (x: number) => f(x)) as unknown as math.Matrix));
+  switch (e.kind) {
+    case 'num':
+      return e.value;
+    case 'ref':
+      switch (e.ref) {
+        case 'state':
+          return env.S;
+        case 'size':
+          return env.dims[e.name as 'dk' | 'dv'];
+        case 'query':
+          return col(env.q!);
+        case 'let':
+          return env.lets.get(e.name)!;
+        case 'input': {
+          const v = env.x![e.name];
+          return typeof v === 'number' ? v : col(v);
+        }
+      }
+    // eslint-disable-next-line no-fallthrough
+    case 'neg':
+      return math.unaryMinus(ev(e.arg) as never) as Val;
+    case 'transpose': {
+      const v = ev(e.arg);
+      return typeof v === 'number' ? v : math.transpose(v);
+    }
+    case 'add':
+      return asScalar(math.add(ev(e.a), ev(e.b)) as Val);
+    case 'sub':
+      return asScalar(math.subtract(ev(e.a), ev(e.b)) as Val);
+    case 'mul':
+      return asScalar(math.dotMultiply(ev(e.a) as never, ev(e.b) as never) as Val);
+    case 'div':
+      return asScalar(math.dotDivide(ev(e.a) as never, ev(e.b) as never) as Val);
+    case 'matmul':
+      return asScalar(math.multiply(ev(e.a) as math.Matrix, ev(e.b) as math.Matrix) as Val);
+    case 'pow':
+      return asScalar(math.dotPow(ev(e.a), e.exponent) as Val);
+    case 'fn': {
+      const f = { exp: Math.exp, log: Math.log, tanh: Math.tanh, sqrt: Math.sqrt, abs: Math.abs, ...HELPERS }[e.fn];
+      return elementwise(ev(e.arg), f);
+    }
+    case 'diag': {
+      const v = ev(e.arg) as math.Matrix;
+      return math.diag((math.flatten(v) as math.Matrix).toArray() as number[]) as math.Matrix;
+    }
+    case 'norm': {
+      const v = ev(e.arg);
+      return typeof v === 'number' ? Math.abs(v) : (math.norm(v, 'fro') as number);
+    }
+  }
+}
+
+const toMatrix = (S: Float64Array, d: Dims) => math.matrix(Array.from({ length: d.dk }, (_, i) => Array.from(S.subarray(i * d.dv, (i + 1) * d.dv))));
+
+/** The rule evaluated node by node with mathjs (slow; an independent oracle for `ruleFromText`). */
+export function interpretRule(checked: CheckedRule): Rule {
+  return {
+    name: `${checked.name} (mathjs interpreter)`,
+    inputs: checked.inputs,
+    readLinear: checked.readLinear,
+    step(S, x, dims) {
+      const env = { S: toMatrix(S, dims), x, q: null, lets: new Map<string, Val>(), dims };
+      for (const st of checked.body) {
+        const v = evalTree(st.expr, env);
+        if (st.kind === 'let') env.lets.set(st.name, v);
+        else env.S = v as math.Matrix;
+      }
+      S.set((math.flatten(env.S) as math.Matrix).toArray() as number[]);
+    },
+    read(S, q, dims, out) {
+      const v = evalTree(checked.output.expr, { S: toMatrix(S, dims), x: null, q, lets: new Map(), dims }) as math.Matrix;
+      out.set((math.flatten(v) as math.Matrix).toArray() as number[]);
+    },
+  };
+}

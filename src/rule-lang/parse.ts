@@ -1,0 +1,172 @@
+/**
+ * The line-based structure of a rule file (docs/rule-language.md). One declaration per line,
+ * `#` starts a comment:
+ *
+ *   state S[dk, dv]                  the memory state; its shape must be [dk, dv]
+ *   inputs k[dk], v[dv], g, beta     per-token inputs in order; vectors [dk] or [dv], scalars bare
+ *   range g <= 0                     generator ranges: `x <= 0` (or `< 0`, a log-space decay),
+ *   range beta in (0, 1)             `x in (0, 1)`, `x normalized` (unit l2 norm), `x free`
+ *   range k normalized               (the default); one range per input
+ *   let u = <expr>                   a named temporary (any shape), visible to later lines
+ *   update S = <expr>                a new value of the state; later lines see the new value
+ *   output o = <expr>                the read-out, a [dv] column; sees the final state and q[dk]
+ *
+ * Statements run in order; the output line comes last. This file checks the structure only;
+ * names and shapes inside expressions are checked by check.ts.
+ */
+import type { InputRange, Width } from '../../reference/types.js';
+import { parseExpr, type Expr } from './expr.js';
+import { makeSource, ruleError, type Source, type Span } from './source.js';
+
+export type DimName = 'dk' | 'dv';
+
+export interface InputSpec {
+  name: string;
+  width: Width;
+  span: Span;
+}
+
+export interface Statement {
+  kind: 'let' | 'update';
+  name: string;
+  nameSpan: Span;
+  expr: Expr;
+  line: number;
+}
+
+export interface RuleFile {
+  src: Source;
+  state: { name: string; span: Span };
+  inputs: InputSpec[];
+  ranges: Map<string, { range: InputRange; span: Span }>;
+  body: Statement[];
+  output: { name: string; nameSpan: Span; expr: Expr; line: number };
+}
+
+/** The name `q` is the query, always present: rule inputs may not take it. */
+export const QUERY = 'q';
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const KEYWORDS = ['state', 'inputs', 'range', 'let', 'update', 'output'];
+
+/** Parse the structure of a rule file. Throws RuleError quoting the offending text. */
+export function parseRuleFile(text: string, file = '<rule>'): RuleFile {
+  const src = makeSource(text, file);
+  let state: RuleFile['state'] | null = null;
+  let inputs: InputSpec[] | null = null;
+  const ranges: RuleFile['ranges'] = new Map();
+  const body: Statement[] = [];
+  let output: RuleFile['output'] | null = null;
+  const pendingRanges: { name: string; range: InputRange; span: Span }[] = [];
+
+  src.lines.forEach((raw, idx) => {
+    const line = idx + 1;
+    const hash = raw.indexOf('#');
+    const content = hash >= 0 ? raw.slice(0, hash) : raw;
+    const start = content.search(/\S/);
+    if (start < 0) return;
+    const body0 = content.trimEnd();
+    const kw = /^[A-Za-z_]+/.exec(body0.slice(start))?.[0] ?? '';
+    const kwSpan: Span = { line, col: start + 1, len: Math.max(1, kw.length) };
+    const restCol = start + kw.length; // 0-based index of what follows the keyword
+    const rest = body0.slice(restCol);
+    const at = (offset: number, len: number): Span => ({ line, col: restCol + offset + 1, len: Math.max(1, len) });
+    const whole: Span = { line, col: start + 1, len: body0.length - start };
+
+    if (output && kw !== 'range') {
+      throw ruleError(src, whole, `'${kw}' after the output line: the read-out reads the state after all updates, so the output line must come last`);
+    }
+    switch (kw) {
+      case 'state': {
+        if (state) throw ruleError(src, whole, `a second state declaration (the state was declared on line ${state.span.line})`);
+        const m = /^\s+([A-Za-z_]\w*)\s*\[\s*([^,\]]*?)\s*,\s*([^\]]*?)\s*\]\s*$/.exec(rest);
+        if (!m) throw ruleError(src, whole, 'expected `state S[dk, dv]`');
+        const nameAt = rest.indexOf(m[1]);
+        if (m[2] !== 'dk' || m[3] !== 'dv') {
+          throw ruleError(src, at(rest.indexOf('['), rest.length - rest.indexOf('[')), `the state must have shape [dk, dv] (a dk×dv matrix read out as Sᵀq), got [${m[2]}, ${m[3]}]`);
+        }
+        checkName(src, m[1], at(nameAt, m[1].length));
+        state = { name: m[1], span: at(nameAt, m[1].length) };
+        return;
+      }
+      case 'inputs': {
+        if (inputs) throw ruleError(src, whole, 'a second inputs line: declare all inputs on one line, in order');
+        inputs = [];
+        let offset = 0;
+        for (const piece of rest.split(',')) {
+          const lead = piece.search(/\S/);
+          const item = piece.trim();
+          const span = at(offset + Math.max(0, lead), Math.max(1, item.length));
+          offset += piece.length + 1;
+          const m = /^([A-Za-z_]\w*)\s*(?:\[\s*([^\]]*?)\s*\])?$/.exec(item);
+          if (!m) throw ruleError(src, span, `expected an input like 'k[dk]', 'v[dv]' or a scalar 'g', got '${item}'`);
+          const name = m[1];
+          checkName(src, name, span);
+          if (name === QUERY) throw ruleError(src, span, `'q' is the query, implicit in every rule (q[dk], used by the output line); it cannot be an input`);
+          if (inputs.some((i) => i.name === name)) throw ruleError(src, span, `input '${name}' is declared twice`);
+          let width: Width = 'scalar';
+          if (m[2] !== undefined) {
+            if (m[2] !== 'dk' && m[2] !== 'dv') throw ruleError(src, span, `input '${name}' has width [${m[2]}]; inputs are [dk] or [dv] vectors, or scalars (no brackets)`);
+            width = m[2];
+          }
+          inputs.push({ name, width, span });
+        }
+        return;
+      }
+      case 'range': {
+        const m = /^\s+([A-Za-z_]\w*)\s+(.*?)\s*$/.exec(rest);
+        if (!m) throw ruleError(src, whole, 'expected `range x <= 0`, `range x in (0, 1)`, `range x normalized` or `range x free`');
+        const nameSpan = at(rest.indexOf(m[1]), m[1].length);
+        const cond = m[2].replace(/\s+/g, '');
+        const range: InputRange | null =
+          cond === '<=0' || cond === '<0' ? 'logdecay' : cond === 'in(0,1)' ? 'unit' : cond === 'normalized' ? 'normalized' : cond === 'free' ? 'free' : null;
+        if (!range) {
+          throw ruleError(src, at(rest.lastIndexOf(m[2]), m[2].length), `unknown range '${m[2]}'; ranges are '<= 0' (a log-space decay), 'in (0, 1)', 'normalized' (unit l2 norm) and 'free'`);
+        }
+        pendingRanges.push({ name: m[1], range, span: nameSpan });
+        return;
+      }
+      case 'let':
+      case 'update':
+      case 'output': {
+        const m = /^(\s+)([A-Za-z_]\w*)(\s*)=(?!=)(.*)$/.exec(rest);
+        if (!m) throw ruleError(src, whole, `expected \`${kw} name = expression\``);
+        const nameSpan = at(m[1].length, m[2].length);
+        checkName(src, m[2], nameSpan);
+        const exprCol = restCol + m[1].length + m[2].length + m[3].length + 1 + 1; // 1-based column after '='
+        const expr = parseExpr(src, line, m[4], exprCol);
+        if (kw === 'output') output = { name: m[2], nameSpan, expr, line };
+        else body.push({ kind: kw, name: m[2], nameSpan, expr, line });
+        return;
+      }
+      default:
+        throw ruleError(src, kwSpan, `unknown declaration '${kw || body0.trim()}'; a line starts with one of: ${KEYWORDS.join(', ')} (or # for a comment)`);
+    }
+  });
+
+  const endSpan: Span = { line: src.lines.length, col: 1, len: 1 };
+  if (!state) throw ruleError(src, endSpan, 'no state declaration: a rule needs `state S[dk, dv]`');
+  if (!inputs) throw ruleError(src, endSpan, 'no inputs line: a rule needs e.g. `inputs k[dk], v[dv]`');
+  if (!output) throw ruleError(src, endSpan, 'no output line: a rule needs e.g. `output o = S\' * q`');
+  const st = state as RuleFile['state'];
+  const ins = inputs as InputSpec[];
+  if (ins.some((i) => i.name === st.name)) {
+    const clash = ins.find((i) => i.name === st.name)!;
+    throw ruleError(src, clash.span, `input '${clash.name}' has the name of the state`);
+  }
+  for (const r of pendingRanges) {
+    const input = ins.find((i) => i.name === r.name);
+    if (!input) throw ruleError(src, r.span, `range for '${r.name}', which is not an input (inputs: ${ins.map((i) => i.name).join(', ')})`);
+    if (ranges.has(r.name)) throw ruleError(src, r.span, `a second range for '${r.name}' (first on line ${ranges.get(r.name)!.span.line})`);
+    if (r.range === 'normalized' && input.width === 'scalar') throw ruleError(src, r.span, `'${r.name}' is a scalar: only vectors can be normalized`);
+    ranges.set(r.name, { range: r.range, span: r.span });
+  }
+  if (!body.some((s) => s.kind === 'update' && s.name === st.name)) {
+    throw ruleError(src, st.span, `the state '${st.name}' is never updated: add a line \`update ${st.name} = ...\``);
+  }
+  return { src, state: st, inputs: ins, ranges, body, output: output as RuleFile['output'] };
+}
+
+function checkName(src: Source, name: string, span: Span): void {
+  if (!NAME.test(name)) throw ruleError(src, span, `'${name}' is not a valid name`);
+  if (KEYWORDS.includes(name)) throw ruleError(src, span, `'${name}' is a keyword of the rule language and cannot be a name`);
+}
