@@ -1,0 +1,151 @@
+/**
+ * `momlab vectors`: golden test vectors for another implementation (e.g. fla's Triton kernels),
+ * computed by the float64 reference, written in fla's layout. Two groups:
+ *  - core.*  the MoM recurrence with gated-delta given q, k, v, g, beta and router logits
+ *            directly (SPEC 4, mix after; q unscaled, scale dk^-1/2 applied by the recurrence);
+ *  - layer.* the whole layer (SPEC 6) on hidden states with the weights in weights.safetensors.
+ * docs/vectors.md describes the files; docs/examples/verify_with_fla.py uses them.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from './args.js';
+import { ConfigError } from '../../reference/errors.js';
+import { momForward } from '../../reference/mom.js';
+import { getRule } from '../../reference/rules/index.js';
+import { mulberry32, sampleCoreInputs } from '../../reference/sample.js';
+import type { CoreConfig } from '../../reference/types.js';
+import { layerForward } from '../../reference/layer.js';
+import { layerDims, layerWeightsFrom, readLayerConfig, type LayerConfig, type LayerWeights } from '../layer-config.js';
+import { readSafetensors, writeSafetensors, type TensorIn } from '../io/safetensors.js';
+import { initLayerWeights, writeLayerWeights } from './init.js';
+
+export const usage = `usage: momlab vectors --config cfg.json [--weights w.safetensors] [--batch B] [--tokens T] --seed S --out DIR
+
+Write golden vectors computed by the float64 reference into DIR:
+  inputs.safetensors    core.* (q, k, v, g, beta per memory, router logits) and layer.hidden_states
+  weights.safetensors   the layer weights under fla's state-dict names (--weights, or random from --seed)
+  expected.safetensors  core.o, core.final_state.*, layer.y, layer.router_logits, layer.final_state.*
+  manifest.json         config, seed, shapes, per-tensor tolerance, how the values were computed
+Defaults: --batch 2 --tokens 37 (not a multiple of any chunk size).`;
+
+/**
+ * Tolerances (SPEC 9 error ratio) for a float32 implementation against these float64 values.
+ * Measured on momlab's own float32 GPU path (lavapipe) against the reference, over random
+ * small configurations (test/layer-gpu.test.ts, the pipeline's gpu-vs-reference suite):
+ * see LAYER_TOL and CORE_TOL there for the numbers; here with a 10x margin over the worst
+ * measured ratio since another implementation may accumulate in a different order.
+ */
+export const VECTOR_TOLERANCE = { core: 1e-4, layer: 1e-4 } as const;
+
+export interface VectorOptions {
+  config: LayerConfig;
+  weights: LayerWeights;
+  B: number;
+  T: number;
+  seed: number;
+}
+
+export interface Vectors {
+  inputs: Record<string, TensorIn>;
+  expected: Record<string, TensorIn>;
+  coreConfig: CoreConfig;
+}
+
+/** Standard-normal hidden states (Box-Muller over mulberry32), like the RMS-normalised input a layer sees. */
+export function sampleHiddenStates(n: number, seed: number): Float64Array {
+  const rand = mulberry32(seed);
+  const x = new Float64Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(1 - rand()));
+    const a = 2 * Math.PI * rand();
+    x[i] = r * Math.cos(a);
+    if (i + 1 < n) x[i + 1] = r * Math.sin(a);
+  }
+  return x;
+}
+
+/** Split [E, B, H, dk, dv] states into one [B, H, dk, dv] tensor per memory. */
+function perMemory(prefix: string, routed: Float64Array, shared: Float64Array | null, E: number, shape: number[]): Record<string, TensorIn> {
+  const size = shape.reduce((a, b) => a * b, 1);
+  const out: Record<string, TensorIn> = {};
+  for (let e = 0; e < E; e++) out[`${prefix}.${e}`] = { shape, data: routed.subarray(e * size, (e + 1) * size) };
+  if (shared) out[`${prefix}.shared`] = { shape, data: shared };
+  return out;
+}
+
+const f32 = (a: Float64Array): Float64Array => a.map(Math.fround);
+
+export function makeVectors(o: VectorOptions): Vectors {
+  const { config: c, B, T, seed } = o;
+  const { D, H, dk, dv, E } = layerDims(c);
+  const rule = getRule('gated-delta');
+  const coreConfig: CoreConfig = { B, T, H, E, topk: c.topk, dk, dv, shared: c.shared_mem };
+  // Inputs and weights are stored as F32: round them first, so that the expected values are the
+  // float64 result on exactly the numbers in the files (a unit key stays unit within 1e-7).
+  const round = (m: Record<string, Float64Array>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, f32(v)]));
+  const s = sampleCoreInputs(rule, coreConfig, seed);
+  const x = { q: f32(s.q), logits: f32(s.logits), memories: s.memories.map(round), shared: s.shared ? round(s.shared) : null };
+  const core = momForward(rule, coreConfig, x);
+  const hidden = f32(sampleHiddenStates(B * T * D, seed ^ 0x5eed));
+  const layer = layerForward(c, round(o.weights), hidden, B, T);
+
+  const bth = [B, T, H];
+  const inputs: Record<string, TensorIn> = { 'core.q': { shape: [B, T, H, dk], data: x.q }, 'core.router_logits': { shape: [B, T, E], data: x.logits } };
+  const mems = x.memories.map((m, e) => [String(e), m] as const);
+  if (x.shared) mems.push(['shared', x.shared]);
+  for (const [e, m] of mems) {
+    inputs[`core.k.${e}`] = { shape: [B, T, H, dk], data: m.k };
+    inputs[`core.v.${e}`] = { shape: [B, T, H, dv], data: m.v };
+    inputs[`core.g.${e}`] = { shape: bth, data: m.g };
+    inputs[`core.beta.${e}`] = { shape: bth, data: m.beta };
+  }
+  inputs['layer.hidden_states'] = { shape: [B, T, D], data: hidden };
+  const expected: Record<string, TensorIn> = {
+    'core.o': { shape: [B, T, H, dv], data: core.o },
+    ...perMemory('core.final_state', core.final.routed, core.final.shared, E, [B, H, dk, dv]),
+    'layer.y': { shape: [B, T, D], data: layer.y },
+    'layer.router_logits': { shape: [B, T, E], data: layer.logits },
+    ...perMemory('layer.final_state', layer.final.routed, layer.final.shared, E, [B, H, dk, dv]),
+  };
+  return { inputs, expected, coreConfig };
+}
+
+const listing = (t: Record<string, TensorIn>) => Object.entries(t).map(([name, { shape }]) => ({ name, shape: [...shape] }));
+
+export async function run(argv: string[]): Promise<number> {
+  const { flags } = parseArgs(argv, { config: 'string', weights: 'string', batch: 'number', tokens: 'number', seed: 'number', out: 'string' }, 'vectors');
+  for (const f of ['config', 'seed', 'out'] as const) if (flags[f] === undefined) throw new ConfigError(`momlab vectors: --${f} is required\n\n${usage}`);
+  const B = (flags.batch as number | undefined) ?? 2;
+  const T = (flags.tokens as number | undefined) ?? 37;
+  const seed = flags.seed as number;
+  for (const [name, v, max] of [['batch', B, 64], ['tokens', T, 4096]] as const) {
+    if (!Number.isInteger(v) || v < 1 || v > max) throw new ConfigError(`momlab vectors: --${name} must be an integer in 1..${max}, got ${v}`);
+  }
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new ConfigError(`momlab vectors: --seed must be an integer in 0..2^32-1, got ${seed}`);
+  const config = await readLayerConfig(flags.config as string);
+  const weights = flags.weights ? layerWeightsFrom(await readSafetensors(flags.weights as string), config) : initLayerWeights(config, seed);
+  const v = makeVectors({ config, weights, B, T, seed });
+  const dir = flags.out as string;
+  await mkdir(dir, { recursive: true });
+  await writeSafetensors(join(dir, 'inputs.safetensors'), v.inputs, { format: 'pt' });
+  await writeSafetensors(join(dir, 'expected.safetensors'), v.expected, { format: 'pt' });
+  await writeLayerWeights(join(dir, 'weights.safetensors'), config, weights);
+  const manifest = {
+    format: 'momlab-vectors/1',
+    config,
+    seed,
+    batch: B,
+    tokens: T,
+    weights: flags.weights ? `from ${flags.weights}` : `momlab init --seed ${seed} (fla initialisation rules)`,
+    core: { ...v.coreConfig, rule: 'gated-delta', scale: v.coreConfig.dk ** -0.5, mix: 'after', q_scaled: false, k_normalized: true },
+    computed:
+      'float64 reference (momlab reference/), stored as float32. core: reference/mom.ts momForward, token by token (SPEC 4). ' +
+      'layer: reference/layer.ts layerForward, gathered form, gated delta rule token by token (SPEC 6). Initial states are zero.',
+    metric: "err = rms(ref - out) / (rms(ref) + 1e-8); a tensor passes when err <= tolerance or max|ref - out| <= 1e-6 (SPEC 9)",
+    inputs: listing(v.inputs),
+    expected: listing(v.expected).map((t) => ({ ...t, tolerance: VECTOR_TOLERANCE[t.name.startsWith('core.') ? 'core' : 'layer'] })),
+  };
+  await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  console.log(`wrote ${dir}: ${Object.keys(v.inputs).length} input tensors, ${Object.keys(v.expected).length} expected tensors (B=${B}, T=${T}, seed ${seed})`);
+  return 0;
+}

@@ -1,0 +1,88 @@
+/**
+ * `momlab verify`: compare another implementation's outputs with golden vectors (momlab vectors).
+ * Every tensor of expected.safetensors (or those under --only PREFIX) must be present in the
+ * outputs file with the same shape; each is compared with SPEC 9's metric against the tolerance
+ * the manifest gives for it. A missing tensor, a wrong shape or a NaN/Inf fails. Exit 0 or 1.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from './args.js';
+import { ConfigError, FormatError } from '../../reference/errors.js';
+import { compareArrays, SPEC_ATOL } from '../../properties/compare.js';
+import { readSafetensors } from '../io/safetensors.js';
+
+export const usage = `usage: momlab verify --vectors DIR --outputs FILE.safetensors [--only PREFIX]
+
+Compare FILE's tensors (named as in DIR/expected.safetensors, e.g. core.o, layer.y) with the
+golden values. Prints per tensor the error ratio rms(ref-out)/rms(ref) and the max abs error;
+exits 0 when every tensor passes its tolerance (from DIR/manifest.json), 1 otherwise.
+--only core (or layer) checks just one group.`;
+
+export interface VerifyRow {
+  name: string;
+  errRatio: number;
+  maxAbs: number;
+  tolerance: number;
+  pass: boolean;
+  problem: string | null;
+}
+
+interface Manifest {
+  expected: { name: string; shape: number[]; tolerance: number }[];
+}
+
+async function readManifest(dir: string): Promise<Manifest> {
+  const path = join(dir, 'manifest.json');
+  let m: Manifest;
+  try {
+    m = JSON.parse(await readFile(path, 'utf8')) as Manifest;
+  } catch (e) {
+    throw new FormatError(`cannot read '${path}': ${(e as Error).message}`);
+  }
+  if (!Array.isArray(m?.expected) || m.expected.some((t) => typeof t?.name !== 'string' || !(typeof t.tolerance === 'number' && t.tolerance > 0))) {
+    throw new FormatError(`'${path}': 'expected' must list { name, shape, tolerance } for every expected tensor`);
+  }
+  return m;
+}
+
+export async function verify(dir: string, outputsPath: string, only?: string): Promise<VerifyRow[]> {
+  const manifest = await readManifest(dir);
+  const expected = await readSafetensors(join(dir, 'expected.safetensors'));
+  const outputs = await readSafetensors(outputsPath);
+  const rows: VerifyRow[] = [];
+  const entries = manifest.expected.filter((t) => !only || t.name.startsWith(only));
+  if (entries.length === 0) throw new ConfigError(`momlab verify: no expected tensor matches --only '${only}'`);
+  for (const { name, tolerance } of entries) {
+    const ref = expected.tensors.get(name);
+    if (!ref) throw new FormatError(`${expected.source}: missing tensor '${name}' listed in the manifest`);
+    const got = outputs.tensors.get(name);
+    const row: VerifyRow = { name, errRatio: NaN, maxAbs: NaN, tolerance, pass: false, problem: null };
+    if (!got) row.problem = 'missing from the outputs';
+    else if (got.shape.length !== ref.shape.length || got.shape.some((d, i) => d !== ref.shape[i])) row.problem = `shape [${got.shape}], expected [${ref.shape}]`;
+    else {
+      const cmp = compareArrays(ref.data, got.data);
+      row.errRatio = cmp.errRatio;
+      row.maxAbs = cmp.maxAbs;
+      row.problem = cmp.broken;
+      row.pass = cmp.pass(tolerance, SPEC_ATOL);
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
+const fmt = (x: number) => (Number.isNaN(x) ? 'NaN' : x.toExponential(2));
+
+export async function run(argv: string[]): Promise<number> {
+  const { flags } = parseArgs(argv, { vectors: 'string', outputs: 'string', only: 'string' }, 'verify');
+  for (const f of ['vectors', 'outputs'] as const) if (flags[f] === undefined) throw new ConfigError(`momlab verify: --${f} is required\n\n${usage}`);
+  const rows = await verify(flags.vectors as string, flags.outputs as string, flags.only as string | undefined);
+  const w = Math.max(6, ...rows.map((r) => r.name.length));
+  console.log(`${'tensor'.padEnd(w)}  ${'err ratio'.padStart(9)}  ${'max abs'.padStart(9)}  ${'tol'.padStart(8)}  result`);
+  for (const r of rows) {
+    console.log(`${r.name.padEnd(w)}  ${fmt(r.errRatio).padStart(9)}  ${fmt(r.maxAbs).padStart(9)}  ${fmt(r.tolerance).padStart(8)}  ${r.pass ? 'pass' : `FAIL${r.problem ? ` (${r.problem})` : ''}`}`);
+  }
+  const failed = rows.filter((r) => !r.pass).length;
+  console.log(failed ? `${failed} of ${rows.length} tensors FAIL` : `all ${rows.length} tensors pass`);
+  return failed ? 1 : 0;
+}

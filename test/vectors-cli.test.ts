@@ -1,0 +1,122 @@
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseSafetensors, serializeSafetensors, type TensorIn } from '../src/io/safetensors.js';
+import { layerWeightsFrom, parseLayerConfig } from '../src/layer-config.js';
+import { layerForward } from '../reference/layer.js';
+import { run as verifyRun } from '../src/cli/verify.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'momlab-vectors-'));
+const vec = join(dir, 'vec');
+
+function momlab(...args: string[]) {
+  const r = spawnSync(process.execPath, ['bin/momlab.js', ...args], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } });
+  return { code: r.status, out: r.stdout + r.stderr };
+}
+
+/** `momlab verify` in-process (spawning costs seconds on the shared CI machine): exit code and output. */
+async function verify(...args: string[]) {
+  const lines: string[] = [];
+  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
+  try {
+    return { code: await verifyRun(args), out: lines.join('\n') };
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+/** expected.safetensors with `edit` applied to its tensors, written to `name`. */
+function variant(name: string, edit: (t: Record<string, TensorIn>) => void): string {
+  const f = parseSafetensors(readFileSync(join(vec, 'expected.safetensors')));
+  const t: Record<string, TensorIn> = {};
+  for (const [n, x] of f.tensors) t[n] = { shape: x.shape, data: x.data.slice() };
+  edit(t);
+  const p = join(dir, name);
+  writeFileSync(p, serializeSafetensors(t));
+  return p;
+}
+
+const config = { hidden_size: 6, num_heads: 2, head_dim: 4, expand_v: 1, num_memories: 3, topk: 2, shared_mem: true, conv_size: 3, norm_eps: 1e-6 };
+
+beforeAll(() => {
+  writeFileSync(join(dir, 'cfg.json'), JSON.stringify(config));
+  const r = momlab('vectors', '--config', join(dir, 'cfg.json'), '--batch', '2', '--tokens', '9', '--seed', '11', '--out', vec);
+  if (r.code !== 0) throw new Error(r.out);
+});
+
+describe('momlab vectors / verify', () => {
+  it('writes inputs, weights, expected and a manifest in fla layout', () => {
+    const m = JSON.parse(readFileSync(join(vec, 'manifest.json'), 'utf8'));
+    expect(m.config).toEqual({ ...config, single_kv_proj: false });
+    expect(m.seed).toBe(11);
+    const inputs = parseSafetensors(readFileSync(join(vec, 'inputs.safetensors')));
+    const expected = parseSafetensors(readFileSync(join(vec, 'expected.safetensors')));
+    expect(inputs.tensors.get('core.q')!.shape).toEqual([2, 9, 2, 4]);
+    expect(inputs.tensors.get('core.beta.shared')!.shape).toEqual([2, 9, 2]);
+    expect(inputs.tensors.get('layer.hidden_states')!.shape).toEqual([2, 9, 6]);
+    expect(expected.tensors.get('core.o')!.shape).toEqual([2, 9, 2, 4]);
+    expect(expected.tensors.get('core.final_state.2')!.shape).toEqual([2, 2, 4, 4]);
+    expect(expected.tensors.get('layer.y')!.shape).toEqual([2, 9, 6]);
+    expect(m.expected.map((t: { name: string }) => t.name).sort()).toEqual([...expected.tensors.keys()].sort());
+    for (const t of m.expected) expect(t.tolerance).toBeGreaterThan(0);
+    // The expected layer output is the reference on exactly the stored (float32) inputs and weights.
+    const w = layerWeightsFrom(parseSafetensors(readFileSync(join(vec, 'weights.safetensors'))), parseLayerConfig(config));
+    const y = layerForward(parseLayerConfig(config), w, inputs.tensors.get('layer.hidden_states')!.data, 2, 9).y;
+    expect(Array.from(expected.tensors.get('layer.y')!.data)).toEqual(Array.from(y, Math.fround));
+  });
+
+  it('the expected file verifies against itself (exit 0)', () => {
+    const r = momlab('verify', '--vectors', vec, '--outputs', join(vec, 'expected.safetensors'));
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/layer\.y\s+0\.00e\+0\s+0\.00e\+0/);
+    expect(r.out).toMatch(/all 11 tensors pass/);
+  });
+
+  it('a perturbed copy fails (exit 1), naming the tensor', async () => {
+    // 1% relative noise on core.o: an error ratio near 1e-2, far over the 1e-4 tolerance
+    const p = variant('perturbed.safetensors', (t) => {
+      t['core.o'].data = Float64Array.from(t['core.o'].data, (v, i) => v * (1 + 0.01 * Math.sin(i + 1)));
+    });
+    const r = await verify('--vectors', vec, '--outputs', p);
+    expect(r.code, r.out).toBe(1);
+    expect(r.out).toMatch(/core\.o .*FAIL/);
+    expect(r.out).toMatch(/layer\.y .*pass/);
+  });
+
+  it('a missing tensor fails', async () => {
+    const p = variant('missing.safetensors', (t) => delete t['layer.final_state.shared']);
+    const r = await verify('--vectors', vec, '--outputs', p);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/layer\.final_state\.shared .*FAIL \(missing from the outputs\)/);
+  });
+
+  it('a NaN fails', async () => {
+    const p = variant('nan.safetensors', (t) => {
+      (t['layer.y'].data as Float64Array)[3] = NaN;
+    });
+    const r = await verify('--vectors', vec, '--outputs', p);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/layer\.y .*FAIL \(non-finite value at index 3/);
+  });
+
+  it('--only checks one group; a wrong shape fails', async () => {
+    const p = variant('shape.safetensors', (t) => {
+      t['layer.y'] = { shape: [2, 6, 9], data: t['layer.y'].data };
+      delete t['core.o'];
+    });
+    expect((await verify('--vectors', vec, '--outputs', p, '--only', 'core.')).code).toBe(1);
+    const r = await verify('--vectors', vec, '--outputs', p, '--only', 'layer.');
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/layer\.y .*FAIL \(shape \[2,6,9\], expected \[2,9,6\]\)/);
+  });
+
+  it('refuses bad flags and a bad weights file with typed errors', () => {
+    expect(momlab('vectors', '--config', join(dir, 'cfg.json'), '--seed', '1').out).toMatch(/--out is required/);
+    writeFileSync(join(dir, 'trunc.safetensors'), readFileSync(join(vec, 'weights.safetensors')).subarray(0, 100));
+    const r = momlab('vectors', '--config', join(dir, 'cfg.json'), '--weights', join(dir, 'trunc.safetensors'), '--seed', '1', '--out', join(dir, 'x'));
+    expect(r.code).toBe(2);
+    expect(r.out).toMatch(/FormatError: .*trunc\.safetensors: truncated/);
+  });
+});
