@@ -11,7 +11,7 @@
 import * as math from 'mathjs';
 import type { CheckedRule, Dim, TExpr } from '../../src/rule-lang/check.js';
 import { checkRuleText } from '../../src/rule-lang/check.js';
-import { extent, flatIndex, lowerRule, type Elem, type Idx, type Program, type Step } from '../../src/rule-lang/lower.js';
+import { extent, flatIndex, lowerRule, noteOnce, type Elem, type Idx, type Program, type Step } from '../../src/rule-lang/lower.js';
 import { ShapeError } from '../errors.js';
 import type { Dims, InputDecl, Rule, TokenInputs } from '../types.js';
 
@@ -58,8 +58,9 @@ function jsElem(e: Elem): string {
   }
 }
 
-function jsStep(s: Step): string[] {
+function jsStep(s: Step, withNote = true): string[] {
   const out = [`// ${s.note}`];
+  if (!withNote) out.length = 0;
   switch (s.kind) {
     case 'scalar':
       out.push(`const ${s.name} = ${jsElem(s.expr)};`);
@@ -100,7 +101,7 @@ function jsFunction(prog: Program, steps: Step[], inputs: readonly InputDecl[] |
   const lines = ['"use strict";'];
   if (inputs) for (const d of inputs) if (prog.usedInputs.has(d.name)) lines.push(`const in_${d.name} = x[${JSON.stringify(d.name)}];`);
   for (const t of prog.temps) lines.push(`const ${t.name} = T.${t.name};`);
-  for (const s of steps) lines.push(...jsStep(s));
+  lines.push(...noteOnce(steps, jsStep));
   return lines.join('\n');
 }
 

@@ -118,12 +118,20 @@ export function lowerRule(rule: CheckedRule): Program {
         return { op: 'diag', i, j, a: e.arg.shape.c === 1 ? elem(e.arg, i, '0', note) : elem(e.arg, '0', i, note) };
       case 'matmul': {
         if (e.inner === 1) return { op: 'bin', o: '*', a: elem(e.a, i, '0', note), b: elem(e.b, '0', j, note) };
+        // diag(x) * B scales the rows of B, A * diag(x) the columns: elementwise, no sum.
+        if (e.a.kind === 'diag') return { op: 'bin', o: '*', a: diagEntry(e.a, i, note), b: elem(e.b, i, j, note) };
+        if (e.b.kind === 'diag') return { op: 'bin', o: '*', a: elem(e.a, i, j, note), b: diagEntry(e.b, j, note) };
         const name = materialise(e, '', note);
         return { op: 'load', kind: 'temp', name, shape: e.shape, i: rowIdx(e.shape, i), j: colIdx(e.shape, j) };
       }
       case 'norm':
         throw new Error('unreachable: norm is scalar and materialised above');
     }
+  }
+
+  /** Entry k of the vector on the diagonal of a diag node. */
+  function diagEntry(d: TExpr & { kind: 'diag' }, k: Idx, note: string): Elem {
+    return d.arg.shape.c === 1 ? elem(d.arg, k, '0', note) : elem(d.arg, '0', k, note);
   }
 
   /** Compute e into a new temporary (scalar or array) and return its name. */
@@ -250,3 +258,8 @@ export function flatIndex(shape: Shape, i: Idx, j: Idx, dimName: (d: Dim) => str
 
 /** The loop extent of a dimension. */
 export const extent = (d: Dim, dimName: (d: Dim) => string): string => (d === 1 ? '1' : dimName(d));
+
+/** Emit steps, writing each source-line comment once (consecutive steps of one line share it). */
+export function noteOnce(steps: Step[], emit: (s: Step, withNote: boolean) => string[]): string[] {
+  return steps.flatMap((s, n) => emit(s, n === 0 || steps[n - 1].note !== s.note));
+}
