@@ -10,7 +10,7 @@
  */
 import * as math from 'mathjs';
 import type { CheckedRule, Dim, TExpr } from '../../src/rule-lang/check.js';
-import { checkRuleText } from '../../src/rule-lang/check.js';
+import { checkRuleText, isScalar } from '../../src/rule-lang/check.js';
 import { extent, flatIndex, lowerRule, noteOnce, type Elem, type Idx, type Program, type Step } from '../../src/rule-lang/lower.js';
 import { ShapeError } from '../errors.js';
 import type { Dims, InputDecl, Rule, TokenInputs } from '../types.js';
@@ -160,10 +160,25 @@ function checkSizes(rule: CheckedRule, S: Float64Array, x: TokenInputs, dims: Di
 
 type Val = number | math.Matrix;
 
-const asScalar = (v: Val): Val => (typeof v === 'number' ? v : v.size().every((n) => n === 1) ? (v.get([0, 0]) as number) : v);
+const asScalar = (v: Val): Val => v;
 const col = (a: ArrayLike<number>): math.Matrix => math.matrix(Array.from(a, (x) => [x]));
 
-function evalTree(e: TExpr, env: { S: math.Matrix; x: TokenInputs | null; q: Float64Array | null; lets: Map<string, Val>; dims: Dims }): Val {
+/** mathjs collapses nothing by itself; make a value's kind follow the node's declared shape. */
+function evalTree(e: TExpr, env: Env): Val {
+  const v = evalNode(e, env);
+  if (isScalar(e.shape)) return typeof v === 'number' ? v : (math.flatten(v).get([0]) as number);
+  return typeof v === 'number' ? math.matrix([[v]]) : v;
+}
+
+interface Env {
+  S: math.Matrix;
+  x: TokenInputs | null;
+  q: Float64Array | null;
+  lets: Map<string, Val>;
+  dims: Dims;
+}
+
+function evalNode(e: TExpr, env: Env): Val {
   const ev = (n: TExpr) => evalTree(n, env);
   const elementwise = (v: Val, f: (x: number) => number): Val => (typeof v === 'number' ? f(v) : (math.map(v as never, (x: number) => f(x)) as unknown as math.Matrix));
   switch (e.kind) {

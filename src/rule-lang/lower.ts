@@ -155,7 +155,7 @@ export function lowerRule(rule: CheckedRule): Program {
         steps.push({ kind: 'reduce', name: rows, shape: { r: e.arg.shape.r, c: 1 }, inner: e.arg.shape.c, a: elem(e.arg, 'i', 'l', note), b: null, note });
         temps.push({ name: rows, shape: { r: e.arg.shape.r, c: 1 } });
         const rowsShape: Shape = { r: e.arg.shape.r, c: 1 };
-        steps.push({ kind: 'reduce', name: sq, shape: { r: 1, c: 1 }, inner: e.arg.shape.r, a: { op: 'load', kind: 'temp', name: rows, shape: rowsShape, i: 'l', j: '0' }, b: null, note });
+        steps.push({ kind: 'reduce', name: sq, shape: { r: 1, c: 1 }, inner: e.arg.shape.r, a: { op: 'load', kind: 'temp', name: rows, shape: rowsShape, i: 'l', j: '0' }, b: { op: 'num', value: 1 }, note });
       }
       steps.push({ kind: 'scalar', name, expr: { op: 'fn', fn: 'sqrt', a: { op: 'scalar', kind: 'temp', name: sq } }, note });
       return name;
