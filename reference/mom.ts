@@ -11,7 +11,7 @@
  *
  * State layout: routed [E, B, H, dk, dv], shared [B, H, dk, dv] (reference/types.ts).
  */
-import { ConfigError } from './errors.js';
+import { ConfigError, ShapeError } from './errors.js';
 import { route } from './router.js';
 import { checkChunk } from './rules/common.js';
 import type { BuiltinRule, HeadSequence } from './rules/types.js';
@@ -134,6 +134,10 @@ export function advanceDirect(rule: Rule, cfg: CoreConfig, x: CoreInputs, state:
  */
 export function gatherTokens(routing: Routing, B: number, T: number, E: number): Int32Array[][] {
   const topk = routing.indices.length / (B * T);
+  if (!Number.isInteger(topk) || topk < 1)
+    throw new ShapeError(`routing.indices must have length B*T*topk (B = ${B}, T = ${T}), got ${routing.indices.length}`);
+  for (const e of routing.indices)
+    if (!Number.isInteger(e) || e < 0 || e >= E) throw new ShapeError(`routing.indices holds memory ${e}, outside 0..E-1 = 0..${E - 1}`);
   const lists: number[][][] = Array.from({ length: B }, () => Array.from({ length: E }, () => []));
   for (let b = 0; b < B; b++)
     for (let t = 0; t < T; t++)

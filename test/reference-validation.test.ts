@@ -5,12 +5,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, ShapeError } from '../reference/errors.js';
-import { emptyState, momForward, momGathered, validateCore } from '../reference/mom.js';
+import { emptyState, gatherTokens, momForward, momGathered, validateCore } from '../reference/mom.js';
 import { route, routeToken } from '../reference/router.js';
 import { BUILTIN_RULES, getRule, RULE_NAMES } from '../reference/rules/index.js';
 import { sampleCoreInputs } from '../reference/sample.js';
 import { MomState } from '../reference/state.js';
 import { traceSteps } from '../reference/trace.js';
+import type { HeadSequence } from '../reference/rules/types.js';
 import type { CoreConfig, CoreInputs, Rule } from '../reference/types.js';
 
 const rule = BUILTIN_RULES['gated-delta'];
@@ -128,6 +129,44 @@ describe('shape errors', () => {
     const st = new MomState(rule, base);
     expectError(() => st.prefill(sample(), 4), ShapeError, /inputs\.q/, /\[2, 4, 2, 3\]/);
     expect(st.tokensSeen).toBe(0);
+  });
+});
+
+describe('whole-sequence calls of a rule (recurrent, chunked)', () => {
+  const seq = (n: number): HeadSequence => ({
+    n, dk: 2, dv: 3,
+    q: new Float64Array(n * 2).fill(0.5),
+    inputs: { k: new Float64Array(n * 2).fill(0.5), v: new Float64Array(n * 3).fill(1), g: new Float64Array(n).fill(-0.5), beta: new Float64Array(n).fill(0.5) },
+  });
+  const S = () => new Float64Array(6);
+
+  it('wrong lengths, missing or extra inputs, a wrong state, non-finite values', () => {
+    for (const run of [(x: HeadSequence, s: Float64Array) => rule.recurrent(x, s), (x: HeadSequence, s: Float64Array) => rule.chunked(x, s, 2)]) {
+      expectError(() => run({ ...seq(3), q: new Float64Array(5) }, S()), ShapeError, /sequence q/, /\[n, dk\] = \[3, 2\]/, /got 5/);
+      expectError(() => run({ ...seq(3), n: 4 }, S()), ShapeError, /sequence q/, /= 8, got 6/);
+      expectError(() => run(seq(3), new Float64Array(5)), ShapeError, /state S/, /\[dk, dv\] = \[2, 3\]/);
+      const { beta: _b, ...noBeta } = seq(3).inputs;
+      expectError(() => run({ ...seq(3), inputs: noBeta }, S()), ShapeError, /missing input 'beta'/);
+      expectError(() => run({ ...seq(3), inputs: { ...seq(3).inputs, a: new Float64Array(3) } }, S()), ShapeError, /extra input 'a'/);
+      const g = seq(3).inputs.g;
+      g[1] = Number.NaN;
+      expectError(() => run({ ...seq(3), inputs: { ...seq(3).inputs, g } }, S()), ShapeError, /sequence input 'g' has a non-finite value/, /index 1/);
+      expectError(() => run({ ...seq(3), n: -1 }, S()), ShapeError, /n must be an integer >= 0/);
+    }
+  });
+
+  it('an empty sequence is fine: no outputs, the state unchanged', () => {
+    const s = Float64Array.from([1, 2, 3, 4, 5, 6]);
+    expect(rule.recurrent(seq(0), s).length).toBe(0);
+    expect(rule.chunked(seq(0), s, 4).length).toBe(0);
+    expect(Array.from(s)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it('gatherTokens rejects a routing that does not fit', () => {
+    const r = route(Float64Array.from([0, 1, 2, 2, 1, 0]), 1, 2, 3, 2);
+    expect(gatherTokens(r, 1, 2, 3).map((perMemory) => perMemory.map((l) => Array.from(l)))).toEqual([[[1], [0, 1], [0]]]);
+    expectError(() => gatherTokens(r, 1, 3, 3), ShapeError, /routing\.indices must have length B\*T\*topk/);
+    expectError(() => gatherTokens(r, 1, 2, 2), ShapeError, /memory 2, outside 0\.\.E-1 = 0\.\.1/);
   });
 });
 

@@ -1,7 +1,7 @@
 /** SPEC 3, `decay` (RetNet, simple GLA, Mamba2-style): S' = α S + k vᵀ, α = e^g, g ≤ 0 scalar. */
 import type { Dims, TokenInputs } from '../types.js';
 import { decayChunked } from './chunk.js';
-import { readOut } from './common.js';
+import { checkChunk, checkSequence, readOut } from './common.js';
 import type { BuiltinRule, HeadSequence } from './types.js';
 
 /** S ← α S + k vᵀ. */
@@ -29,6 +29,7 @@ export const decay: BuiltinRule = {
   read: readOut,
 
   recurrent(seq: HeadSequence, S: Float64Array): Float64Array {
+    checkSequence(decay, seq, S);
     const { n, dk, dv, q } = seq;
     const { k, v, g } = seq.inputs;
     const o = new Float64Array(n * dv);
@@ -40,6 +41,8 @@ export const decay: BuiltinRule = {
   },
 
   chunked(seq: HeadSequence, S: Float64Array, C: number): Float64Array {
+    checkChunk(C);
+    checkSequence(decay, seq, S);
     // The scalar decay is the same on every key channel.
     const { n, dk } = seq;
     const gk = new Float64Array(n * dk);

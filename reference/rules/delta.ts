@@ -1,7 +1,7 @@
 /** SPEC 3, `delta` (DeltaNet): S' = S + β k (v − Sᵀk)ᵀ, β ∈ (0,1). Chunked: the UT transform. */
 import type { Dims, TokenInputs } from '../types.js';
 import { deltaChunked } from './chunk.js';
-import { readOut } from './common.js';
+import { checkChunk, checkSequence, readOut } from './common.js';
 import type { BuiltinRule, HeadSequence } from './types.js';
 
 /** S ← S + k uᵀ with u = β (v − Sᵀk); `u` is scratch of length dv. */
@@ -38,6 +38,7 @@ export const delta: BuiltinRule = {
   read: readOut,
 
   recurrent(seq: HeadSequence, S: Float64Array): Float64Array {
+    checkSequence(delta, seq, S);
     const { n, dk, dv, q } = seq;
     const { k, v, beta } = seq.inputs;
     const o = new Float64Array(n * dv);
@@ -50,6 +51,8 @@ export const delta: BuiltinRule = {
   },
 
   chunked(seq: HeadSequence, S: Float64Array, C: number): Float64Array {
+    checkChunk(C);
+    checkSequence(delta, seq, S);
     return deltaChunked(seq, S, C, null);
   },
 };

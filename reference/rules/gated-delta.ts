@@ -8,7 +8,7 @@
  */
 import type { Dims, TokenInputs } from '../types.js';
 import { deltaChunked } from './chunk.js';
-import { readOut } from './common.js';
+import { checkChunk, checkSequence, readOut } from './common.js';
 import type { BuiltinRule, HeadSequence } from './types.js';
 
 /**
@@ -92,6 +92,7 @@ export const gatedDelta: BuiltinRule = {
   read: readOut,
 
   recurrent(seq: HeadSequence, S: Float64Array): Float64Array {
+    checkSequence(gatedDelta, seq, S);
     const { n, dk, dv, q } = seq;
     const { k, v, g, beta } = seq.inputs;
     const o = new Float64Array(n * dv);
@@ -102,6 +103,8 @@ export const gatedDelta: BuiltinRule = {
   },
 
   chunked(seq: HeadSequence, S: Float64Array, C: number): Float64Array {
+    checkChunk(C);
+    checkSequence(gatedDelta, seq, S);
     return deltaChunked(seq, S, C, seq.inputs.g);
   },
 };

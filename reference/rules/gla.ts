@@ -1,7 +1,7 @@
 /** SPEC 3, `gla`: S' = diag(α) S + k vᵀ, α = e^g ∈ (0,1]^dk, one decay per key channel. */
 import type { Dims, TokenInputs } from '../types.js';
 import { decayChunked } from './chunk.js';
-import { readOut } from './common.js';
+import { checkChunk, checkSequence, readOut } from './common.js';
 import type { BuiltinRule, HeadSequence } from './types.js';
 
 /** S ← diag(e^g) S + k vᵀ: row i of S decays by e^{g[i]}. */
@@ -30,6 +30,7 @@ export const gla: BuiltinRule = {
   read: readOut,
 
   recurrent(seq: HeadSequence, S: Float64Array): Float64Array {
+    checkSequence(gla, seq, S);
     const { n, dk, dv, q } = seq;
     const { k, v, g } = seq.inputs;
     const o = new Float64Array(n * dv);
@@ -41,6 +42,8 @@ export const gla: BuiltinRule = {
   },
 
   chunked(seq: HeadSequence, S: Float64Array, C: number): Float64Array {
+    checkChunk(C);
+    checkSequence(gla, seq, S);
     return decayChunked(seq, S, C, seq.inputs.g);
   },
 };

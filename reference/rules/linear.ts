@@ -1,7 +1,7 @@
 /** SPEC 3, `linear`: S' = S + k vᵀ (no gates). Chunked: SPEC 5 with no decay. */
 import type { Dims, TokenInputs } from '../types.js';
 import { decayChunked } from './chunk.js';
-import { readOut } from './common.js';
+import { checkChunk, checkSequence, readOut } from './common.js';
 import type { BuiltinRule, HeadSequence } from './types.js';
 
 /** S ← S + k vᵀ, with k at k[kOff..], v at v[vOff..]. */
@@ -28,6 +28,7 @@ export const linear: BuiltinRule = {
   read: readOut,
 
   recurrent(seq: HeadSequence, S: Float64Array): Float64Array {
+    checkSequence(linear, seq, S);
     const { n, dk, dv, q } = seq;
     const { k, v } = seq.inputs;
     const o = new Float64Array(n * dv);
@@ -39,6 +40,8 @@ export const linear: BuiltinRule = {
   },
 
   chunked(seq: HeadSequence, S: Float64Array, C: number): Float64Array {
+    checkChunk(C);
+    checkSequence(linear, seq, S);
     return decayChunked(seq, S, C, null);
   },
 };
