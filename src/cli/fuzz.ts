@@ -1,0 +1,152 @@
+/**
+ * `momlab fuzz <file.rule>`: the property suite on a rule written as math (SPEC 8). The rule is
+ * compiled twice from its text (reference JS loops, GPU WGSL kernel) and checked:
+ *   gpu-equals-reference, mix-before-equals-after (expected to FAIL when the read-out is not
+ *   linear in the state: then the report says so), decode-equals-forward, state-size-constant,
+ *   state-finite.
+ * Prints a table and, on failure, the shrunk counterexample with a replay command. Exit code 0
+ * when every property behaved as expected, 1 otherwise.
+ */
+import { readFileSync } from 'node:fs';
+import { getGpu } from '../../gpu/device.js';
+import { gpuRuleFromChecked, type TextGpuRuleOptions } from '../../gpu/kernels/from-text.js';
+import { ConfigError } from '../../reference/errors.js';
+import { ruleFromChecked } from '../../reference/rules/from-text.js';
+import { SIZES } from '../../properties/arbitraries.js';
+import { refDecodeEqualsForward } from '../../properties/decode.js';
+import { refMixBeforeEqualsAfter } from '../../properties/mix-before-after.js';
+import { formatFailure, runProperty, type PropertyReport } from '../../properties/runner.js';
+import { refStateSizeConstant } from '../../properties/state-size.js';
+import type { Property, RuleTarget } from '../../properties/types.js';
+import { stateStaysFinite, textGpuEqualsReference } from '../rule-lang/fuzz-properties.js';
+import { checkRuleText } from '../rule-lang/check.js';
+import { parseArgs } from './args.js';
+
+export const usage = `usage: momlab fuzz <file.rule> [--runs N] [--time SECONDS] [--seed S] [--path P] [--property ID] [--json] [--emit-wgsl]
+
+Runs the property suite on a rule written as math (docs/rule-language.md):
+  gpu-equals-reference      the WGSL kernel compiled from the text equals the float64 reference
+  mix-before-equals-after   mixing before and after the read-out agree (expected to FAIL when
+                            the read-out is not linear in the state; the report says so)
+  decode-equals-forward     prefill + steps equals one pass
+  state-size-constant       the state size does not depend on T
+  state-finite              the state stays finite over long sequences, inputs in their ranges
+
+  --runs N        cases per property (default 25)
+  --time S        time budget per property in seconds (default 60)
+  --seed S        fast-check seed (default: random); with --path, replays one case
+  --property ID   run only this property
+  --json          print the report as JSON
+  --emit-wgsl     print the generated WGSL kernel (H=1, dk=8, dv=8) and exit`;
+
+export interface FuzzOptions {
+  runs?: number;
+  timeSeconds?: number;
+  seed?: number;
+  path?: string;
+  property?: string;
+  /** TEST-ONLY: fault injection into the GPU compile (gpu/kernels/from-text.ts) */
+  tamper?: TextGpuRuleOptions['tamper'];
+}
+
+export interface FuzzEntry {
+  report: PropertyReport;
+  /** true when the property is expected to fail (mixing with a non-linear read-out) */
+  expectFail: boolean;
+  /** the property behaved as expected */
+  ok: boolean;
+}
+
+export interface FuzzResult {
+  rule: string;
+  file: string;
+  readLinear: boolean;
+  notes: string[];
+  entries: FuzzEntry[];
+  ok: boolean;
+}
+
+// For a non-linear read-out the mixing property runs anyway (applies to every rule): its failure
+// is the expected outcome and the proof that the suite can tell.
+const mixAlways: Property<unknown> = { ...(refMixBeforeEqualsAfter as Property<unknown>), applies: () => true };
+
+const PROPERTIES: Property<unknown>[] = [textGpuEqualsReference, mixAlways, refDecodeEqualsForward, refStateSizeConstant, stateStaysFinite] as Property<unknown>[];
+export const FUZZ_PROPERTY_IDS = PROPERTIES.map((p) => p.id);
+
+export async function fuzzRule(text: string, file: string, opts: FuzzOptions = {}): Promise<FuzzResult> {
+  const checked = checkRuleText(text, { file });
+  const ref = ruleFromChecked(checked);
+  const gpu = gpuRuleFromChecked(checked, { tamper: opts.tamper });
+  const target: RuleTarget = { name: checked.name, ref, gpu };
+  const props = opts.property ? PROPERTIES.filter((p) => p.id === opts.property) : PROPERTIES;
+  if (props.length === 0) throw new ConfigError(`momlab fuzz: unknown property '${opts.property}'; known: ${FUZZ_PROPERTY_IDS.join(', ')}`);
+  const ctx = props.some((p) => p.needsGpu) ? await getGpu() : undefined;
+  const entries: FuzzEntry[] = [];
+  for (const prop of props) {
+    const report = await runProperty(prop, [target], { ctx }, {
+      sizes: SIZES.small,
+      sizeName: 'small',
+      numRuns: opts.runs ?? 25,
+      seed: opts.seed,
+      path: opts.path,
+      timeLimitMs: (opts.timeSeconds ?? 60) * 1000,
+      replay: (seed, path) => `npx momlab fuzz ${file} --property ${prop.id} --seed ${seed} --path ${path}`,
+    });
+    const expectFail = prop.id === mixAlways.id && !checked.readLinear;
+    entries.push({ report, expectFail, ok: report.passed !== expectFail });
+  }
+  return { rule: checked.name, file, readLinear: checked.readLinear, notes: checked.notes, entries, ok: entries.every((e) => e.ok) };
+}
+
+function table(r: FuzzResult): string {
+  const rows = r.entries.map(({ report: p, expectFail, ok }) => {
+    const s = p.perRule[0];
+    const result = p.passed ? (expectFail ? 'PASSED (expected to fail!)' : 'pass') : expectFail ? 'FAIL (expected)' : 'FAIL';
+    return [p.property, result, String(p.cases) + (p.interrupted ? ' (time)' : ''), s ? s.worstErrRatio.toExponential(2) : '-', s && s.tolerance ? s.tolerance.toExponential(0) : 'exact', ok ? '' : '<--'];
+  });
+  const head = ['property', 'result', 'cases', 'worst err', 'tol', ''];
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((x) => x[i].length)));
+  const line = (x: string[]) => x.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd();
+  return [line(head), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { flags, positional } = parseArgs(argv, { runs: 'number', time: 'number', seed: 'number', path: 'string', property: 'string', json: 'boolean', 'emit-wgsl': 'boolean' }, 'fuzz');
+  if (positional.length !== 1) throw new ConfigError(`momlab fuzz: expected one rule file, got ${positional.length}\n\n${usage}`);
+  const file = positional[0];
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`momlab fuzz: cannot read rule file '${file}': ${(e as Error).message}`);
+  }
+  if (flags['emit-wgsl']) {
+    const gpu = gpuRuleFromChecked(checkRuleText(text, { file }));
+    console.log(gpu.wgsl({ H: 1, dk: 8, dv: 8, withHistory: false }));
+    return 0;
+  }
+  const res = await fuzzRule(text, file, {
+    runs: flags.runs as number | undefined,
+    timeSeconds: flags.time as number | undefined,
+    seed: flags.seed as number | undefined,
+    path: flags.path as string | undefined,
+    property: flags.property as string | undefined,
+  });
+  if (flags.json) {
+    console.log(JSON.stringify(res, null, 2));
+    return res.ok ? 0 : 1;
+  }
+  console.log(`momlab fuzz: rule '${res.rule}' (${file}), read-out ${res.readLinear ? 'linear' : 'NOT linear'} in the state`);
+  for (const n of res.notes) console.log(n);
+  console.log(`\n${table(res)}\n`);
+  for (const e of res.entries) {
+    if (e.report.passed) {
+      if (e.expectFail) console.log(`property '${e.report.property}' was expected to fail (non-linear read-out) but held on every case: the cases drawn did not tell; run more (--runs)`);
+      continue;
+    }
+    if (e.expectFail) console.log(`expected failure (the read-out is not linear in the state, so mixing before and after differ):`);
+    console.log(formatFailure(e.report) + '\n');
+  }
+  console.log(res.ok ? 'all properties behaved as expected' : 'FAILED: see above');
+  return res.ok ? 0 : 1;
+}

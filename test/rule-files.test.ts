@@ -1,0 +1,101 @@
+/**
+ * The shipped rule files (rules/*.rule): the five built-ins written as text agree with the
+ * hand-written rules on both sides (reference getRule, GPU getGpuRule), and every rule's GPU
+ * kernel compiled from its text agrees with its reference compile.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { getGpu, type GpuContext } from '../gpu/device.js';
+import { gpuRuleFromText } from '../gpu/kernels/from-text.js';
+import { getGpuRule } from '../gpu/kernels/index.js';
+import { gpuMomForward } from '../gpu/mom.js';
+import { ruleFromText } from '../reference/rules/from-text.js';
+import { getRule, RULE_NAMES } from '../reference/rules/index.js';
+import { momForward } from '../reference/mom.js';
+import { coreCaseArb, SIZES } from '../properties/arbitraries.js';
+import { compareAll, describeFailures } from '../properties/compare.js';
+import { TEXT_GPU_TOL } from '../src/rule-lang/fuzz-properties.js';
+
+let ctx: GpuContext;
+beforeAll(async () => {
+  ctx = await getGpu();
+});
+
+const load = (name: string) => readFileSync(`rules/${name}.rule`, 'utf8');
+const FILES = readdirSync('rules').map((f) => f.replace(/\.rule$/, ''));
+// Small shapes for lavapipe: a few cases per rule keep this file around half a minute.
+const SMALL = { ...SIZES.small, T: [1, 20] as const };
+
+describe('rule files', () => {
+  it('ship the five built-ins and at least three others, each with a comment', () => {
+    for (const n of RULE_NAMES) expect(FILES).toContain(n);
+    expect(FILES.filter((f) => !(RULE_NAMES as readonly string[]).includes(f)).length).toBeGreaterThanOrEqual(4);
+    for (const f of FILES) expect(load(f)).toMatch(/^#/);
+  });
+
+  for (const name of RULE_NAMES) {
+    it(`${name}.rule declares the built-in's inputs, in order, and matches its reference`, () => {
+      const text = ruleFromText(load(name), { file: `rules/${name}.rule` });
+      const builtin = getRule(name);
+      expect(text.inputs).toEqual(builtin.inputs);
+      fc.assert(
+        fc.property(coreCaseArb(builtin.inputs, SIZES.small), (c) => {
+          const a = momForward(builtin, c.cfg, c.x, { initial: c.initial });
+          const b = momForward(text, c.cfg, c.x, { initial: c.initial });
+          const cmp = compareAll([
+            { what: 'o', ref: a.o, got: b.o },
+            { what: 'final.routed', ref: a.final.routed, got: b.final.routed },
+          ]);
+          // Float64 both: the same algebra, the built-ins fuse passes (gated-delta folds the decay
+          // into Sᵀk): measured worst ratio 3e-16. 1e-12 allows reassociation only.
+          expect(cmp.items.every((i) => i.pass(1e-12, 0)), describeFailures(cmp.items, 1e-12, 0)).toBe(true);
+        }),
+        { numRuns: 40 },
+      );
+    });
+  }
+
+  for (const name of RULE_NAMES) {
+    it(`${name}.rule compiled to WGSL matches the hand-written GPU kernel`, async () => {
+      const text = gpuRuleFromText(load(name), { file: `rules/${name}.rule` });
+      const builtin = getGpuRule(name);
+      await fc.assert(
+        fc.asyncProperty(coreCaseArb(builtin.inputs, SMALL), async (c) => {
+          const a = await gpuMomForward(ctx, builtin, c.cfg, c.x, { mode: 'recurrent', initial: c.initial });
+          const b = await gpuMomForward(ctx, text, c.cfg, c.x, { mode: 'recurrent', initial: c.initial });
+          const cmp = compareAll([
+            { what: 'o', ref: a.o, got: b.o },
+            { what: 'final.routed', ref: a.final.routed, got: b.final.routed },
+          ]);
+          // Both float32, different summation orders; measured worst ratio 1.1e-7 (delta) over
+          // 12 cases per rule, each side within 2.2e-7 of float64: the text-rule tolerance
+          // (TEXT_GPU_TOL, measured against float64) bounds their difference too.
+          expect(cmp.items.every((i) => i.pass(TEXT_GPU_TOL)), describeFailures(cmp.items, TEXT_GPU_TOL)).toBe(true);
+        }),
+        { numRuns: 3, interruptAfterTimeLimit: 40_000 },
+      );
+    });
+  }
+
+  for (const name of FILES.filter((f) => !(RULE_NAMES as readonly string[]).includes(f))) {
+    it(`${name}.rule: the GPU compile matches the reference compile`, async () => {
+      const ref = ruleFromText(load(name), { file: `rules/${name}.rule` });
+      const gpu = gpuRuleFromText(load(name), { file: `rules/${name}.rule` });
+      await fc.assert(
+        fc.asyncProperty(coreCaseArb(ref.inputs, SMALL), async (c) => {
+          const a = momForward(ref, c.cfg, c.x, { initial: c.initial });
+          const b = await gpuMomForward(ctx, gpu, c.cfg, c.x, { mode: 'recurrent', initial: c.initial });
+          const cmp = compareAll([
+            { what: 'o', ref: a.o, got: b.o },
+            { what: 'final.routed', ref: a.final.routed, got: b.final.routed },
+            { what: 'final.shared', ref: a.final.shared ?? [], got: b.final.shared ?? [] },
+          ]);
+          // TEXT_GPU_TOL: float32 vs float64, measured worst 2.2e-7 (see src/rule-lang/fuzz-properties.ts).
+          expect(cmp.items.every((i) => i.pass(TEXT_GPU_TOL)), describeFailures(cmp.items, TEXT_GPU_TOL)).toBe(true);
+        }),
+        { numRuns: 3, interruptAfterTimeLimit: 40_000 },
+      );
+    });
+  }
+});
