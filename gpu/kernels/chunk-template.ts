@@ -57,49 +57,52 @@ export interface ChunkRuleSpec {
   form: ChunkForm;
 }
 
-interface ChunkSizes {
-  H: number;
-  dk: number;
-  dv: number;
-  C: number;
-}
+/** Chunk sizes are runtime values up to this bound: one pipeline serves C = 16, 32 and 64. */
+const MAX_CHUNK = 64;
 
-/** Key-dimension tile of `prepare` and its workgroup bytes, the largest that fits `budget`. */
-function prepareLayout(f: ChunkForm, C: number, budget: number) {
+// Runtime sizes (one pipeline per rule and dk serves every H, dv, C and segment count).
+const PARAMS_STRUCT = 'struct Params { S: u32, C: u32, H: u32, DV: u32 }';
+
+/** Key-dimension tile of `prepare` and its workgroup bytes (sized for the largest chunk), the largest that fits `budget`. */
+function prepareLayout(f: ChunkForm, budget: number) {
+  const C = MAX_CHUNK;
   const fixed = 4 * (2 * C + (f.delta ? C * C : 0));
   const perTk = 4 * C * (f.decay === 'channel' ? 3 : 2);
   const tk = fitCount(perTk, fixed, budget, 32);
   return { tk, bytes: fixed + Math.max(1, tk) * perTk };
 }
 
-/** Tokens per staged tile of `scan` and its workgroup bytes (16 KiB keeps occupancy up). */
-function scanLayout(dk: number, dv: number, C: number, budget: number) {
-  const ts = fitCount(4 * dk, 4 * C, Math.min(16384, budget), 16);
-  return { ts, bj: Math.min(dv, 32), bytes: 4 * C + Math.max(1, ts) * 4 * dk };
+/** Tokens per staged tile of `scan` and its workgroup bytes (at most 16 KiB, to keep occupancy up). */
+function scanLayout(dk: number, budget: number) {
+  const fixed = 4 * MAX_CHUNK;
+  const ts = fitCount(4 * dk, fixed, Math.min(16384, budget), 16);
+  // 32 columns per workgroup whatever dv (idle lanes past dv): one pipeline per dk.
+  return { ts, bj: 32, bytes: fixed + Math.max(1, ts) * 4 * dk };
 }
 
-export function prepareKernelWgsl(f: ChunkForm, { H, dk, dv, C }: ChunkSizes, tk: number): string {
+export function prepareKernelWgsl(f: ChunkForm, dk: number, tk: number): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const dl = f.delta;
+  const CM = MAX_CHUNK;
   return /* wgsl */ `
 const DK: u32 = ${dk}u;
-const DV: u32 = ${dv}u;
-const H: u32 = ${H}u;
-const C: u32 = ${C}u;
+const CM: u32 = ${CM}u; // workgroup size and array bound: the largest chunk
 const TK: u32 = ${tk}u;
+${PARAMS_STRUCT}
 ${declareBindings(prepareBindings(f, null))}
-var<workgroup> tq: array<f32, ${C * tk}>;
-var<workgroup> tk_: array<f32, ${C * tk}>;
-${ch ? `var<workgroup> tg: array<f32, ${C * tk}>;` : ''}
-var<workgroup> gs: array<f32, ${C}>;
-var<workgroup> bs: array<f32, ${C}>;
-${dl ? `var<workgroup> am: array<f32, ${C * C}>;` : ''}
+var<workgroup> tq: array<f32, ${CM * tk}>;
+var<workgroup> tk_: array<f32, ${CM * tk}>;
+${ch ? `var<workgroup> tg: array<f32, ${CM * tk}>;` : ''}
+var<workgroup> gs: array<f32, ${CM}>;
+var<workgroup> bs: array<f32, ${CM}>;
+${dl ? `var<workgroup> am: array<f32, ${CM * CM}>;` : ''}
 
 // (segment, first position, token count) of chunk slot \`slot\`; count 0 when the slot is empty.
 fn locate(slot: u32) -> vec3u {
+  let C = params.C;
   var lo = 0u;
-  var hi = params.x;
+  var hi = params.S;
   while (hi - lo > 1u) {
     let mid = (lo + hi) / 2u;
     if (cu[mid] / C + mid <= slot) { lo = mid; } else { hi = mid; }
@@ -110,8 +113,11 @@ fn locate(slot: u32) -> vec3u {
   return vec3u(lo, start, min(C, end - start));
 }
 
-@compute @workgroup_size(${C})
+@compute @workgroup_size(${CM})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
+  let C = params.C;
+  let H = params.H;
+  let DV = params.DV;
   let h = wid.z;
   let loc = locate(wid.y * nwg.x + wid.x);
   let n = loc.z;
@@ -131,8 +137,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   gs[t] = acc;
   if (live) { G_out[pt * H + h] = acc; }` : ''}
   ${ch ? `
-  // Per key channel: thread t sums channels t, t + C, ... down the chunk.
-  for (var i = t; i < DK; i += C) {
+  // Per key channel: thread t sums channels t, t + CM, ... down the chunk.
+  for (var i = t; i < DK; i += CM) {
     var acc = 0.0;
     for (var u = 0u; u < n; u++) {
       let x = ((p0 + u) * H + h) * DK + i;
@@ -144,10 +150,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   workgroupBarrier();
 
   // Gram matrices over key tiles: aqk[s] = q_t·k_s (decay-weighted per channel for gla), akk[s] = k_t·k_s.
-  var aqk: array<f32, ${C}>;
-  ${dl ? `var akk: array<f32, ${C}>;` : ''}
+  var aqk: array<f32, ${CM}>;
+  ${dl ? `var akk: array<f32, ${CM}>;` : ''}
   for (var i0 = 0u; i0 < DK; i0 += TK) {
-    for (var e = t; e < C * TK; e += C) {
+    for (var e = t; e < C * TK; e += CM) {
       let u = e / TK;
       let c = i0 + e % TK;
       var qv = 0.0;
@@ -193,7 +199,7 @@ function deltaTail(sc: boolean): string {
   const decayT = sc ? ' * exp(gs[t] - gs[s])' : '';
   return /* wgsl */ `
   if (live) {
-    for (var s = 0u; s < t; s++) { am[t * C + s] = bs[t] * akk[s]${decayT}; }
+    for (var s = 0u; s < t; s++) { am[t * CM + s] = bs[t] * akk[s]${decayT}; }
   }
   workgroupBarrier();
   // Forward substitution in place, row r from rows < r (unit diagonal implicit):
@@ -201,16 +207,16 @@ function deltaTail(sc: boolean): string {
   for (var r = 1u; r < n; r++) {
     var val = 0.0;
     if (t < r) {
-      val = am[r * C + t];
-      for (var m = t + 1u; m < r; m++) { val += am[r * C + m] * am[m * C + t]; }
+      val = am[r * CM + t];
+      for (var m = t + 1u; m < r; m++) { val += am[r * CM + m] * am[m * CM + t]; }
     }
     workgroupBarrier();
-    if (t < r) { am[r * C + t] = -val; }
+    if (t < r) { am[r * CM + t] = -val; }
     workgroupBarrier();
   }
   // W rows over key tiles, then U rows over value tiles: X_u = Y_u + Σ_{s<u} A_us Y_s.
   for (var i0 = 0u; i0 < DK; i0 += TK) {
-    for (var e = t; e < C * TK; e += C) {
+    for (var e = t; e < C * TK; e += CM) {
       let u = e / TK;
       let c = i0 + e % TK;
       var kv = 0.0;
@@ -218,19 +224,19 @@ function deltaTail(sc: boolean): string {
       tk_[e] = kv;
     }
     workgroupBarrier();
-    for (var e = t; e < C * TK; e += C) {
+    for (var e = t; e < C * TK; e += CM) {
       let u = e / TK;
       let cc = e % TK;
       if (u < n && i0 + cc < DK) {
         var val = tk_[e];
-        for (var s = 0u; s < u; s++) { val += am[u * C + s] * tk_[s * TK + cc]; }
+        for (var s = 0u; s < u; s++) { val += am[u * CM + s] * tk_[s * TK + cc]; }
         W_out[((p0 + u) * H + h) * DK + i0 + cc] = val;
       }
     }
     workgroupBarrier();
   }
   for (var j0 = 0u; j0 < DV; j0 += TK) {
-    for (var e = t; e < C * TK; e += C) {
+    for (var e = t; e < C * TK; e += CM) {
       let u = e / TK;
       let c = j0 + e % TK;
       var vv = 0.0;
@@ -238,12 +244,12 @@ function deltaTail(sc: boolean): string {
       tk_[e] = vv;
     }
     workgroupBarrier();
-    for (var e = t; e < C * TK; e += C) {
+    for (var e = t; e < C * TK; e += CM) {
       let u = e / TK;
       let cc = e % TK;
       if (u < n && j0 + cc < DV) {
         var val = tk_[e];
-        for (var s = 0u; s < u; s++) { val += am[u * C + s] * tk_[s * TK + cc]; }
+        for (var s = 0u; s < u; s++) { val += am[u * CM + s] * tk_[s * TK + cc]; }
         U_out[((p0 + u) * H + h) * DV + j0 + cc] = val;
       }
     }
@@ -251,24 +257,25 @@ function deltaTail(sc: boolean): string {
   }`;
 }
 
-export function scanKernelWgsl(f: ChunkForm, { H, dk, dv, C }: ChunkSizes, ts: number, bj: number): string {
+export function scanKernelWgsl(f: ChunkForm, dk: number, ts: number, bj: number): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const qScale = sc ? ' * exp(gs[u])' : ch ? ' * exp(G_in[x])' : '';
   const kScale = sc ? ' * exp(gl - gs[u])' : ch ? ' * exp(G_in[xl + i] - G_in[x])' : '';
   return /* wgsl */ `
 const DK: u32 = ${dk}u;
-const DV: u32 = ${dv}u;
-const H: u32 = ${H}u;
-const C: u32 = ${C}u;
 const BJ: u32 = ${bj}u;
 const TS: u32 = ${ts}u;
+${PARAMS_STRUCT}
 ${declareBindings(scanBindings(f, null))}
 var<workgroup> tile: array<f32, ${ts * dk}>;
-var<workgroup> gs: array<f32, ${C}>;
+var<workgroup> gs: array<f32, ${MAX_CHUNK}>;
 
 @compute @workgroup_size(${bj})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let C = params.C;
+  let H = params.H;
+  let DV = params.DV;
   let seg = wid.x;
   let h = wid.y;
   let jraw = wid.z * BJ + lid;
@@ -279,7 +286,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   var hs: array<f32, ${dk}>;
   let sb = (seg * H + h) * DK * DV + j;
   for (var i = 0u; i < DK; i++) { hs[i] = state[sb + i * DV]; }
-  var vn: array<f32, ${C}>;
+  var vn: array<f32, ${MAX_CHUNK}>;
   for (var c0 = p0; c0 < p1; c0 += C) {
     let n = min(C, p1 - c0);
     ${sc ? `workgroupBarrier();
@@ -376,7 +383,7 @@ function prepareBindings(f: ChunkForm, b: ChunkBuffers | null): Binding[] {
   if (f.decay !== 'none') list.push({ name: 'g_in', kind: 'read', buffer: x(b?.g) }, { name: 'G_out', kind: 'read_write', buffer: x(b?.G) });
   list.push({ name: 'A_out', kind: 'read_write', buffer: x(b?.A) });
   if (f.delta) list.push({ name: 'W_out', kind: 'read_write', buffer: x(b?.W) }, { name: 'U_out', kind: 'read_write', buffer: x(b?.U) });
-  list.push({ name: 'params', kind: 'uniform', type: 'vec4<u32>', buffer: x(b?.params) });
+  list.push({ name: 'params', kind: 'uniform', type: 'Params', buffer: x(b?.params) });
   return list;
 }
 
@@ -392,6 +399,7 @@ function scanBindings(f: ChunkForm, b: ChunkBuffers | null): Binding[] {
   list.push({ name: 'A_in', kind: 'read', buffer: x(b?.A) });
   if (f.delta) list.push({ name: 'W_in', kind: 'read', buffer: x(b?.W) });
   list.push({ name: 'state', kind: 'read_write', buffer: x(b?.state) }, { name: 'o_out', kind: 'read_write', buffer: x(b?.o) });
+  list.push({ name: 'params', kind: 'uniform', type: 'Params', buffer: x(b?.params) });
   return list;
 }
 
@@ -407,22 +415,21 @@ export function makeChunkEncoder(spec: ChunkRuleSpec) {
   const iv = index('v');
   const ig = form.decay !== 'none' ? index('g') : -1;
   const ib = form.delta ? index('beta') : -1;
-  const texts = new Map<string, { prepare: string; scan: string; bj: number }>();
+  const texts = new Map<string, { prepare: string; scan: string }>();
 
   return (ctx: GpuContext, enc: GPUCommandEncoder, dims: RuleDims, buffers: RuleBuffers, C: number): void => {
     checkRuleCall(spec.name, spec.inputs, dims, buffers);
     const { segments: S, positions: P, H, dk, dv } = dims;
     const what = `rule '${spec.name}' (chunk ${C}, dk=${dk}, dv=${dv})`;
-    const key = `${H},${dk},${dv},${C}`;
+    const limit = ctx.limits.maxComputeWorkgroupStorageSize;
+    const sl = scanLayout(dk, limit);
+    const key = `${dk},${sl.bj},${limit}`;
     let t = texts.get(key);
     if (!t) {
-      const limit = ctx.limits.maxComputeWorkgroupStorageSize;
-      const pl = prepareLayout(form, C, limit);
+      const pl = prepareLayout(form, limit);
       if (pl.tk < 1) checkWorkgroupBytes(ctx, pl.bytes, what); // throws, naming the limit
-      const sl = scanLayout(dk, dv, C, limit);
       if (sl.ts < 1) checkWorkgroupBytes(ctx, sl.bytes, what);
-      const sizes = { H, dk, dv, C };
-      t = { prepare: prepareKernelWgsl(form, sizes, pl.tk), scan: scanKernelWgsl(form, sizes, sl.ts, sl.bj), bj: sl.bj };
+      t = { prepare: prepareKernelWgsl(form, dk, pl.tk), scan: scanKernelWgsl(form, dk, sl.ts, sl.bj) };
       texts.set(key, t);
     }
     const b: ChunkBuffers = {
@@ -438,7 +445,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec) {
       U: form.delta ? cachedScratch(ctx, 'chunk-U', P * H * dv) : undefined,
       state: buffers.state,
       o: buffers.o,
-      params: cachedUniform(ctx, [S, 0, 0, 0]),
+      params: cachedUniform(ctx, [S, C, H, dv]),
     };
     const pre = prepareBindings(form, b);
     const scan = scanBindings(form, b);
@@ -451,7 +458,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec) {
     const gx = Math.min(slots, maxDim);
     const gy = gridDim(ctx, Math.ceil(slots / gx), `${what} prepare`);
     encodePass(ctx, enc, `${spec.name}:chunk-prepare`, ctx.pipeline(`${spec.name}:chunk-prepare`, t.prepare), pre, [gx, gy, gridDim(ctx, H, what)]);
-    const grid = [gridDim(ctx, S, what), gridDim(ctx, H, what), gridDim(ctx, Math.ceil(dv / t.bj), what)] as const;
+    const grid = [gridDim(ctx, S, what), gridDim(ctx, H, what), gridDim(ctx, Math.ceil(dv / sl.bj), what)] as const;
     encodePass(ctx, enc, `${spec.name}:chunk-scan`, ctx.pipeline(`${spec.name}:chunk-scan`, t.scan), scan, grid);
   };
 }
