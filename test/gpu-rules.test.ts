@@ -242,6 +242,169 @@ describe.each(RULE_NAMES.map((n) => [n]))('gpu rule %s', (name) => {
   });
 });
 
+describe.each(RULE_NAMES.map((n) => [n]))('gpu rule %s, within the GPU', (name) => {
+  const rule = GPU_RULES[name];
+  const ref = BUILTIN_RULES[name];
+
+  it('chunked equals recurrent on the GPU, for any chunk size', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...CHUNK_SIZES),
+        fc.array(fc.integer({ min: 0, max: 140 }), { minLength: 1, maxLength: 4 }),
+        fc.integer(),
+        async (C, lens, seed) => {
+          const pb = makeProblem(ref.inputs, [...lens, C + 1], 2, DK[name], 36, seed);
+          const rec = await runGpu(rule, pb, 'recurrent');
+          const chk = await runGpu(rule, pb, 'chunk', C);
+          // Both are within TOL of the float64 reference, so within the sum of each other.
+          const tol = TOL[name].recurrent + TOL[name].chunk;
+          const co = compare(rec.o, chk.o);
+          const cs = compare(rec.state, chk.state);
+          note(`${name} chunk-vs-recurrent`, Math.max(co.err, cs.err));
+          expect(co.pass(tol), `o: err ${co.err}, C ${C}, lens ${lens}`).toBe(true);
+          expect(cs.pass(tol), `state: err ${cs.err}, C ${C}, lens ${lens}`).toBe(true);
+        },
+      ),
+      { numRuns: RUNS, interruptAfterTimeLimit: 20_000, verbose: true },
+    );
+  });
+
+  it('writes the state after every token to history (recurrent)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.integer({ min: 0, max: 20 }), { minLength: 1, maxLength: 3 }), fc.integer(), async (lens, seed) => {
+        const pb = makeProblem(ref.inputs, [...lens, 0, 1], 1, DK[name], 3, seed);
+        const want = runReference(ref, pb, true);
+        const got = await runGpu(rule, pb, 'recurrent', undefined, true);
+        const tol = TOL[name].recurrent;
+        for (const [what, r, g] of [['o', want.o, got.o], ['state', want.state, got.state], ['history', want.history!, got.history!]] as const) {
+          const c = compare(r, g);
+          note(`${name} recurrent ${what} (history run)`, c.err);
+          expect(c.pass(tol), `${what}: err ${c.err}, lens ${lens}`).toBe(true);
+        }
+      }),
+      { numRuns: 2, interruptAfterTimeLimit: 20_000, verbose: true },
+    );
+  });
+});
+
+describe('the recurrent template with a rule of its own (as from-text uses it)', () => {
+  // S' = w S + a xᵀ / 2 with a scalar w in (0,1), a of width dk, x of width dv; o = Sᵀ q + x.
+  const inputs: InputDecl[] = [
+    { name: 'a', width: 'dk', range: 'free' },
+    { name: 'w', width: 'scalar', range: 'unit' },
+    { name: 'x', width: 'dv', range: 'free' },
+  ];
+  const rule: GpuRule = {
+    name: 'custom',
+    inputs,
+    readLinear: false,
+    modes: ['recurrent'],
+    encode: (c, enc, dims, buffers) =>
+      makeRecurrentEncoder({
+        name: 'custom',
+        inputs,
+        body: {
+          update: 'let half = 0.5 * x(j); for (var i = 0u; i < DK; i++) { s[i] = w * s[i] + a(i) * half; }',
+          read: 'for (var i = 0u; i < DK; i++) { o += s[i] * q(i); } o += x(j);',
+        },
+      })(c, enc, dims, buffers),
+  };
+  const ref: BuiltinRule = {
+    name: 'custom',
+    inputs,
+    readLinear: false,
+    step(S, t, { dk, dv }) {
+      const a = t.a as Float64Array;
+      const x = t.x as Float64Array;
+      for (let i = 0; i < dk; i++) for (let j = 0; j < dv; j++) S[i * dv + j] = (t.w as number) * S[i * dv + j] + a[i] * 0.5 * x[j];
+    },
+    read() {
+      throw new Error('unused');
+    },
+    recurrent(seq, S) {
+      const { n, dk, dv, q } = seq;
+      const o = new Float64Array(n * dv);
+      for (let t = 0; t < n; t++) {
+        this.step(S, { a: seq.inputs.a.subarray(t * dk, (t + 1) * dk), w: seq.inputs.w[t], x: seq.inputs.x.subarray(t * dv, (t + 1) * dv) }, { dk, dv });
+        for (let j = 0; j < dv; j++) {
+          let acc = seq.inputs.x[t * dv + j];
+          for (let i = 0; i < dk; i++) acc += S[i * dv + j] * q[t * dk + i];
+          o[t * dv + j] = acc;
+        }
+      }
+      return o;
+    },
+    chunked() {
+      throw new Error('unused');
+    },
+  };
+  it('matches a CPU recurrence of the same rule', async () => {
+    const pb = makeProblem(inputs, [0, 3, 40, 1], 2, 5, 7, 1234);
+    const want = runReference(ref, pb);
+    const got = await runGpu(rule, pb, 'recurrent');
+    // Measured err 1e-7 or below (float32 rounding of ~40 token updates); tolerance as for the built-ins.
+    expect(compare(want.o, got.o).pass(1.5e-6)).toBe(true);
+    expect(compare(want.state, got.state).pass(1.5e-6)).toBe(true);
+  });
+  it('refuses input names the kernel cannot use, naming them', () => {
+    const bad = (name: string) => () => makeRecurrentEncoder({ name: 'r', inputs: [{ name, width: 'dk', range: 'free' }], body: { update: '', read: '' } });
+    expect(bad('q')).toThrow(RuleError);
+    expect(bad('exp')).toThrow(/'exp'/);
+    expect(bad('_x')).toThrow(/'_x'/);
+    expect(bad('k-1')).toThrow(RuleError);
+  });
+});
+
+describe('gpu rules, bad input', () => {
+  const pbOf = (name: RuleName) => makeProblem(BUILTIN_RULES[name].inputs, [3, 0, 17], 1, 4, 4, 7);
+  const encodeWith = (rule: GpuRule, pb: Problem, opts: { mode: KernelMode; chunk?: number }, over: Partial<RuleBuffers> = {}, c: GpuContext = ctx) => {
+    const S = pb.lens.length;
+    const P = pb.cu[S];
+    const buffers: RuleBuffers = {
+      cu: upload(ctx, 'cu', pb.cu),
+      q: upload(ctx, 'q', pb.q),
+      inputs: pb.inputs.map((a, i) => upload(ctx, rule.inputs[i].name, a)),
+      state: outputBuffer(ctx, 'state', S * pb.H * pb.dk * pb.dv),
+      o: outputBuffer(ctx, 'o', P * pb.H * pb.dv),
+      ...over,
+    };
+    const enc = ctx.device.createCommandEncoder();
+    rule.encode(c, enc, { segments: S, positions: P, H: pb.H, dk: pb.dk, dv: pb.dv }, buffers, opts as never);
+  };
+
+  it('an unknown rule is a ConfigError naming the known ones', () => {
+    expect(() => getGpuRule('deltanet')).toThrow(ConfigError);
+    expect(() => getGpuRule('deltanet')).toThrow(/gated-delta/);
+    expect(getGpuRule('gla')).toBe(GPU_RULES.gla);
+  });
+  it('an unsupported chunk size or mode is a ConfigError', () => {
+    const pb = pbOf('delta');
+    expect(() => encodeWith(GPU_RULES.delta, pb, { mode: 'chunk', chunk: 48 })).toThrow(/chunk size 48/);
+    expect(() => encodeWith(GPU_RULES.delta, pb, { mode: 'fast' as KernelMode })).toThrow(ConfigError);
+  });
+  it('history in chunk mode is a ConfigError', () => {
+    const pb = pbOf('decay');
+    const history = outputBuffer(ctx, 'history', 20 * 16);
+    expect(() => encodeWith(GPU_RULES.decay, pb, { mode: 'chunk', chunk: 16 }, { history })).toThrow(/history.*recurrent/);
+  });
+  it('a buffer too small or a missing input is a ShapeError naming it', () => {
+    const pb = pbOf('gated-delta');
+    const small = upload(ctx, 'v', new Float32Array(10));
+    const inputs = pb.inputs.map((a, i) => (i === 1 ? small : upload(ctx, 'x', a)));
+    expect(() => encodeWith(GPU_RULES['gated-delta'], pb, { mode: 'recurrent' }, { inputs })).toThrow(/buffer 'v'/);
+    expect(() => encodeWith(GPU_RULES['gated-delta'], pb, { mode: 'chunk', chunk: 16 }, { inputs: inputs.slice(0, 3) })).toThrow(ShapeError);
+    expect(() => encodeWith(GPU_RULES['gated-delta'], pb, { mode: 'chunk', chunk: 16 }, { inputs: inputs.slice(0, 3) })).toThrow(/beta/);
+  });
+  it('a kernel over the workgroup memory limit is a GpuError naming maxComputeWorkgroupStorageSize', () => {
+    // WebGPU's guaranteed minimum, 16 KiB, cannot hold the 64x64 inverse of a delta chunk plus tiles.
+    const limits = new Proxy(ctx.limits, { get: (t, p) => (p === 'maxComputeWorkgroupStorageSize' ? 16384 : Reflect.get(t, p)) });
+    const small = new Proxy(ctx, { get: (t, p) => (p === 'limits' ? limits : Reflect.get(t, p)) });
+    const pb = pbOf('delta');
+    expect(() => encodeWith(GPU_RULES.delta, pb, { mode: 'chunk', chunk: 16 }, {}, small)).toThrow(GpuError);
+    expect(() => encodeWith(GPU_RULES.delta, pb, { mode: 'chunk', chunk: 16 }, {}, small)).toThrow(/maxComputeWorkgroupStorageSize/);
+  });
+});
+
 describe('gpu rules, measured errors', () => {
   it('prints the worst float32-vs-float64 errors seen', () => {
     console.log([...measured].map(([k, v]) => `${k}: ${v.toExponential(2)}`).join('\n'));
