@@ -118,6 +118,10 @@ describe('momlab vectors / verify', () => {
     const r = await verify('--vectors', vec, '--outputs', p, '--only', 'layer.');
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/layer\.y .*FAIL \(shape \[2,6,9\], expected \[2,9,6\]\)/);
+    // comma-separated prefixes: the untouched tensors pass
+    const ok = await verify('--vectors', vec, '--outputs', p, '--only', 'layer.router_logits,layer.final_state,core.final_state');
+    expect(ok.code, ok.out).toBe(0);
+    expect(ok.out).toMatch(/all 9 tensors pass/);
   });
 
   it("momlab's own float32 GPU outputs pass verify at the manifest's tolerance", async () => {

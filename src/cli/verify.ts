@@ -16,7 +16,7 @@ export const usage = `usage: momlab verify --vectors DIR --outputs FILE.safetens
 Compare FILE's tensors (named as in DIR/expected.safetensors, e.g. core.o, layer.y) with the
 golden values. Prints per tensor the error ratio rms(ref-out)/rms(ref) and the max abs error;
 exits 0 when every tensor passes its tolerance (from DIR/manifest.json), 1 otherwise.
---only core. (or layer.) checks just one group. --tolerance X replaces the manifest's tolerance
+--only takes comma-separated name prefixes (core. / layer.y,layer.router_logits) to check a subset. --tolerance X replaces the manifest's tolerance
 (e.g. 6e-3 for kernels computing with TF32 dots, the bound fla's own tests use).`;
 
 export interface VerifyRow {
@@ -52,7 +52,8 @@ export async function verify(dir: string, outputsPath: string, only?: string, to
   const expected = await readSafetensors(join(dir, 'expected.safetensors'));
   const outputs = await readSafetensors(outputsPath);
   const rows: VerifyRow[] = [];
-  const entries = manifest.expected.filter((t) => !only || t.name.startsWith(only));
+  const prefixes = only?.split(',').filter(Boolean);
+  const entries = manifest.expected.filter((t) => !prefixes || prefixes.some((p) => t.name.startsWith(p)));
   if (entries.length === 0) throw new ConfigError(`momlab verify: no expected tensor matches --only '${only}'`);
   for (const { name, tolerance: fromManifest } of entries) {
     const tol = tolerance ?? fromManifest;

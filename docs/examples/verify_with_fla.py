@@ -1,0 +1,74 @@
+"""
+Produce an outputs file for `momlab verify` from fla's kernels (documentation: momlab does not
+depend on Python). Usage:
+
+    npx momlab vectors --config cfg.json --seed 1 --out vec/
+    python docs/examples/verify_with_fla.py vec/ outputs.safetensors
+    npx momlab verify --vectors vec/ --outputs outputs.safetensors --only core.,layer.y,layer.router_logits --tolerance 6e-3
+
+--tolerance 6e-3 because fla's Triton kernels use TF32 dots on float32 inputs (docs/vectors.md).
+The layer's final states are left out: fla keeps the MoM states inside its Cache object in its
+own layout; export them as `layer.final_state.{e}` [B, H, dk, dv] to check them too.
+"""
+import json
+import sys
+
+import torch
+from safetensors.torch import load_file, save_file
+from fla.layers import MomAttention
+from fla.ops.gated_delta_rule import chunk_gated_delta_rule
+
+vec, out_path = sys.argv[1], sys.argv[2]
+manifest = json.load(open(f"{vec}/manifest.json"))
+cfg, core = manifest["config"], manifest["core"]
+B, T, H, E, K = core["B"], core["T"], core["H"], core["E"], core["topk"]
+dk, dv = core["dk"], core["dv"]
+dev = "cuda"
+x = {n: t.to(dev) for n, t in load_file(f"{vec}/inputs.safetensors").items()}
+outputs = {}
+
+# ---- core form: gated delta rule per memory over its own tokens, mixed after (SPEC 4) ----
+probs = torch.softmax(x["core.router_logits"].double(), dim=-1)
+w, idx = probs.topk(K, dim=-1)                       # [B, T, K]; ties: see docs/vectors.md
+w = (w / w.sum(-1, keepdim=True)).float()
+o = torch.zeros(B, T, H, dv, device=dev)
+
+
+def run(mem, b, ts):
+    """fla's chunked kernel on memory `mem`'s tokens ts of sequence b: o [n, H, dv], state [H, dk, dv]."""
+    pick = lambda n: x[f"core.{n}.{mem}"][b:b + 1, ts].contiguous()
+    ob, ht = chunk_gated_delta_rule(
+        q=x["core.q"][b:b + 1, ts].contiguous(), k=pick("k"), v=pick("v"), g=pick("g"), beta=pick("beta"),
+        scale=dk ** -0.5, output_final_state=True, use_qk_l2norm_in_kernel=False,  # k is unit already; q is not normalised
+    )
+    return ob[0], ht[0]
+
+
+for e in range(E):
+    state = torch.zeros(B, H, dk, dv, device=dev)
+    for b in range(B):
+        chosen = idx[b] == e                          # [T, K]
+        ts = chosen.any(-1).nonzero().squeeze(-1)     # memory e's tokens, in time order
+        if len(ts) == 0:
+            continue                                  # no token: the state does not move
+        ob, state[b] = run(e, b, ts)
+        o[b, ts] += (w[b, ts] * chosen[ts]).sum(-1)[:, None, None] * ob
+    outputs[f"core.final_state.{e}"] = state
+if core["shared"]:
+    state = torch.zeros(B, H, dk, dv, device=dev)
+    for b in range(B):
+        ob, state[b] = run("shared", b, torch.arange(T, device=dev))
+        o[b] += ob
+    outputs["core.final_state.shared"] = state
+outputs["core.o"] = o
+
+# ---- the layer: fla's MomAttention with the vectors' weights ----
+layer = MomAttention(mode="chunk", **cfg).to(dev).float().eval()
+layer.load_state_dict(load_file(f"{vec}/weights.safetensors"))
+with torch.no_grad():
+    y, _, _, router_logits = layer(x["layer.hidden_states"])
+outputs["layer.y"] = y
+outputs["layer.router_logits"] = router_logits.view(B, T, E)
+
+save_file({n: t.float().contiguous().cpu() for n, t in outputs.items()}, out_path)
+print(f"wrote {out_path}: {', '.join(sorted(outputs))}")
