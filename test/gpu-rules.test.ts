@@ -405,6 +405,48 @@ describe('gpu rules, bad input', () => {
   });
 });
 
+describe('gpu rules, allocation and empty input', () => {
+  it('a repeated encode with the same dims (a decode step) creates no buffer', async () => {
+    for (const name of ['gated-delta', 'gla'] as const) {
+      const rule = GPU_RULES[name];
+      const pb = makeProblem(rule.inputs, [1, 0, 1, 1], 2, DK[name], 36, 99);
+      const S = pb.lens.length;
+      const P = pb.cu[S];
+      const buffers: RuleBuffers = {
+        cu: upload(ctx, 'cu', pb.cu),
+        q: upload(ctx, 'q', pb.q),
+        inputs: pb.inputs.map((x, i) => upload(ctx, rule.inputs[i].name, x)),
+        state: outputBuffer(ctx, 'state', S * 2 * DK[name] * 36, Float32Array.from(pb.state)),
+        o: outputBuffer(ctx, 'o', P * 2 * 36),
+      };
+      const dims = { segments: S, positions: P, H: 2, dk: DK[name], dv: 36 };
+      for (const opts of [{ mode: 'chunk' as const, chunk: 64 as const }, { mode: 'recurrent' as const }]) {
+        const step = () =>
+          withErrorScope(ctx, 'step', () => {
+            const enc = ctx.device.createCommandEncoder();
+            rule.encode(ctx, enc, dims, buffers, opts);
+            ctx.device.queue.submit([enc.finish()]);
+          });
+        await step();
+        const before = ctx.buffersCreated;
+        await step();
+        await step();
+        expect(ctx.buffersCreated, `${name} ${opts.mode}`).toBe(before);
+      }
+    }
+  });
+
+  it('no positions at all leaves every state as it was', async () => {
+    for (const opts of [{ mode: 'chunk' as const, chunk: 32 as const }, { mode: 'recurrent' as const }]) {
+      const rule = GPU_RULES.delta;
+      const pb = makeProblem(rule.inputs, [0, 0, 0], 1, DK.delta, 3, 5);
+      const got = await runGpu(rule, pb, opts.mode, opts.mode === 'chunk' ? opts.chunk : undefined);
+      expect(got.o.length).toBe(0);
+      expect(Array.from(got.state)).toEqual(Array.from(pb.state, Math.fround));
+    }
+  });
+});
+
 describe('gpu rules, measured errors', () => {
   it('prints the worst float32-vs-float64 errors seen', () => {
     console.log([...measured].map(([k, v]) => `${k}: ${v.toExponential(2)}`).join('\n'));
