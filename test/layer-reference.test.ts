@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { fc, test } from '@fast-check/vitest';
-import { checkLayerDecode, checkLayerMixing, compareNamed, layerCaseArb, layerCaseWeights, LAYER_F64_TOL, LAYER_SIZES, type LayerCase } from '../properties/layer.js';
-import { emptyLayerState, layerForward, layerOutput, slotFeatures } from '../reference/layer.js';
+import { test } from '@fast-check/vitest';
+import { checkLayerDecode, checkLayerMixing, compareNamed, layerCaseArb, layerCaseWeights, LAYER_F64_TOL, type LayerCase } from '../properties/layer.js';
+import { emptyLayerState, gates, gatedRmsNorm, l2normHeads, layerForward, layerOutput, shortConv, silu, slotFeatures } from '../reference/layer.js';
 import { MomLayerState } from '../reference/layer-state.js';
 import { momForward } from '../reference/mom.js';
 import { getRule } from '../reference/rules/index.js';
@@ -38,6 +38,31 @@ function layerViaCore(c: LayerCase): Float64Array {
   const out = momForward(getRule('gated-delta'), core, { q: routed[0].q, logits, memories: routed.map((r) => r.m), shared: cfg.shared_mem ? mem(E).m : null });
   return layerOutput(cfg, w, c.x, out.o, n);
 }
+
+describe('layer building blocks, by hand (SPEC 6)', () => {
+  it('short conv: causal, w[.., W-1] on the current input, zero history, cache continues', () => {
+    const w = new Float64Array([0.5, -1, 2]); // one channel, W = 3
+    const cache = new Float64Array(2);
+    const y = shortConv(new Float64Array([1, 2, 3]), 3, 1, w, 3, cache);
+    expect(Array.from(y)).toEqual([silu(2), silu(-1 + 4), silu(0.5 - 2 + 6)]);
+    expect(Array.from(cache)).toEqual([2, 3]);
+    expect(Array.from(shortConv(new Float64Array([4]), 1, 1, w, 3, cache))).toEqual([silu(1 - 3 + 8)]);
+    expect(Array.from(cache)).toEqual([3, 4]);
+  });
+
+  it('l2norm with 1e-6 inside the root, gates, gated RMSNorm', () => {
+    const x = new Float64Array([3, 4, 0, 2]);
+    l2normHeads(x, 1, 2, 2, 0.5);
+    expect(Array.from(x)).toEqual([1.5 / Math.sqrt(25 + 1e-6), 2 / Math.sqrt(25 + 1e-6), 0, 1 / Math.sqrt(4 + 1e-6)]);
+    // softplus(0 + log(e - 1)) = 1, so g = -exp(A_log) = -2; beta = sigmoid(0) = 1/2
+    const { beta, g } = gates(new Float64Array([0]), new Float64Array([0]), 1, 1, new Float64Array([Math.log(2)]), new Float64Array([Math.log(Math.E - 1)]));
+    expect(beta[0]).toBe(0.5);
+    expect(g[0]).toBeCloseTo(-2, 14);
+    const y = gatedRmsNorm(new Float64Array([3, 4]), new Float64Array([0, 1]), 1, 1, 2, new Float64Array([1, 0.5]), 1e-5);
+    expect(y[0]).toBe(0); // silu(0) = 0
+    expect(y[1]).toBeCloseTo((4 / Math.sqrt(12.5 + 1e-5)) * 0.5 * silu(1), 14);
+  });
+});
 
 describe('reference layer (SPEC 6, 7)', () => {
   test.prop([layerCaseArb().map((c) => ({ ...c, config: { ...c.config, conv_size: 1 } }))], PARAMS)('with conv width 1 the layer equals the core form on projected inputs', (c) => {
@@ -104,5 +129,3 @@ describe('reference layer (SPEC 6, 7)', () => {
   });
 });
 
-void fc;
-void LAYER_SIZES;
