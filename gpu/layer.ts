@@ -306,10 +306,20 @@ export class GpuLayerState {
   static async create(ctx: GpuContext, c: LayerConfig, w: LayerWeights, B: number, opts: LayerRunOptions & { initial?: LayerState } = {}): Promise<GpuLayerState> {
     if (!Number.isInteger(B) || B < 1) throw new ConfigError(`layer state: B must be a positive integer, got ${B}`);
     const weights = GpuLayerWeights.upload(ctx, c, w);
-    const st = layerStateBuffers(ctx, c, B, opts.initial);
-    const stepPlan = await LayerPlan.create(ctx, c, weights, st, B, 1, { mode: 'recurrent' });
-    const staging = ctx.createBuffer({ label: 'layer step y:readback', size: (stepPlan.words.y + CANARY_WORDS) * 4, usage: Usage.MAP_READ | Usage.COPY_DST });
-    return new GpuLayerState(ctx, c, B, weights, st, stepPlan, staging, opts);
+    let st: GpuLayerStateBuffers | null = null;
+    let stepPlan: LayerPlan | null = null;
+    try {
+      st = layerStateBuffers(ctx, c, B, opts.initial);
+      // a step is one token per segment at most: the token-by-token kernel is the cheaper one
+      stepPlan = await LayerPlan.create(ctx, c, weights, st, B, 1, { mode: 'recurrent' });
+      const staging = ctx.createBuffer({ label: 'layer step y:readback', size: (stepPlan.words.y + CANARY_WORDS) * 4, usage: Usage.MAP_READ | Usage.COPY_DST });
+      return new GpuLayerState(ctx, c, B, weights, st, stepPlan, staging, opts);
+    } catch (e) {
+      stepPlan?.destroy();
+      weights.destroy();
+      if (st) for (const b of [st.state, st.conv.q, st.conv.k, st.conv.v]) b.destroy();
+      throw e;
+    }
   }
 
   get tokensSeen(): number {
