@@ -13,6 +13,10 @@
  *    cache[..., 1:].
  *  - fla switches to `fused_recurrent` for T <= 64 and pads subsequences shorter than W before
  *    its varlen conv; both are the same mathematics (zero history at a subsequence's start).
+ *  - fla's `transform` orders tokens with `argsort` of (batch, memory) keys, which torch does not
+ *    promise to be stable; SPEC 4 requires time order inside a memory, which the gather here keeps.
+ *  - fla picks the top-k with `torch.topk`, whose order among equal probabilities is unspecified;
+ *    SPEC 2 sends ties to the lower index.
  */
 import { ShapeError } from './errors.js';
 import { route } from './router.js';
