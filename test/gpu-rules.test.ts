@@ -208,6 +208,15 @@ describe.each(RULE_NAMES.map((n) => [n]))('gpu rule %s', (name) => {
   const rule = GPU_RULES[name];
   const ref = BUILTIN_RULES[name];
 
+  // Compile this rule's pipelines up front (lavapipe takes seconds per pipeline on a cold shader
+  // cache), so that the properties' time limits are spent on runs, not on the compiler.
+  beforeAll(async () => {
+    const pb = (H: number, dv: number) => makeProblem(ref.inputs, [2, 0], H, DK[name], dv, 1);
+    await runGpu(rule, pb(1, 3), 'chunk', 16);
+    await runGpu(rule, pb(1, 3), 'recurrent');
+    await runGpu(rule, pb(2, 36), 'recurrent');
+  });
+
   it.each(MODES.map((m) => [m.chunk ? `chunk ${m.chunk}` : 'recurrent', m]))('%s matches the reference per segment', async (_, m) => {
     const C = m.chunk ?? 16;
     const dk = DK[name];

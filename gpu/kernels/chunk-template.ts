@@ -68,7 +68,9 @@ function prepareLayout(f: ChunkForm, budget: number) {
   const C = MAX_CHUNK;
   const fixed = 4 * (2 * C + (f.delta ? C * C : 0));
   const perTk = 4 * C * (f.decay === 'channel' ? 3 : 2);
-  const tk = fitCount(perTk, fixed, budget, 32);
+  // At most 8 keys per tile: the Gram loop costs two workgroup loads per FMA whatever the tile,
+  // so wider tiles only save barriers, while unrolling them tripled lavapipe's compile time (gla).
+  const tk = fitCount(perTk, fixed, budget, 8);
   return { tk, bytes: fixed + Math.max(1, tk) * perTk };
 }
 
