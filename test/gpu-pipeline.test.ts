@@ -35,11 +35,13 @@ const routeCase = fc
 const runs = { numRuns: 12, interruptAfterTimeLimit: 20_000, markInterruptAsFailure: false } as const;
 
 /**
- * Routed weights: float32 exp and division against float64. Measured over these cases in
- * several runs: the largest |w_gpu - w_ref| was 1.1e-7 to 1.3e-7 (about one float32 ulp of a
- * weight <= 1, from exp's rounding); held to 4e-7, a few ulps.
+ * Routed weights: float32 exp, a k-term sum and one division against float64. Measured over
+ * 400 cases drawn like those below: worst |w_gpu - w_ref| = 2.2e-7 (typical runs of 12 cases:
+ * 1.1e-7 to 1.5e-7). The float32 error model agrees: each exp within about 2 ulp, the sum adds
+ * up to k - 1 roundings, the division one, i.e. about (k + 3) half-ulps of a weight <= 1, or
+ * 6e-7 for k = 7, the largest k drawn here. Held to that bound.
  */
-const WEIGHT_TOL = 4e-7;
+const WEIGHT_TOL = 6e-7;
 
 async function checkRouting(B: number, T: number, E: number, topk: number, logits: Float64Array): Promise<number> {
   const ref = route(logits, B, T, E, topk);
@@ -212,6 +214,9 @@ describe('gpu forward vs reference momForward', () => {
     await checkForward('gla', a, 11, { mode: 'chunk', chunk: 64 });
     await checkForward('gla', b, 12, { mode: 'chunk', chunk: 64, initial: randomState(b, 5) });
     await checkForward('decay', { ...b, E: 3, topk: 1, scale: 0.7 }, 13, { mode: 'recurrent' });
+    // widths not a multiple of 4 (H*dk = 5, dv = 6, H = 1 for the scalar gates): the scalar,
+    // not the vec4, variants of the row gather and of the mix
+    await checkForward('gated-delta', { B: 2, T: 19, H: 1, E: 3, topk: 2, dk: 5, dv: 6, shared: true }, 14, { mode: 'recurrent' });
     console.log(`forward: worst errRatio over this file's cases = ${worstForward.toExponential(2)} (tolerance ${FORWARD_TOL})`);
   });
 });

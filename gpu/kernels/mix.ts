@@ -13,21 +13,25 @@ import { LINEAR_WORKGROUP, bindAll, simpleKernel, threadGrid, type Prepared } fr
 
 const WG = 256;
 
-const header = (K: number, shared: boolean) => /* wgsl */ `
+const header = (K: number, shared: boolean, T = 'f32') => /* wgsl */ `
 const K = ${K}u;
 const SHARED = ${shared};
 struct Params { B: u32, T: u32, E: u32, H: u32, dk: u32, dv: u32, n: u32, scale: f32 }
 @group(0) @binding(0) var<storage, read> slot: array<u32>;      // [B, T, K] gathered positions
 @group(0) @binding(1) var<storage, read> weights: array<f32>;   // [B, T, K]
 @group(0) @binding(2) var<storage, read> cu: array<u32>;        // [S+1]
-@group(0) @binding(3) var<storage, read_write> o: array<f32>;   // [B, T, H, dv]
+@group(0) @binding(3) var<storage, read_write> o: array<${T}>;  // [B, T, H, dv]
 @group(0) @binding(4) var<uniform> P: Params;
 `;
 
-/** Mix after the read-out: weighted sum of the memories' own outputs oG [P, H, dv]. */
-export function mixAfterWgsl(K: number, shared: boolean): string {
-  return /* wgsl */ `${header(K, shared)}
-@group(0) @binding(5) var<storage, read> oG: array<f32>;       // [P, H, dv]
+/**
+ * Mix after the read-out: weighted sum of the memories' own outputs oG [P, H, dv]. With
+ * `lanes` = 4 (dv a multiple of 4) a thread handles a vec4 of c and P.dv counts vec4s.
+ */
+export function mixAfterWgsl(K: number, shared: boolean, lanes: 1 | 4 = 1): string {
+  const T = lanes === 4 ? 'vec4<f32>' : 'f32';
+  return /* wgsl */ `${header(K, shared, T)}
+@group(0) @binding(5) var<storage, read> oG: array<${T}>;      // [P, H, dv]
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -37,7 +41,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let row = P.H * P.dv;
   let tok = i / row;  // b*T + t
   let r = i % row;    // h*dv + c
-  var acc = 0.0;
+  var acc = ${T}(0.0);
   for (var j = 0u; j < K; j++) {
     acc += weights[tok * K + j] * oG[slot[tok * K + j] * row + r];
   }
@@ -110,9 +114,11 @@ export interface MixBuffers {
 }
 
 export function prepareMix(ctx: GpuContext, mix: 'after' | 'before', d: MixDims, b: MixBuffers): Prepared {
-  const n = d.B * d.T * d.H * d.dv;
-  const params = uniforms(ctx, `mix ${mix} params`, [d.B, d.T, d.E, d.H, d.dk, d.dv, n, d.scale], [7]);
-  const code = mix === 'after' ? mixAfterWgsl(d.K, d.shared) : mixBeforeWgsl(d.K, d.shared);
+  const lanes = mix === 'after' && d.dv % 4 === 0 ? 4 : 1;
+  const dv = d.dv / lanes;
+  const n = d.B * d.T * d.H * dv;
+  const params = uniforms(ctx, `mix ${mix} params`, [d.B, d.T, d.E, d.H, d.dk, dv, n, d.scale], [7]);
+  const code = mix === 'after' ? mixAfterWgsl(d.K, d.shared, lanes) : mixBeforeWgsl(d.K, d.shared);
   const pipeline = ctx.pipeline(`mix ${mix}`, code);
   const buffers = [b.slot, b.weights, b.cu, b.o, params, b.gathered];
   if (mix === 'before') buffers.push(b.q!);
