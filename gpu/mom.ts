@@ -24,9 +24,17 @@ import { CHUNK_SIZES, type ChunkSize, type GpuRule, type KernelMode, type RuleDi
 export type Mix = 'after' | 'before';
 
 export interface ForwardOptions {
+  /** the rule kernel: chunkwise-parallel or token by token (must be in rule.modes) */
   mode: KernelMode;
+  /** chunk size for mode 'chunk' (default 64) */
   chunk?: ChunkSize;
+  /**
+   * 'after' (default): weighted sum of the memories' outputs. 'before': read the weighted sum of
+   * the states; it needs the state after every token, which only the 'recurrent' kernels write,
+   * so it always runs them (whatever `mode` says) and needs a read-out linear in the state.
+   */
   mix?: Mix;
+  /** routed [E, B, H, dk, dv] and shared [B, H, dk, dv] states to start from; zeros otherwise */
   initial?: CoreState;
 }
 
