@@ -6,8 +6,10 @@
  *   size up to 70, from a random initial state.
  */
 import fc from 'fast-check';
-import { headCaseArb, refChunkArb, type HeadCase } from './arbitraries.js';
+import { checkedForward } from './canary.js';
+import { coreCaseArb, gpuChunkArb, headCaseArb, refChunkArb, type CoreCase, type HeadCase } from './arbitraries.js';
 import { compareAll, describeFailures } from './compare.js';
+import { gpuChunkTolerance } from './tolerances.js';
 import type { Property } from './types.js';
 
 // Float64 against float64, two orders of summation: measured worst error ratio 3.5e-14 over
@@ -42,4 +44,32 @@ export const refChunkedEqualsRecurrent: Property<RefChunkCase> = {
     return { ok, errRatio: cmp.errRatio, maxAbs: cmp.maxAbs, tolerance: REF_CHUNK_TOL, message: ok ? undefined : describeFailures(cmp.items, REF_CHUNK_TOL, 0) };
   },
   describe: (c) => ({ n: c.n, dk: c.dk, dv: c.dv, C: c.C, q: c.q, inputs: c.inputs, S0: c.S0 }),
+};
+
+/**
+ * - `gpuChunkedEqualsRecurrent`: on the GPU, the chunked kernels (16, 32, 64) equal the
+ *   token-by-token kernel, both float32, outputs and final states.
+ */
+export type GpuChunkCase = CoreCase & { chunk: 16 | 32 | 64 };
+
+export const gpuChunkedEqualsRecurrent: Property<GpuChunkCase> = {
+  id: 'gpu-chunked-equals-recurrent',
+  title: 'GPU: chunked kernels (16/32/64) equal the token-by-token kernel, outputs and final states',
+  needsGpu: true,
+  perRule: true,
+  applies: (t) => t.gpu !== undefined && t.gpu.modes.includes('chunk') && t.gpu.modes.includes('recurrent'),
+  arbitrary: (t, sizes) => fc.record({ c: coreCaseArb(t.ref.inputs, sizes), chunk: gpuChunkArb }).map(({ c, chunk }) => ({ ...c, chunk })),
+  async check(env, t, c) {
+    const rec = await checkedForward(env.ctx!, t.gpu!, c.cfg, c.x, { mode: 'recurrent', initial: c.initial });
+    const chk = await checkedForward(env.ctx!, t.gpu!, c.cfg, c.x, { mode: 'chunk', chunk: c.chunk, initial: c.initial });
+    const tol = gpuChunkTolerance(t.name);
+    const cmp = compareAll([
+      { what: 'o', ref: rec.o, got: chk.o },
+      { what: 'final.routed', ref: rec.final.routed, got: chk.final.routed },
+      { what: 'final.shared', ref: rec.final.shared ?? [], got: chk.final.shared ?? [] },
+    ]);
+    const ok = cmp.items.every((i) => i.pass(tol));
+    return { ok, errRatio: cmp.errRatio, maxAbs: cmp.maxAbs, tolerance: tol, message: ok ? undefined : `chunk ${c.chunk}: ${describeFailures(cmp.items, tol)}` };
+  },
+  describe: (c) => c,
 };

@@ -6,11 +6,15 @@
  * - `refDecodeEqualsForward`: reference MomState against momForward (float64).
  */
 import fc from 'fast-check';
+import { GpuMomState } from '../gpu/decode.js';
+import { checkedForward, probeCanaries } from './canary.js';
 import { momForward } from '../reference/mom.js';
 import { MomState } from '../reference/state.js';
 import { coreCaseArb, type CoreCase } from './arbitraries.js';
 import { compareAll, describeFailures } from './compare.js';
 import { feedingArb, joinTime, pieces, sliceInputs, type Feeding } from './slice.js';
+import { forwardMode, gpuModeArb, type GpuMode } from './gpu-mode.js';
+import { gpuDecodeTolerance } from './tolerances.js';
 import type { Property } from './types.js';
 
 export type DecodeCase = CoreCase & { feeding: Feeding };
@@ -48,6 +52,60 @@ export const refDecodeEqualsForward: Property<DecodeCase> = {
     ]);
     const ok = cmp.items.every((i) => i.pass(REF_DECODE_TOL, 0));
     return { ok, errRatio: cmp.errRatio, maxAbs: cmp.maxAbs, tolerance: REF_DECODE_TOL, message: ok ? undefined : describeFailures(cmp.items, REF_DECODE_TOL, 0) };
+  },
+  describe: (c) => c,
+};
+
+/**
+ * - `gpuDecodeEqualsForward`: on the GPU, GpuMomState (prefill in the drawn kernel mode, steps
+ *   token by token) against one gpuMomForward over the whole sequence, outputs and final state;
+ *   and the state's byteSize is 4·(E + shared)·B·H·dk·dv before and after, whatever T.
+ *   Steps are capped (8 per case) to keep the software driver's time in bounds.
+ */
+export type GpuDecodeCase = DecodeCase & { mode: GpuMode };
+
+const MAX_GPU_STEPS = 8;
+
+export const gpuDecodeEqualsForward: Property<GpuDecodeCase> = {
+  id: 'gpu-decode-equals-forward',
+  title: 'GPU: prefill + steps, or prefill in pieces, equals one pass; state byte size independent of T',
+  needsGpu: true,
+  perRule: true,
+  applies: (t) => t.gpu !== undefined,
+  arbitrary: (t, sizes) =>
+    fc.record({ c: decodeCaseArb(t.ref.inputs, sizes, MAX_GPU_STEPS), mode: gpuModeArb(t.gpu!) }).map(({ c, mode }) => ({ ...c, mode })),
+  async check(env, t, c) {
+    const ctx = env.ctx!;
+    const { cfg, x, initial } = c;
+    const { B, T, H, E, dk, dv, shared } = cfg;
+    const fm = forwardMode(c.mode);
+    const one = await checkedForward(ctx, t.gpu!, cfg, x, { ...fm, initial });
+    const probed = probeCanaries(ctx, t.gpu!);
+    const st = await GpuMomState.create(ctx, probed.rule, cfg, { initial, maxPrefill: T, ...fm });
+    try {
+      const bytes = 4 * (E + (shared ? 1 : 0)) * B * H * dk * dv;
+      const size0 = st.byteSize;
+      const outs: { t0: number; o: Float32Array }[] = [];
+      for (const [t0, t1] of pieces(c.feeding, T)) {
+        const xs = sliceInputs(x, B, T, t0, t1);
+        outs.push({ t0, o: t1 - t0 === 1 && t0 > 0 ? await st.step(xs) : await st.prefill(xs, t1 - t0) });
+      }
+      const fin = await st.snapshot();
+      await probed.verify();
+      const sizeProblem =
+        size0 !== bytes ? `byteSize ${size0}, expected 4·(E+shared)·B·H·dk·dv = ${bytes}` : st.byteSize !== size0 ? `byteSize changed from ${size0} to ${st.byteSize} after ${T} tokens` : null;
+      const tol = gpuDecodeTolerance(t.name);
+      const cmp = compareAll([
+        { what: 'o', ref: one.o, got: joinTime(outs, B, T, H * dv) },
+        { what: 'final.routed', ref: one.final.routed, got: fin.routed },
+        { what: 'final.shared', ref: one.final.shared ?? [], got: fin.shared ?? [] },
+      ]);
+      const ok = !sizeProblem && cmp.items.every((i) => i.pass(tol));
+      const message = ok ? undefined : `${c.mode}, ${c.feeding.kind}: ${[sizeProblem, describeFailures(cmp.items, tol)].filter(Boolean).join('; ')}`;
+      return { ok, errRatio: cmp.errRatio, maxAbs: cmp.maxAbs, tolerance: tol, message };
+    } finally {
+      await st.destroy();
+    }
   },
   describe: (c) => c,
 };

@@ -4,9 +4,11 @@
  *   Σ_j w_j S_jᵀ q + S_sᵀ q  =  (Σ_j w_j S_j + S_s)ᵀ q.
  * Checked on the reference (float64) and on the GPU (float32, both paths on the device).
  */
+import { checkedForward } from './canary.js';
 import { momForward } from '../reference/mom.js';
 import { coreCaseArb, type CoreCase } from './arbitraries.js';
 import { compareAll, describeFailures } from './compare.js';
+import { gpuMixTolerance, gpuTolerance } from './tolerances.js';
 import type { Property } from './types.js';
 
 // Float64, the same products summed in two orders: measured worst error ratio 2.4e-15 over
@@ -26,6 +28,37 @@ export const refMixBeforeEqualsAfter: Property<CoreCase> = {
     const cmp = compareAll([{ what: 'o (after vs before)', ref: after.o, got: before.o }]);
     const ok = cmp.items.every((i) => i.pass(REF_MIX_TOL, 0));
     return { ok, errRatio: cmp.errRatio, maxAbs: cmp.maxAbs, tolerance: REF_MIX_TOL, message: ok ? undefined : describeFailures(cmp.items, REF_MIX_TOL, 0) };
+  },
+  describe: (c) => c,
+};
+
+/**
+ * GPU: the mix-before path (token-by-token kernel writing the state after every token, then
+ * M̃ = Σ w S + S_s read with q) equals the mix-after path on the same kernel, and the
+ * reference (mix after) too, so that a shared mistake in both GPU paths cannot hide.
+ */
+export const gpuMixBeforeEqualsAfter: Property<CoreCase> = {
+  id: 'gpu-mix-before-equals-after',
+  title: 'GPU: mixing the read-outs equals reading the mixed state (and both equal the reference)',
+  needsGpu: true,
+  perRule: true,
+  applies: (t) => t.gpu !== undefined && t.gpu.readLinear && t.gpu.modes.includes('recurrent'),
+  arbitrary: (t, sizes) => coreCaseArb(t.ref.inputs, sizes),
+  async check(env, t, c) {
+    const ref = momForward(t.ref, c.cfg, c.x, { initial: c.initial });
+    const after = await checkedForward(env.ctx!, t.gpu!, c.cfg, c.x, { mode: 'recurrent', mix: 'after', initial: c.initial });
+    const before = await checkedForward(env.ctx!, t.gpu!, c.cfg, c.x, { mode: 'recurrent', mix: 'before', initial: c.initial });
+    const tolPair = gpuMixTolerance(t.name);
+    const tolRef = gpuTolerance(t.name);
+    const pair = compareAll([{ what: 'o (GPU after vs GPU before)', ref: after.o, got: before.o }]);
+    const vsRef = compareAll([
+      { what: 'o (reference vs GPU before)', ref: ref.o, got: before.o },
+      { what: 'final.routed (reference vs GPU before)', ref: ref.final.routed, got: before.final.routed },
+    ]);
+    const ok = pair.items.every((i) => i.pass(tolPair)) && vsRef.items.every((i) => i.pass(tolRef));
+    const message = ok ? undefined : [describeFailures(pair.items, tolPair), describeFailures(vsRef.items, tolRef)].filter(Boolean).join('; ');
+    // The ratio reported is the identity's (after vs before); the reference check guards it.
+    return { ok, errRatio: pair.errRatio, maxAbs: pair.maxAbs, tolerance: tolPair, message };
   },
   describe: (c) => c,
 };

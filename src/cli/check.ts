@@ -1,0 +1,192 @@
+/**
+ * `momlab check`: the property suite (properties/) against the available GPU — every property
+ * for every selected rule — with a progress bar on stderr, then a table (property × rule:
+ * cases, worst error ratio, pass/fail) on stdout. Exit 0 only when everything passes.
+ *
+ * Every (property, rule) pair runs with the same seed, so a failure replays with
+ *   npx momlab check --property P --rules R --sizes S --seed N --path X
+ */
+import { getGpu, type GpuContext } from '../../gpu/device.js';
+import { getGpuRule } from '../../gpu/kernels/index.js';
+import { ConfigError } from '../../reference/errors.js';
+import { RULE_NAMES, getRule } from '../../reference/rules/index.js';
+import { SIZES, type SizeName } from '../../properties/arbitraries.js';
+import { GPU_PROPERTIES } from '../../properties/gpu.js';
+import { REFERENCE_PROPERTIES } from '../../properties/reference.js';
+import { formatFailure, runProperty, type PropertyReport } from '../../properties/runner.js';
+import type { Property, RuleTarget } from '../../properties/types.js';
+import { parseArgs } from './args.js';
+
+export const usage = `usage: momlab check [options]
+
+Runs the property suite (reference and GPU) and prints a table: property × rule, cases run,
+worst error ratio (SPEC 9), pass/fail. Exits 0 only if every property holds.
+
+options:
+  --rules all|name,...   rules to check (default all: ${RULE_NAMES.join(', ')})
+  --property id,...      only these properties (default all; see the list below)
+  --runs N               cases per property and rule (default 100; with --time: unbounded)
+  --time SECONDS         time budget for the whole run, shared out between the properties
+  --seed S               fast-check seed (default: random, printed)
+  --path P               replay one failing case (with --seed, --property and --rules)
+  --sizes small|medium|large   case sizes (default small: fits the software driver)
+  --json                 print the table as JSON instead
+
+properties:
+${[...REFERENCE_PROPERTIES, ...GPU_PROPERTIES].map((p) => `  ${p.id.padEnd(30)} ${p.title}`).join('\n')}`;
+
+export interface CheckRow {
+  property: string;
+  rule: string;
+  cases: number;
+  worstErrRatio: number | null;
+  worstMaxAbs: number | null;
+  tolerance: number;
+  passed: boolean;
+  interrupted: boolean;
+  failure?: PropertyReport['failure'];
+}
+
+const ALL_PROPERTIES = [...REFERENCE_PROPERTIES, ...GPU_PROPERTIES];
+
+function pickRules(spec: string): string[] {
+  const names = spec === 'all' ? [...RULE_NAMES] : spec.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new ConfigError(`momlab check: --rules needs 'all' or rule names, got '${spec}'`);
+  for (const n of names) getRule(n); // ConfigError naming the unknown rule and the known ones
+  return names;
+}
+
+function pickProperties(spec: string | undefined): Property<never>[] {
+  if (!spec) return ALL_PROPERTIES;
+  const ids = spec.split(',').map((s) => s.trim());
+  for (const id of ids)
+    if (!ALL_PROPERTIES.some((p) => p.id === id))
+      throw new ConfigError(`momlab check: unknown property '${id}'; known properties: ${ALL_PROPERTIES.map((p) => p.id).join(', ')}`);
+  return ALL_PROPERTIES.filter((p) => ids.includes(p.id));
+}
+
+function target(name: string): RuleTarget {
+  const ref = getRule(name);
+  return { name, ref, chunked: ref, gpu: getGpuRule(name) };
+}
+
+/** A progress bar on a terminal; one line per finished job otherwise (logs, CI). */
+class Progress {
+  private readonly tty = process.stderr.isTTY === true;
+  private last = 0;
+  constructor(private readonly total: number) {}
+  tick(done: number, label: string, cases: number): void {
+    if (!this.tty) return;
+    const now = Date.now();
+    if (now - this.last < 100) return;
+    this.last = now;
+    const width = 30;
+    const fill = Math.round((done / this.total) * width);
+    process.stderr.write(`\r[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${done}/${this.total} ${label} (${cases} cases)`.padEnd(100).slice(0, 100));
+  }
+  finished(done: number, row: CheckRow, ms: number): void {
+    const line = `[${done}/${this.total}] ${row.property} ${row.rule}: ${row.cases} cases, worst ${fmt(row.worstErrRatio)} ${row.passed ? 'ok' : 'FAIL'} (${(ms / 1000).toFixed(1)} s)`;
+    if (this.tty) process.stderr.write(`\r${line.padEnd(100)}\n`);
+    else process.stderr.write(`${line}\n`);
+  }
+}
+
+const fmt = (x: number | null) => (x === null ? 'NaN' : x === 0 ? '0' : x.toExponential(2));
+
+export function formatTable(rows: CheckRow[]): string {
+  const head = ['property', 'rule', 'cases', 'worst err', 'max abs', 'tolerance', 'result'];
+  const body = rows.map((r) => [
+    r.property,
+    r.rule,
+    `${r.cases}${r.interrupted ? '*' : ''}`,
+    fmt(r.worstErrRatio),
+    fmt(r.worstMaxAbs),
+    r.tolerance ? r.tolerance.toExponential(1) : 'exact',
+    r.passed ? 'pass' : 'FAIL',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i >= 2 && i <= 5 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
+  const out = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)];
+  if (rows.some((r) => r.interrupted)) out.push('* the time budget ran out before the requested number of cases');
+  return out.join('\n');
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { flags, positional } = parseArgs(
+    argv,
+    { rules: 'string', property: 'string', runs: 'number', time: 'number', seed: 'number', path: 'string', sizes: 'string', json: 'boolean' },
+    'check',
+  );
+  if (positional.length) throw new ConfigError(`momlab check: unexpected argument '${positional[0]}'`);
+  const rules = pickRules(String(flags.rules ?? 'all'));
+  const props = pickProperties(flags.property as string | undefined);
+  const sizeName = String(flags.sizes ?? 'small');
+  if (!(sizeName in SIZES)) throw new ConfigError(`momlab check: --sizes must be one of ${Object.keys(SIZES).join(', ')}, got '${sizeName}'`);
+  const sizes = SIZES[sizeName as SizeName];
+  const timeS = flags.time as number | undefined;
+  if (timeS !== undefined && !(timeS > 0)) throw new ConfigError(`momlab check: --time must be a positive number of seconds, got ${timeS}`);
+  const runs = (flags.runs as number | undefined) ?? (timeS !== undefined ? 1e9 : 100);
+  if (!Number.isInteger(runs) || runs < 1) throw new ConfigError(`momlab check: --runs must be a positive integer, got ${runs}`);
+  const seed = (flags.seed as number | undefined) ?? (Math.random() * 2 ** 31) | 0;
+  const path = flags.path as string | undefined;
+  const json = flags.json === true;
+
+  const targets = rules.map(target);
+  const jobs: { prop: Property<never>; targets: RuleTarget[] }[] = [];
+  for (const prop of props) {
+    if (!prop.perRule) jobs.push({ prop, targets: targets.slice(0, 1) });
+    else for (const t of targets) if (prop.applies(t)) jobs.push({ prop, targets: [t] });
+  }
+
+  const ctx: GpuContext | undefined = jobs.some((j) => j.prop.needsGpu) ? await getGpu() : undefined;
+  if (!json) process.stderr.write(`momlab check: ${jobs.length} property × rule pairs, sizes ${sizeName}, seed ${seed}${ctx ? `, on ${ctx.adapterInfo}` : ''}\n`);
+
+  const progress = new Progress(jobs.length);
+  const deadline = timeS !== undefined ? Date.now() + timeS * 1000 : undefined;
+  const rows: CheckRow[] = [];
+  for (const [i, job] of jobs.entries()) {
+    const label = `${job.prop.id} ${job.prop.perRule ? job.targets[0].name : 'any'}`;
+    // Share what is left of the budget equally between the jobs still to run.
+    const timeLimitMs = deadline !== undefined ? Math.max(1, (deadline - Date.now()) / (jobs.length - i)) : undefined;
+    let cases = 0;
+    const t0 = Date.now();
+    const rep = await runProperty(job.prop, job.targets, { ctx }, {
+      sizes,
+      sizeName,
+      numRuns: runs,
+      seed,
+      path,
+      timeLimitMs,
+      onCase: () => progress.tick(i, label, ++cases),
+    });
+    const s = rep.perRule[0];
+    const row: CheckRow = {
+      property: rep.property,
+      rule: s?.rule ?? job.targets[0].name,
+      cases: rep.cases,
+      worstErrRatio: s && !Number.isNaN(s.worstErrRatio) ? s.worstErrRatio : s ? null : 0,
+      worstMaxAbs: s && !Number.isNaN(s.worstMaxAbs) ? s.worstMaxAbs : s ? null : 0,
+      tolerance: s?.tolerance ?? 0,
+      passed: rep.passed,
+      // a time-limited run with fewer cases than asked (with --time and no --runs that is the point)
+      interrupted: rep.interrupted && flags.runs !== undefined,
+      failure: rep.failure,
+    };
+    rows.push(row);
+    progress.finished(i + 1, row, Date.now() - t0);
+    if (!rep.passed && !json) process.stderr.write(`${formatFailure(rep)}\n`);
+  }
+
+  const passed = rows.every((r) => r.passed);
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ seed, sizes: sizeName, runs: flags.runs ?? null, time: timeS ?? null, device: ctx?.adapterInfo ?? null, passed, rows }, null, 2)}\n`);
+  } else {
+    process.stdout.write(`${formatTable(rows)}\n`);
+    const failed = rows.filter((r) => !r.passed);
+    if (failed.length) {
+      process.stdout.write(`\n${failed.length} of ${rows.length} failed. Replay a failure with the command printed for it:\n`);
+      for (const r of failed) process.stdout.write(`  ${r.property} ${r.rule}: ${r.failure?.replay ?? '(no counterexample)'}\n`);
+    } else process.stdout.write(`\nall ${rows.length} passed (seed ${seed})\n`);
+  }
+  return passed ? 0 : 1;
+}

@@ -1,0 +1,34 @@
+/**
+ * `momlab start` (`npm start`): the main job in one go — a three-token trace, to see what MoM
+ * does to one sequence, then `check` on every rule at small sizes, to see that the GPU agrees
+ * with the reference. Exits with check's code (0 only if every property holds).
+ */
+import { ConfigError } from '../../reference/errors.js';
+import * as check from './check.js';
+import { parseArgs } from './args.js';
+import * as trace from './trace.js';
+
+// ~20 cases per property and rule keeps the whole run within a couple of minutes on the
+// software driver (lavapipe); `momlab check` alone runs 100 by default.
+const START_RUNS = 20;
+
+export const usage = `usage: momlab start [--runs N] [--seed S]
+
+A three-token trace (momlab trace --tokens 3), then the property suite on every rule at small
+sizes (momlab check --rules all --sizes small --runs ${START_RUNS}).
+
+options:
+  --runs N    cases per property and rule for the checks (default ${START_RUNS})
+  --seed S    fast-check seed for the checks (default: random, printed)`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { flags, positional } = parseArgs(argv, { runs: 'number', seed: 'number' }, 'start');
+  if (positional.length) throw new ConfigError(`momlab start: unexpected argument '${positional[0]}'`);
+  process.stdout.write('== momlab trace --tokens 3: one sequence through the reference, token by token ==\n\n');
+  const traced = await trace.run(['--tokens', '3']);
+  if (traced !== 0) return traced;
+  process.stdout.write('\n== momlab check --rules all --sizes small: the properties, reference and GPU ==\n\n');
+  const args = ['--rules', 'all', '--sizes', 'small', '--runs', String(flags.runs ?? START_RUNS)];
+  if (flags.seed !== undefined) args.push('--seed', String(flags.seed));
+  return check.run(args);
+}

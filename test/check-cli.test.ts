@@ -1,0 +1,51 @@
+/**
+ * `momlab check` end to end: a short run exits 0 and prints the table (and valid JSON with
+ * --json); an unknown rule or property exits non-zero and names it.
+ */
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { RULE_NAMES } from '../reference/rules/index.js';
+
+function momlab(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['bin/momlab.js', ...args], { encoding: 'utf8', timeout: 240_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('momlab check', () => {
+  it('a short run on two rules exits 0 with the table', () => {
+    const r = momlab('check', '--rules', 'linear,gated-delta', '--runs', '3', '--seed', '5');
+    expect(r.stderr).toContain('seed 5');
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toMatch(/^property\s+rule\s+cases\s+worst err\s+max abs\s+tolerance\s+result$/);
+    for (const id of ['chunked-equals-recurrent', 'gpu-equals-reference', 'gpu-decode-equals-forward']) {
+      for (const rule of ['linear', 'gated-delta']) expect(r.stdout).toMatch(new RegExp(`^${id}\\s+${rule}\\s+3\\s.*pass$`, 'm'));
+    }
+    // rule-independent properties run once
+    expect(r.stdout).toMatch(/^routing-invariants\s+any\s+3\s.*pass$/m);
+    expect(r.stdout).not.toMatch(/FAIL/);
+    expect(r.stdout).toMatch(/all \d+ passed \(seed 5\)/);
+  }, 240_000);
+
+  it('--json prints the table as JSON', () => {
+    const r = momlab('check', '--rules', 'delta', '--property', 'gpu-equals-reference,routing-invariants', '--runs', '4', '--json');
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { passed: boolean; rows: { property: string; rule: string; cases: number; passed: boolean; worstErrRatio: number }[] };
+    expect(out.passed).toBe(true);
+    expect(out.rows.map((x) => `${x.property}/${x.rule}/${x.cases}`)).toEqual(['routing-invariants/any/4', 'gpu-equals-reference/delta/4']);
+    expect(out.rows[1].worstErrRatio).toBeGreaterThan(0);
+  }, 240_000);
+
+  it('an unknown rule exits non-zero and names it', () => {
+    const r = momlab('check', '--rules', 'linear,nope');
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("unknown rule 'nope'");
+    expect(r.stderr).toContain(RULE_NAMES.join(', '));
+  });
+
+  it('an unknown property exits non-zero and names it', () => {
+    const r = momlab('check', '--property', 'gpu-magic');
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("unknown property 'gpu-magic'");
+  });
+});
