@@ -19,8 +19,9 @@ import type { Property } from './types.js';
 export type GatherCase = RoutingCase & { shared: boolean };
 
 // Routing weights are p/Σp in [0, 1]: float32 softmax and division, measured worst max abs
-// difference 1.8e-7 over 2000 cases (sizes 'small'); 1e-6 is SPEC 9's outright bound and ~5x
-// the measurement.
+// difference 1.4e-7 over 2000 cases (sizes 'small', `momlab check --property
+// gpu-gather-stable-complete --runs 2000`); 1e-6 is SPEC 9's outright bound, ~7x the measurement.
+// (The table's tolerance column shows this absolute bound for this property.)
 const WEIGHT_ATOL = 1e-6;
 
 export const gpuGatherStableComplete: Property<GatherCase> = {
@@ -89,7 +90,7 @@ export const gpuGatherStableComplete: Property<GatherCase> = {
         if (n !== topk) return fail(`token (b ${b}, t ${t}) was gathered for ${n} memories, expected k = ${topk}`);
         if (shared && !seen[(b * T + t) * (E + 1) + E]) return fail(`token (b ${b}, t ${t}) is missing from the shared segment`);
       }
-    return { ok: true, errRatio: w.errRatio, maxAbs: w.maxAbs, tolerance: 0 };
+    return { ok: true, errRatio: w.errRatio, maxAbs: w.maxAbs, tolerance: WEIGHT_ATOL };
   },
   describe: (c) => ({ ...c, logits: Array.from(c.logits) }),
 };
