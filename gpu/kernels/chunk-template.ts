@@ -405,6 +405,9 @@ function scanBindings(f: ChunkForm, b: ChunkBuffers | null): Binding[] {
   return list;
 }
 
+/** Which of the two dispatches to record: both (a forward), or one of them (the benchmark times each). */
+export type ChunkPasses = 'both' | 'prepare' | 'scan';
+
 /** `encode` for mode 'chunk': two dispatches (prepare over all chunks, scan over all segments). */
 export function makeChunkEncoder(spec: ChunkRuleSpec) {
   const { form } = spec;
@@ -419,7 +422,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec) {
   const ib = form.delta ? index('beta') : -1;
   const texts = new Map<string, { prepare: string; scan: string }>();
 
-  return (ctx: GpuContext, enc: GPUCommandEncoder, dims: RuleDims, buffers: RuleBuffers, C: number): void => {
+  return (ctx: GpuContext, enc: GPUCommandEncoder, dims: RuleDims, buffers: RuleBuffers, C: number, passes: ChunkPasses = 'both'): void => {
     checkRuleCall(spec.name, spec.inputs, dims, buffers);
     const { segments: S, positions: P, H, dk, dv } = dims;
     const what = `rule '${spec.name}' (chunk ${C}, dk=${dk}, dv=${dv})`;
@@ -459,8 +462,8 @@ export function makeChunkEncoder(spec: ChunkRuleSpec) {
     const maxDim = ctx.limits.maxComputeWorkgroupsPerDimension;
     const gx = Math.min(slots, maxDim);
     const gy = gridDim(ctx, Math.ceil(slots / gx), `${what} prepare`);
-    encodePass(ctx, enc, `${spec.name}:chunk-prepare`, ctx.pipeline(`${spec.name}:chunk-prepare`, t.prepare), pre, [gx, gy, gridDim(ctx, H, what)]);
     const grid = [gridDim(ctx, S, what), gridDim(ctx, H, what), gridDim(ctx, Math.ceil(dv / sl.bj), what)] as const;
-    encodePass(ctx, enc, `${spec.name}:chunk-scan`, ctx.pipeline(`${spec.name}:chunk-scan`, t.scan), scan, grid);
+    if (passes !== 'scan') encodePass(ctx, enc, `${spec.name}:chunk-prepare`, ctx.pipeline(`${spec.name}:chunk-prepare`, t.prepare), pre, [gx, gy, gridDim(ctx, H, what)]);
+    if (passes !== 'prepare') encodePass(ctx, enc, `${spec.name}:chunk-scan`, ctx.pipeline(`${spec.name}:chunk-scan`, t.scan), scan, grid);
   };
 }

@@ -1,0 +1,247 @@
+/**
+ * GPU benchmark of the MoM forward in the core form (issue #6): gated-delta, E = 4, k = 2,
+ * shared memory on, float32, q / k / v / g / β and router logits given.
+ *
+ *   npx tsx bench/gpu.ts --sizes small|large [--parts forward,ceilings,decode]
+ *                        [--modes chunk,recurrent] [--repeats N] [--out DIR]
+ *
+ * For each shape and kernel path (chunked, C = 64; token-by-token), the median of N repeats of
+ * the whole forward (router, gather, per-memory kernel, mix: one ForwardPlan.encode, bracketed
+ * by GPU timestamps), and the per-memory kernel alone on gathered inputs with the same segment
+ * lengths (for the chunked path also its prepare and scan dispatches alone), so that the
+ * difference is the router + gather + mix. FLOPs and bytes are counted in bench/work.ts; the
+ * ceilings (a fast WGSL matmul, copy bandwidth) are measured in the same run (bench/ceilings.ts);
+ * decode latency at several contexts in bench/decode.ts. `--out DIR` writes gpu.json and
+ * decode-latency.svg there.
+ *
+ * `large` runs the issue's shapes (it needs a big GPU: the long shape moves ~8 GB of buffers);
+ * `small` runs the same code at sizes the software driver (lavapipe) handles in seconds.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { scratchBuffer } from '../gpu/buffers.js';
+import { getGpu, type GpuContext } from '../gpu/device.js';
+import { makeChunkEncoder, type ChunkPasses } from '../gpu/kernels/chunk-template.js';
+import { gatedDelta } from '../gpu/kernels/gated-delta.js';
+import type { KernelMode, RuleBuffers, RuleDims } from '../gpu/kernels/types.js';
+import { ForwardPlan } from '../gpu/mom.js';
+import { gatedDelta as gatedDeltaRef } from '../reference/rules/gated-delta.js';
+import type { CoreConfig } from '../reference/types.js';
+import { measureCeilings, type Ceilings } from './ceilings.js';
+import { benchDecode, type DecodeResult, type DecodeShape } from './decode.js';
+import { benchInputs, tiled } from './inputs.js';
+import { decodeSvg } from './svg.js';
+import { GpuTimer, type TimingKind } from './timer.js';
+import { chunkFlops, forwardBytes, segmentsOf, type Segments } from './work.js';
+
+export type Sizes = 'small' | 'large';
+
+export interface ForwardShape {
+  name: string;
+  B: number;
+  T: number;
+  H: number;
+  dk: number;
+  dv: number;
+  /** flash-linear-attention's Triton kernels on the H200, float32, do_bench median, ms (issue #6) */
+  triton?: { chunk: number; recurrent: number; chunkBf16: number };
+}
+
+const E = 4;
+const TOPK = 2;
+const CHUNK = 64;
+
+export const SHAPES: Record<Sizes, ForwardShape[]> = {
+  large: [
+    { name: 'standard', B: 4, T: 8192, H: 8, dk: 128, dv: 128, triton: { chunk: 4.24, recurrent: 7.48, chunkBf16: 1.43 } },
+    { name: 'long', B: 1, T: 65536, H: 8, dk: 128, dv: 128, triton: { chunk: 11.07, recurrent: 46.19, chunkBf16: 3.49 } },
+    { name: 'small heads', B: 8, T: 2048, H: 16, dk: 64, dv: 64, triton: { chunk: 1.74, recurrent: 2.21, chunkBf16: 0.79 } },
+  ],
+  // T not a multiple of the chunk; one dk so lavapipe compiles one set of pipelines
+  small: [{ name: 'small', B: 2, T: 100, H: 2, dk: 32, dv: 32 }],
+};
+
+const DECODE: Record<Sizes, { shape: DecodeShape; contexts: number[]; piece: number; steps: number }> = {
+  large: { shape: { B: 1, H: 8, E, topk: TOPK, dk: 128, dv: 128 }, contexts: [1024, 16384, 65536], piece: 1024, steps: 50 },
+  small: { shape: { B: 1, H: 2, E, topk: TOPK, dk: 32, dv: 32 }, contexts: [64, 256, 1024], piece: 64, steps: 10 },
+};
+
+const CEILING: Record<Sizes, { n: number; copyBytes: number }> = {
+  large: { n: 4096, copyBytes: 1 << 30 },
+  small: { n: 256, copyBytes: 1 << 24 },
+};
+
+export interface ForwardRow {
+  shape: ForwardShape;
+  mode: KernelMode;
+  /** whole forward, median ms, and every repeat */
+  ms: number;
+  repeats: number[];
+  /** the per-memory kernel alone; for the chunked path also its two dispatches alone */
+  ruleMs: number;
+  prepareMs?: number;
+  scanMs?: number;
+  flops: number;
+  bytes: number;
+  positions: number;
+  longestSegment: number;
+}
+
+export interface GpuBenchResult {
+  date: string;
+  device: string;
+  command: string;
+  timing: TimingKind;
+  sizes: Sizes;
+  ceilings?: Ceilings;
+  forward: ForwardRow[];
+  decode?: DecodeResult;
+}
+
+const cfgOf = (s: ForwardShape): CoreConfig => ({ B: s.B, T: s.T, H: s.H, E, topk: TOPK, dk: s.dk, dv: s.dv, shared: true });
+
+/** Gathered inputs with the given segment lengths (random values, tiled), for the kernel alone. */
+function gatheredProblem(ctx: GpuContext, s: ForwardShape, seg: Segments) {
+  const { H, dk, dv } = s;
+  const P = seg.positions;
+  const S = seg.lengths.length;
+  const owned: GPUBuffer[] = [];
+  const fill = (label: string, words: number, lo: number, hi: number, seed: number, unit = 0) => {
+    const buf = scratchBuffer(ctx, label, words);
+    owned.push(buf);
+    const block = Float32Array.from(tiled(Math.min(words, 1 << 20), lo, hi, seed, unit));
+    for (let o = 0; o < words; o += block.length) ctx.device.queue.writeBuffer(buf, o * 4, block, 0, Math.min(block.length, words - o));
+    return buf;
+  };
+  const cu = new Uint32Array(S + 1);
+  seg.lengths.forEach((n, i) => (cu[i + 1] = cu[i] + n));
+  const cuBuf = scratchBuffer(ctx, 'cu', S + 1);
+  owned.push(cuBuf);
+  ctx.device.queue.writeBuffer(cuBuf, 0, cu);
+  const buffers: RuleBuffers = {
+    cu: cuBuf,
+    q: fill('q', P * H * dk, -1 / Math.sqrt(dk), 1 / Math.sqrt(dk), 21),
+    // gated-delta's inputs in the rule's order: k, v, g, beta
+    inputs: [fill('k', P * H * dk, -1, 1, 22, dk), fill('v', P * H * dv, -1, 1, 23), fill('g', P * H, -0.2, -0.001, 24), fill('beta', P * H, 0.05, 0.95, 25)],
+    state: fill('state', S * H * dk * dv, -0.1, 0.1, 26),
+    o: fill('o', P * H * dv, 0, 0, 27),
+  };
+  const names = gatedDeltaRef.inputs.map((d) => d.name).join(',');
+  if (names !== 'k,v,g,beta') throw new Error(`bench: gated-delta's inputs are now ${names}; update gatheredProblem`);
+  const dims: RuleDims = { segments: S, positions: P, H, dk, dv };
+  return { buffers, dims, destroy: () => owned.forEach((b) => b.destroy()) };
+}
+
+async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, modes: KernelMode[], repeats: number, log: (m: string) => void): Promise<ForwardRow[]> {
+  const cfg = cfgOf(s);
+  const x = benchInputs(cfg, 1);
+  const seg = segmentsOf(Float32Array.from(x.logits), cfg);
+  const flops = chunkFlops(seg, cfg, CHUNK);
+  const bytes = forwardBytes(seg, cfg, CHUNK);
+  const rows: ForwardRow[] = [];
+  const chunkEncoder = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } });
+  for (const mode of modes) {
+    const plan = await ForwardPlan.create(ctx, gatedDelta, cfg, { mode, chunk: CHUNK });
+    let whole: { ms: number; repeats: number[] };
+    try {
+      plan.write(x);
+      whole = await timer.median((enc) => plan.encode(enc), repeats, 2);
+    } finally {
+      plan.destroy();
+    }
+    const pb = gatheredProblem(ctx, s, seg);
+    const row: ForwardRow = { shape: s, mode, ms: whole.ms, repeats: whole.repeats, ruleMs: 0, flops, bytes, positions: seg.positions, longestSegment: Math.max(...seg.lengths) };
+    try {
+      if (mode === 'chunk') {
+        const part = (passes: ChunkPasses) => timer.median((enc) => chunkEncoder(ctx, enc, pb.dims, pb.buffers, CHUNK, passes), repeats, 1);
+        row.ruleMs = (await part('both')).ms;
+        row.prepareMs = (await part('prepare')).ms;
+        row.scanMs = (await part('scan')).ms;
+      } else {
+        row.ruleMs = (await timer.median((enc) => gatedDelta.encode(ctx, enc, pb.dims, pb.buffers, { mode }), repeats, 1)).ms;
+      }
+    } finally {
+      pb.destroy();
+    }
+    rows.push(row);
+    log(formatRow(row));
+  }
+  return rows;
+}
+
+const f = (v: number | undefined, d = 3) => (v === undefined ? '-' : v.toPrecision(d));
+
+export function formatRow(r: ForwardRow): string {
+  const s = r.shape;
+  const tflops = r.flops / (r.ms * 1e-3) / 1e12;
+  const tbps = r.bytes / (r.ms * 1e-3) / 1e12;
+  const target = s.triton ? (r.mode === 'chunk' ? s.triton.chunk : s.triton.recurrent) : undefined;
+  const parts = r.mode === 'chunk' ? `prepare ${f(r.prepareMs)} + scan ${f(r.scanMs)}` : 'recurrent';
+  return (
+    `${s.name} (B ${s.B}, T ${s.T}, H ${s.H}, dk ${s.dk}, dv ${s.dv}) ${r.mode}: ${f(r.ms, 4)} ms` +
+    (target ? ` (Triton f32 ${target} ms: ${r.ms <= target ? 'met' : `${(r.ms / target).toFixed(2)}x over`})` : '') +
+    `; kernel ${f(r.ruleMs)} ms (${parts}), router+gather+mix ${f(r.ms - r.ruleMs)} ms; ` +
+    `${f(tflops)} TFLOP/s of ${f(r.flops / 1e9)} GFLOP (chunk count); ${f(tbps)} TB/s of ${f(r.bytes / 1e9)} GB`
+  );
+}
+
+export async function benchGpu(opts: { sizes: Sizes; parts?: string[]; modes?: KernelMode[]; repeats?: number; command?: string; log?: (m: string) => void }): Promise<GpuBenchResult> {
+  const log = opts.log ?? ((m: string) => console.log(m));
+  const parts = opts.parts ?? ['ceilings', 'forward', 'decode'];
+  const modes = opts.modes ?? ['chunk', 'recurrent'];
+  const repeats = opts.repeats ?? (opts.sizes === 'large' ? 7 : 3);
+  const ctx = await getGpu();
+  const timer = new GpuTimer(ctx);
+  const result: GpuBenchResult = {
+    date: new Date().toISOString(),
+    device: ctx.adapterInfo,
+    command: opts.command ?? `tsx bench/gpu.ts --sizes ${opts.sizes}`,
+    timing: timer.kind,
+    sizes: opts.sizes,
+    forward: [],
+  };
+  log(`device: ${result.device}; timing: ${timer.kind === 'gpu-timestamps' ? 'GPU timestamps (unquantised)' : "wall clock + onSubmittedWorkDone (no 'timestamp-query' on this adapter: figures include the host round trip)"}`);
+  if (parts.includes('ceilings')) {
+    const c = CEILING[opts.sizes];
+    result.ceilings = await measureCeilings(ctx, timer, c.n, c.copyBytes, repeats);
+    const m = result.ceilings.matmul;
+    log(`ceilings: WGSL f32 matmul ${m.n}^3 ${f(m.ms)} ms = ${f(m.tflops)} TFLOP/s (${m.checked ? 'spot-checked exact' : 'WRONG RESULT'}); copy ${f(result.ceilings.copy.tbps)} TB/s`);
+  }
+  if (parts.includes('forward')) {
+    for (const s of SHAPES[opts.sizes]) result.forward.push(...(await benchForward(ctx, timer, s, modes, repeats, log)));
+  }
+  if (parts.includes('decode')) {
+    const d = DECODE[opts.sizes];
+    result.decode = await benchDecode(ctx, timer, d.shape, d.contexts, d.piece, d.steps);
+    const dr = result.decode;
+    log(`decode: ${dr.rows.map((r) => `${r.context} tokens: ${f(r.ms)} ms`).join('; ')}; one step on the device ${f(dr.stepDeviceMs)} ms; state ${dr.stateBytes} bytes (SPEC 7 formula ${dr.formulaBytes})`);
+  }
+  timer.destroy();
+  return result;
+}
+
+function argValue(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const argv = process.argv.slice(2);
+  const sizes = (argValue(argv, '--sizes') ?? 'small') as Sizes;
+  if (sizes !== 'small' && sizes !== 'large') throw new Error(`--sizes must be small or large, got ${sizes}`);
+  const out = argValue(argv, '--out');
+  const result = await benchGpu({
+    sizes,
+    parts: argValue(argv, '--parts')?.split(','),
+    modes: argValue(argv, '--modes')?.split(',') as KernelMode[] | undefined,
+    repeats: argValue(argv, '--repeats') ? Number(argValue(argv, '--repeats')) : undefined,
+    command: `bench/gpu.ts ${argv.join(' ')}`,
+  });
+  if (out) {
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'gpu.json'), JSON.stringify(result, null, 1));
+    if (result.decode) writeFileSync(join(out, 'decode-latency.svg'), decodeSvg(result.decode, `${result.device}, ${result.date.slice(0, 10)}, ${result.timing}`));
+  }
+  process.exit(0);
+}

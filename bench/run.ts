@@ -1,0 +1,59 @@
+/**
+ * `npm run bench`: the reference bench (quick) and the GPU bench at small sizes on whatever
+ * adapter exists (the software driver included), printed as one table with date, device and
+ * command. `--write` appends the rows to docs/perf.md (section "Runs of `npm run bench`"),
+ * keeping the earlier ones so that progress shows. The issue's large shapes run on a big GPU
+ * with `bench/gpu.ts --sizes large` (see docs/perf.md for how that is done on the lent H200).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { benchReference } from './reference.js';
+import { benchGpu } from './gpu.js';
+
+const SECTION = '## Runs of `npm run bench`';
+const HEADER = ['| date (UTC) | device | command | case | figure |', '|---|---|---|---|---|'];
+
+const argv = process.argv.slice(2);
+const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
+const rows: string[][] = [];
+const date = new Date().toISOString().slice(0, 16).replace('T', ' ');
+const fmt = (v: number) => Math.round(v).toLocaleString('en-US');
+
+for (const r of await benchReference({ quick: true })) {
+  rows.push([date, 'CPU, 1 core (Node)', command, r.case, `${fmt(r.value)} ${r.metric} (per CPU-second ${fmt(r.cpuValue ?? 0)})`]);
+}
+const gpu = await benchGpu({ sizes: 'small', command, log: () => undefined });
+const dev = `${gpu.device} (${gpu.timing})`;
+if (gpu.ceilings) {
+  rows.push([date, dev, command, `WGSL f32 matmul ${gpu.ceilings.matmul.n}³`, `${gpu.ceilings.matmul.ms.toPrecision(3)} ms, ${(gpu.ceilings.matmul.tflops * 1000).toPrecision(3)} GFLOP/s`]);
+  rows.push([date, dev, command, `copy ${gpu.ceilings.copy.bytes / 2 ** 20} MiB`, `${(gpu.ceilings.copy.tbps * 1000).toPrecision(3)} GB/s`]);
+}
+for (const r of gpu.forward) {
+  const s = r.shape;
+  const detail = r.mode === 'chunk' ? `prepare ${r.prepareMs?.toPrecision(3)} + scan ${r.scanMs?.toPrecision(3)}` : 'kernel';
+  rows.push([date, dev, command, `forward ${r.mode}, B ${s.B} T ${s.T} H ${s.H} dk ${s.dk} dv ${s.dv}`, `${r.ms.toPrecision(3)} ms (median of ${r.repeats.length}); rule kernel ${r.ruleMs.toPrecision(3)} ms (${detail})`]);
+}
+if (gpu.decode) {
+  const d = gpu.decode;
+  rows.push([date, dev, command, `decode step, B ${d.shape.B} H ${d.shape.H} dk ${d.shape.dk}`, d.rows.map((x) => `${x.context} tokens: ${x.ms.toPrecision(3)} ms`).join('; ') + `; state ${d.stateBytes} B (formula ${d.formulaBytes} B)`]);
+}
+
+const lines = rows.map((r) => `| ${r.join(' | ')} |`);
+console.log([...HEADER, ...lines].join('\n'));
+
+if (argv.includes('--write')) {
+  const path = new URL('../docs/perf.md', import.meta.url);
+  const doc = readFileSync(path, 'utf8').split('\n');
+  let at = doc.indexOf(SECTION);
+  if (at < 0) {
+    while (doc.length && doc[doc.length - 1] === '') doc.pop();
+    doc.push('', SECTION, '', 'Appended by `npm run bench -- --write`: small sizes on whatever adapter the machine has (here usually the software driver, lavapipe, so the GPU figures measure the emulation, not a GPU).', '', ...HEADER, '');
+    at = doc.indexOf(SECTION);
+  }
+  // the end of the section's table: the first non-table line after its header row
+  let end = doc.indexOf(HEADER[0], at);
+  while (end < doc.length && doc[end].startsWith('|')) end++;
+  doc.splice(end, 0, ...lines);
+  writeFileSync(path, doc.join('\n'));
+  console.log(`appended ${lines.length} rows to docs/perf.md`);
+}
+process.exit(0);

@@ -1,0 +1,71 @@
+/**
+ * GPU timing for the benchmarks: an empty compute pass with `timestampWrites` before and after
+ * the recorded work, so the figure is the device's own time between the two (Dawn's timestamp
+ * quantisation is turned off in gpu/device.ts). Without the 'timestamp-query' feature, the
+ * fallback is wall clock around submit + onSubmittedWorkDone, which includes the host round
+ * trip: `kind` says which one a figure is.
+ */
+import { Usage } from '../gpu/buffers.js';
+import type { GpuContext } from '../gpu/device.js';
+
+export type TimingKind = 'gpu-timestamps' | 'wall-clock';
+
+export const median = (a: readonly number[]): number => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+export class GpuTimer {
+  readonly kind: TimingKind;
+  private readonly querySet?: GPUQuerySet;
+  private readonly resolve?: GPUBuffer;
+  private readonly staging?: GPUBuffer;
+
+  constructor(private readonly ctx: GpuContext) {
+    this.kind = ctx.features.has('timestamp-query') ? 'gpu-timestamps' : 'wall-clock';
+    if (this.kind === 'gpu-timestamps') {
+      this.querySet = ctx.device.createQuerySet({ type: 'timestamp', count: 2 });
+      this.resolve = ctx.device.createBuffer({ size: 16, usage: Usage.QUERY_RESOLVE | Usage.COPY_SRC });
+      this.staging = ctx.device.createBuffer({ size: 16, usage: Usage.MAP_READ | Usage.COPY_DST });
+    }
+  }
+
+  /** Milliseconds the device spends on what `record` encodes (one submit, awaited). */
+  async time(record: (enc: GPUCommandEncoder) => void): Promise<number> {
+    const { device } = this.ctx;
+    const enc = device.createCommandEncoder({ label: 'bench' });
+    if (this.kind === 'wall-clock') {
+      record(enc);
+      const t0 = performance.now();
+      device.queue.submit([enc.finish()]);
+      await device.queue.onSubmittedWorkDone();
+      return performance.now() - t0;
+    }
+    const qs = this.querySet!;
+    enc.beginComputePass({ label: 't0', timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0 } }).end();
+    record(enc);
+    enc.beginComputePass({ label: 't1', timestampWrites: { querySet: qs, endOfPassWriteIndex: 1 } }).end();
+    enc.resolveQuerySet(qs, 0, 2, this.resolve!, 0);
+    enc.copyBufferToBuffer(this.resolve!, 0, this.staging!, 0, 16);
+    device.queue.submit([enc.finish()]);
+    await this.staging!.mapAsync(0x1);
+    const t = new BigUint64Array(this.staging!.getMappedRange().slice(0));
+    this.staging!.unmap();
+    this.ctx.checkHealthy();
+    return Number(t[1] - t[0]) / 1e6;
+  }
+
+  /** `warmup` untimed runs, then the median (and every repeat) of `repeats` timed ones. */
+  async median(record: (enc: GPUCommandEncoder) => void, repeats: number, warmup = 1): Promise<{ ms: number; repeats: number[] }> {
+    for (let i = 0; i < warmup; i++) await this.time(record);
+    const all: number[] = [];
+    for (let i = 0; i < repeats; i++) all.push(await this.time(record));
+    return { ms: median(all), repeats: all };
+  }
+
+  destroy(): void {
+    this.querySet?.destroy();
+    this.resolve?.destroy();
+    this.staging?.destroy();
+  }
+}
