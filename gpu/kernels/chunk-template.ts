@@ -9,8 +9,8 @@
  *            Σ_i q_ti k_si e^{G_ti − G_si})
  *      delta rules also: L_ts = β_t (k_t·k_s) e^{G_t − G_s} (s < t), A = (I + L)^{-1} by forward
  *      substitution in workgroup memory, W = A((β e^{G}) ⊙ K) [P,H,dk], U = A(β ⊙ V) [P,H,dv].
- * 2. `scan`, one workgroup per (segment, head, block of BJ state columns), sequential over the
- *    segment's chunks; thread j holds the state column h[:, j] in registers:
+ * 2. `scan`, one workgroup per (segment, head, block of BV state columns), sequential over the
+ *    segment's chunks; the block of h is spread over the threads (4 x 4 each, see scanLayout):
  *      V' = U − W h          (V' = V for linear/decay/gla)
  *      O  = (Q ⊙ e^{G}) h + Aqk V'
  *      h  ← e^{G_n} h + (K ⊙ e^{G_n − G})ᵀ V'      (G_n: G at the chunk's last token)
@@ -74,12 +74,16 @@ function prepareLayout(f: ChunkForm, budget: number) {
   return { tk, bytes: fixed + Math.max(1, tk) * perTk };
 }
 
-/** Tokens per staged tile of `scan` and its workgroup bytes (at most 16 KiB, to keep occupancy up). */
-function scanLayout(dk: number, budget: number) {
-  const fixed = 4 * MAX_CHUNK;
-  const ts = fitCount(4 * dk, fixed, Math.min(16384, budget), 16);
-  // 32 columns per workgroup whatever dv (idle lanes past dv): one pipeline per dk.
-  return { ts, bj: 32, bytes: fixed + Math.max(1, ts) * 4 * dk };
+/**
+ * Layout of `scan`: a workgroup owns one (segment, head) and BV = 4·CQ state columns, with
+ * NT = RQ·CQ threads; thread (rq, cq) keeps the 4 x 4 block of h at rows 4rq.., columns 4cq.. in
+ * registers. Up to 256 threads: dk = 128 gives 32 x 8 (BV = 32), dk = 256 gives 64 x 4 (BV = 16).
+ * Workgroup memory: h [dkp, BV] and V' [C, BV] as vec4 of columns, plus the chunk's G.
+ */
+function scanLayout(dk: number) {
+  const rq = Math.ceil(dk / 4);
+  const cq = Math.max(1, Math.min(8, Math.floor(256 / rq)));
+  return { rq, cq, nt: rq * cq, bj: 4 * cq, bytes: 16 * (4 * rq * cq + MAX_CHUNK * cq) + 4 * MAX_CHUNK };
 }
 
 export function prepareKernelWgsl(f: ChunkForm, dk: number, tk: number): string {
@@ -259,100 +263,140 @@ function deltaTail(sc: boolean): string {
   }`;
 }
 
-export function scanKernelWgsl(f: ChunkForm, dk: number, ts: number, bj: number): string {
+/**
+ * The sequential scan over a segment's chunks. Per chunk of n tokens, three phases separated by
+ * barriers, every one spread over all threads of the workgroup (the old form gave each thread a
+ * whole state column and did each chunk's matmuls one column at a time, with per-thread arrays
+ * that spilled: on the H200 that was 0.97 ms per chunk step):
+ *   A  V' = U − W h         items of 2 tokens x 4 columns, dot products over dk against h in
+ *                           workgroup memory; V' goes to workgroup memory
+ *   B  O  = (Q ⊙ e^G) h + Aqk V'     the same items; O straight to storage
+ *   C  h ← e^{G_n} h + (K ⊙ e^{G_n − G})ᵀ V'     each thread its 4 x 4 block, in registers,
+ *                           then copied to workgroup memory for the next chunk's A and B
+ */
+export function scanKernelWgsl(f: ChunkForm, dk: number): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
-  const qScale = sc ? ' * exp(gs[u])' : ch ? ' * exp(G_in[x])' : '';
-  const kScale = sc ? ' * exp(gl - gs[u])' : ch ? ' * exp(G_in[xl + i] - G_in[x])' : '';
+  const { rq, cq, nt } = scanLayout(dk);
+  const rows = [0, 1, 2, 3];
+  // q ⊙ e^G for scalar decay is applied once per token after the dot product
+  const qTerm = (x: string) => (ch ? `q_in[${x} * DK + i] * exp(G_in[${x} * DK + i])` : `q_in[${x} * DK + i]`);
   return /* wgsl */ `
 const DK: u32 = ${dk}u;
-const BJ: u32 = ${bj}u;
-const TS: u32 = ${ts}u;
+const CQ: u32 = ${cq}u;
+const NT: u32 = ${nt}u;
 ${PARAMS_STRUCT}
 ${declareBindings(scanBindings(f, null))}
-var<workgroup> tile: array<f32, ${ts * dk}>;
+var<workgroup> hsh: array<vec4<f32>, ${4 * rq * cq}>; // h[i][column quad]
+var<workgroup> vsh: array<vec4<f32>, ${MAX_CHUNK * cq}>; // V'[u][column quad]
 var<workgroup> gs: array<f32, ${MAX_CHUNK}>;
 
-@compute @workgroup_size(${bj})
+// Four consecutive values of a [rows, DV] row-major array from column c, zero past DV.
+fn stateQuad(base: u32, c: u32) -> vec4<f32> {
+  var r = vec4<f32>(0.0);
+  for (var m = 0u; m < 4u; m++) { if (c + m < params.DV) { r[m] = state[base + c + m]; } }
+  return r;
+}
+fn uQuad(base: u32, c: u32) -> vec4<f32> {
+  var r = vec4<f32>(0.0);
+  for (var m = 0u; m < 4u; m++) { if (c + m < params.DV) { r[m] = u_in[base + c + m]; } }
+  return r;
+}
+fn storeO(base: u32, c: u32, v: vec4<f32>) {
+  for (var m = 0u; m < 4u; m++) { if (c + m < params.DV) { o_out[base + c + m] = v[m]; } }
+}
+// k[x, r] (zero for the padding rows r >= DK)
+fn kAt(x: u32, r: u32) -> f32 { return select(0.0, k_in[x * DK + min(r, DK - 1u)], r < DK); }
+
+@compute @workgroup_size(${nt})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let C = params.C;
   let H = params.H;
   let DV = params.DV;
   let seg = wid.x;
   let h = wid.y;
-  let jraw = wid.z * BJ + lid;
-  let live = jraw < DV;
-  let j = min(jraw, DV - 1u);
+  let cq = lid % CQ;
+  let r0 = (lid / CQ) * 4u;
+  let colBase = wid.z * CQ * 4u;
   let p0 = cu[seg];
   let p1 = cu[seg + 1u];
-  var hs: array<f32, ${dk}>;
-  let sb = (seg * H + h) * DK * DV + j;
-  for (var i = 0u; i < DK; i++) { hs[i] = state[sb + i * DV]; }
-  var vn: array<f32, ${MAX_CHUNK}>;
+  let sb = (seg * H + h) * DK * DV;
+${rows.map((k) => `  var h${k} = select(vec4<f32>(0.0), stateQuad(sb + min(r0 + ${k}u, DK - 1u) * DV, colBase + cq * 4u), r0 + ${k}u < DK);`).join('\n')}
+${rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
   for (var c0 = p0; c0 < p1; c0 += C) {
     let n = min(C, p1 - c0);
-    ${sc ? `workgroupBarrier();
-    for (var u = lid; u < n; u += BJ) { gs[u] = G_in[(c0 + u) * H + h]; }
+    workgroupBarrier(); // h of the previous chunk is in hsh; its V' and G are no longer read
+    ${sc ? 'for (var u = lid; u < n; u += NT) { gs[u] = G_in[(c0 + u) * H + h]; }' : ''}
     workgroupBarrier();
-    let gl = gs[n - 1u];` : ''}
-    ${ch ? 'let xl = ((c0 + n - 1u) * H + h) * DK;' : ''}
 
-    // V' = U − W h
-    for (var u = 0u; u < n; u++) { vn[u] = u_in[((c0 + u) * H + h) * DV + j]; }
-    ${f.delta ? `for (var u0 = 0u; u0 < n; u0 += TS) {
-      let nt = min(TS, n - u0);
-      workgroupBarrier();
-      for (var e = lid; e < nt * DK; e += BJ) { tile[e] = W_in[((c0 + u0 + e / DK) * H + h) * DK + e % DK]; }
-      workgroupBarrier();
-      for (var r = 0u; r < nt; r++) {
-        var acc = 0.0;
-        for (var i = 0u; i < DK; i++) { acc += tile[r * DK + i] * hs[i]; }
-        vn[u0 + r] -= acc;
-      }
-    }` : ''}
+    // A: V' = U − W h (V' = V without the delta rule), two tokens per item
+    let items = ((n + 1u) / 2u) * CQ;
+    for (var e = lid; e < items; e += NT) {
+      let q4 = e % CQ;
+      let u = (e / CQ) * 2u;
+      let u1 = min(u + 1u, n - 1u);
+      let x0 = (c0 + u) * H + h;
+      let x1 = (c0 + u1) * H + h;
+      var a0 = uQuad(x0 * DV, colBase + q4 * 4u);
+      var a1 = uQuad(x1 * DV, colBase + q4 * 4u);
+      ${f.delta ? `for (var i = 0u; i < DK; i++) {
+        let hv = hsh[i * CQ + q4];
+        a0 -= W_in[x0 * DK + i] * hv;
+        a1 -= W_in[x1 * DK + i] * hv;
+      }` : ''}
+      vsh[u * CQ + q4] = a0;
+      if (u + 1u < n) { vsh[(u + 1u) * CQ + q4] = a1; }
+    }
+    workgroupBarrier();
 
-    // O = (Q ⊙ e^G) h + Aqk V'
-    for (var u0 = 0u; u0 < n; u0 += TS) {
-      let nt = min(TS, n - u0);
-      workgroupBarrier();
-      for (var e = lid; e < nt * DK; e += BJ) {
-        let u = u0 + e / DK;
-        let x = ((c0 + u) * H + h) * DK + e % DK;
-        tile[e] = q_in[x]${qScale};
+    // B: O = (Q ⊙ e^G) h + Aqk V'
+    for (var e = lid; e < items; e += NT) {
+      let q4 = e % CQ;
+      let u = (e / CQ) * 2u;
+      let u1 = min(u + 1u, n - 1u);
+      let x0 = (c0 + u) * H + h;
+      let x1 = (c0 + u1) * H + h;
+      var a0 = vec4<f32>(0.0);
+      var a1 = vec4<f32>(0.0);
+      for (var i = 0u; i < DK; i++) {
+        let hv = hsh[i * CQ + q4];
+        a0 += ${qTerm('x0')} * hv;
+        a1 += ${qTerm('x1')} * hv;
       }
-      workgroupBarrier();
-      for (var r = 0u; r < nt; r++) {
-        let u = u0 + r;
-        var acc = 0.0;
-        for (var i = 0u; i < DK; i++) { acc += tile[r * DK + i] * hs[i]; }
-        let arow = ((c0 + u) * H + h) * C;
-        for (var s = 0u; s <= u; s++) { acc += A_in[arow + s] * vn[s]; }
-        if (live) { o_out[((c0 + u) * H + h) * DV + j] = acc; }
+      ${sc ? 'a0 *= exp(gs[u]); a1 *= exp(gs[u1]);' : ''}
+      for (var s = 0u; s <= u; s++) {
+        let v = vsh[s * CQ + q4];
+        a0 += A_in[x0 * C + s] * v;
+        a1 += A_in[x1 * C + s] * v;
       }
+      // row u1 = u + 1 also has the diagonal term s = u + 1
+      a1 += A_in[x1 * C + u1] * vsh[u1 * CQ + q4];
+      storeO(x0 * DV, colBase + q4 * 4u, a0);
+      if (u + 1u < n) { storeO(x1 * DV, colBase + q4 * 4u, a1); }
     }
 
-    // h ← e^{G_n} h + (K ⊙ e^{G_n − G})ᵀ V'
-    ${sc ? 'let dlast = exp(gl); for (var i = 0u; i < DK; i++) { hs[i] *= dlast; }' : ''}
-    ${ch ? 'for (var i = 0u; i < DK; i++) { hs[i] *= exp(G_in[xl + i]); }' : ''}
-    for (var u0 = 0u; u0 < n; u0 += TS) {
-      let nt = min(TS, n - u0);
-      workgroupBarrier();
-      for (var e = lid; e < nt * DK; e += BJ) {
-        let u = u0 + e / DK;
-        let i = e % DK;
-        let x = ((c0 + u) * H + h) * DK + i;
-        tile[e] = k_in[x]${kScale};
-      }
-      workgroupBarrier();
-      for (var r = 0u; r < nt; r++) {
-        let x = vn[u0 + r];
-        for (var i = 0u; i < DK; i++) { hs[i] += tile[r * DK + i] * x; }
-      }
+    // C: h ← e^{G_n} h + (K ⊙ e^{G_n − G})ᵀ V', this thread's rows r0..r0+3 and column quad cq
+    let xl = (c0 + n - 1u) * H + h;
+    ${sc ? `let gl = gs[n - 1u];
+    let dl = exp(gl);
+${rows.map((k) => `    h${k} *= dl;`).join('\n')}` : ''}
+    ${ch ? rows.map((k) => `h${k} *= select(1.0, exp(G_in[xl * DK + min(r0 + ${k}u, DK - 1u)]), r0 + ${k}u < DK);`).join('\n    ') : ''}
+    for (var u = 0u; u < n; u++) {
+      let v = vsh[u * CQ + cq];
+      let x = (c0 + u) * H + h;
+      ${sc ? 'let ks = exp(gl - gs[u]);' : ''}
+${rows
+  .map((k) => {
+    const r = `min(r0 + ${k}u, DK - 1u)`;
+    const scale = sc ? ' * ks' : ch ? ` * exp(G_in[xl * DK + ${r}] - G_in[x * DK + ${r}])` : '';
+    return `      h${k} += (kAt(x, r0 + ${k}u)${scale}) * v;`;
+  })
+  .join('\n')}
     }
+    workgroupBarrier(); // B has finished reading hsh
+${rows.map((k) => `    hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
   }
-  if (live) {
-    for (var i = 0u; i < DK; i++) { state[sb + i * DV] = hs[i]; }
-  }
+${rows.map((k) => `  if (r0 + ${k}u < DK) { for (var m = 0u; m < 4u; m++) { let c = colBase + cq * 4u + m; if (c < DV) { state[sb + (r0 + ${k}u) * DV + c] = h${k}[m]; } } }`).join('\n')}
 }
 `;
 }
@@ -427,14 +471,14 @@ export function makeChunkEncoder(spec: ChunkRuleSpec) {
     const { segments: S, positions: P, H, dk, dv } = dims;
     const what = `rule '${spec.name}' (chunk ${C}, dk=${dk}, dv=${dv})`;
     const limit = ctx.limits.maxComputeWorkgroupStorageSize;
-    const sl = scanLayout(dk, limit);
-    const key = `${dk},${sl.bj},${limit}`;
+    const sl = scanLayout(dk);
+    const key = `${dk},${limit}`;
     let t = texts.get(key);
     if (!t) {
       const pl = prepareLayout(form, limit);
       if (pl.tk < 1) checkWorkgroupBytes(ctx, pl.bytes, what); // throws, naming the limit
-      if (sl.ts < 1) checkWorkgroupBytes(ctx, sl.bytes, what);
-      t = { prepare: prepareKernelWgsl(form, dk, pl.tk), scan: scanKernelWgsl(form, dk, sl.ts, sl.bj) };
+      checkWorkgroupBytes(ctx, sl.bytes, what);
+      t = { prepare: prepareKernelWgsl(form, dk, pl.tk), scan: scanKernelWgsl(form, dk) };
       texts.set(key, t);
     }
     const b: ChunkBuffers = {
