@@ -92,8 +92,12 @@ export const gpuDecodeEqualsForward: Property<GpuDecodeCase> = {
       }
       const fin = await st.snapshot();
       await probed.verify();
+      const words = 4 * (fin.routed.length + (fin.shared?.length ?? 0));
       const sizeProblem =
-        size0 !== bytes ? `byteSize ${size0}, expected 4·(E+shared)·B·H·dk·dv = ${bytes}` : st.byteSize !== size0 ? `byteSize changed from ${size0} to ${st.byteSize} after ${T} tokens` : null;
+        size0 !== bytes ? `byteSize ${size0}, expected 4·(E+shared)·B·H·dk·dv = ${bytes}`
+        : st.byteSize !== size0 ? `byteSize changed from ${size0} to ${st.byteSize} after ${T} tokens`
+        : words !== bytes ? `the snapshot after ${T} tokens holds ${words} bytes, expected ${bytes}`
+        : null;
       const tol = gpuDecodeTolerance(t.name);
       const cmp = compareAll([
         { what: 'o', ref: one.o, got: joinTime(outs, B, T, H * dv) },

@@ -4,15 +4,19 @@
  * (b, every head) bit for bit; over the whole sequence (momForward), a memory that gets no
  * token of b ends exactly where it started. Exact comparison: no arithmetic may touch it.
  */
+import fc from 'fast-check';
+import { GpuMomState } from '../gpu/decode.js';
 import { momForward } from '../reference/mom.js';
 import { route } from '../reference/router.js';
 import { MomState } from '../reference/state.js';
 import { coreCaseArb, coreStateArb, type CoreCase } from './arbitraries.js';
+import { checkedForward, probeCanaries } from './canary.js';
+import { forwardMode, gpuModeArb, type GpuMode } from './gpu-mode.js';
 import { sliceInputs } from './slice.js';
 import { exact, type Property } from './types.js';
 
 /** First index where two arrays differ bit for bit (NaN-safe through Object.is), or -1. */
-function firstDifference(a: Float64Array, b: Float64Array): number {
+function firstDifference(a: Float64Array | Float32Array, b: Float64Array | Float32Array): number {
   for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
   return -1;
 }
@@ -57,6 +61,73 @@ export const inactiveMemoryUnchanged: Property<Required<CoreCase>> = {
         const d = firstDifference(initial.routed.subarray(at, at + block), whole.final.routed.subarray(at, at + block));
         if (d >= 0) return exact(false, `momForward: memory ${e} got no token of sequence ${b} but its final state differs from the initial one at element ${d}`);
       }
+    return exact(true);
+  },
+  describe: (c) => c,
+};
+
+/**
+ * The same on the GPU: a forward (any kernel mode) leaves a memory that gets no token of
+ * sequence b exactly at its initial state, and a decode step (GpuMomState.step) leaves every
+ * memory the token does not select bit for bit unchanged (SPEC 7: a step touches only the
+ * selected memories and the shared one). Steps are capped at 8 per case (software driver).
+ */
+export type GpuInactiveCase = Required<CoreCase> & { mode: GpuMode };
+
+const MAX_GPU_STEPS = 8;
+
+export const gpuInactiveMemoryUnchanged: Property<GpuInactiveCase> = {
+  id: 'gpu-inactive-memory-unchanged',
+  title: 'GPU: a memory with no token keeps its state bit for bit (forward and decode steps)',
+  needsGpu: true,
+  perRule: true,
+  applies: (t) => t.gpu !== undefined,
+  arbitrary: (t, sizes) =>
+    coreCaseArb(t.ref.inputs, sizes, { initial: false }).chain((c) =>
+      fc.record({ initial: coreStateArb(c.cfg), mode: gpuModeArb(t.gpu!) }).map(({ initial, mode }) => ({ ...c, initial, mode })),
+    ),
+  async check(env, t, c) {
+    const ctx = env.ctx!;
+    const { cfg, x, initial } = c;
+    const { B, T, H, E, topk, dk, dv } = cfg;
+    const block = H * dk * dv;
+    const f32 = (a: Float64Array) => Float32Array.from(a); // the GPU holds the initial state in float32
+    const routing = route(x.logits, B, T, E, topk);
+    const whole = await checkedForward(ctx, t.gpu!, cfg, x, { ...forwardMode(c.mode), initial });
+    const init32 = f32(initial.routed);
+    for (let b = 0; b < B; b++)
+      for (let e = 0; e < E; e++) {
+        let used = false;
+        for (let tt = 0; tt < T && !used; tt++) used = routing.indices.subarray((b * T + tt) * topk, (b * T + tt + 1) * topk).includes(e);
+        if (used) continue;
+        const at = (e * B + b) * block;
+        const d = firstDifference(init32.subarray(at, at + block), whole.final.routed.subarray(at, at + block));
+        if (d >= 0) return exact(false, `${c.mode} forward: memory ${e} got no token of sequence ${b} but its final state differs from the initial one at element ${d}`);
+      }
+    // Decode: the last few tokens one step at a time, after a prefill of the rest.
+    const p = Math.max(0, T - MAX_GPU_STEPS);
+    const probed = probeCanaries(ctx, t.gpu!);
+    const st = await GpuMomState.create(ctx, probed.rule, cfg, { initial, maxPrefill: T });
+    try {
+      if (p > 0) await st.prefill(sliceInputs(x, B, T, 0, p), p);
+      for (let tt = p; tt < T; tt++) {
+        const before = await st.snapshot();
+        await st.step(sliceInputs(x, B, T, tt, tt + 1));
+        const after = await st.snapshot();
+        for (let b = 0; b < B; b++) {
+          const chosen = Array.from(routing.indices.subarray((b * T + tt) * topk, (b * T + tt + 1) * topk));
+          for (let e = 0; e < E; e++) {
+            if (chosen.includes(e)) continue;
+            const at = (e * B + b) * block;
+            const d = firstDifference(before.routed.subarray(at, at + block), after.routed.subarray(at, at + block));
+            if (d >= 0) return exact(false, `decode step t = ${tt}, b = ${b}: memory ${e} was not selected (chose ${chosen}) but its state moved at element ${d}`);
+          }
+        }
+      }
+      await probed.verify();
+    } finally {
+      await st.destroy();
+    }
     return exact(true);
   },
   describe: (c) => c,

@@ -25,7 +25,7 @@ export { routingInvariants, routingCaseArb, type RoutingCase } from './routing.j
 export { refChunkedEqualsRecurrent, gpuChunkedEqualsRecurrent, type RefChunkCase, type GpuChunkCase } from './chunked-vs-recurrent.js';
 export { gatheredEqualsDirect, type GatherCase as GatheredCase } from './gathered-vs-direct.js';
 export { refMixBeforeEqualsAfter, gpuMixBeforeEqualsAfter } from './mix-before-after.js';
-export { inactiveMemoryUnchanged } from './inactive-unchanged.js';
+export { inactiveMemoryUnchanged, gpuInactiveMemoryUnchanged, type GpuInactiveCase } from './inactive-unchanged.js';
 export { refStateSizeConstant } from './state-size.js';
 export { refDecodeEqualsForward, gpuDecodeEqualsForward, decodeCaseArb, type DecodeCase, type GpuDecodeCase } from './decode.js';
 export { gpuEqualsReference, gpuCaseArb, type GpuCase } from './gpu-vs-reference.js';

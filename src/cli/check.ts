@@ -130,6 +130,8 @@ export async function run(argv: string[]): Promise<number> {
   const seed = (flags.seed as number | undefined) ?? (Math.random() * 2 ** 31) | 0;
   const path = flags.path as string | undefined;
   const json = flags.json === true;
+  if (path !== undefined && (flags.seed === undefined || props.length !== 1 || (props[0].perRule && rules.length !== 1)))
+    throw new ConfigError('momlab check: --path replays one failing case: give it with --seed, one --property and one rule in --rules (as the replay command printed)');
 
   const targets = rules.map(target);
   const jobs: { prop: Property<never>; targets: RuleTarget[] }[] = [];
