@@ -4,10 +4,12 @@
  *   Σ_j w_j S_jᵀ q + S_sᵀ q  =  (Σ_j w_j S_j + S_s)ᵀ q.
  * Checked on the reference (float64) and on the GPU (float32, both paths on the device).
  */
-import { checkedForward } from './canary.js';
+import fc from 'fast-check';
 import { momForward } from '../reference/mom.js';
+import { checkedForward } from './canary.js';
 import { coreCaseArb, type CoreCase } from './arbitraries.js';
 import { compareAll, describeFailures } from './compare.js';
+import { fitsDevice } from './gpu-mode.js';
 import { gpuMixTolerance, gpuTolerance } from './tolerances.js';
 import type { Property } from './types.js';
 
@@ -45,6 +47,7 @@ export const gpuMixBeforeEqualsAfter: Property<CoreCase> = {
   applies: (t) => t.gpu !== undefined && t.gpu.readLinear && t.gpu.modes.includes('recurrent'),
   arbitrary: (t, sizes) => coreCaseArb(t.ref.inputs, sizes),
   async check(env, t, c) {
+    fc.pre(fitsDevice(env.ctx!, t.gpu!, c.cfg, 'before'));
     const ref = momForward(t.ref, c.cfg, c.x, { initial: c.initial });
     const after = await checkedForward(env.ctx!, t.gpu!, c.cfg, c.x, { mode: 'recurrent', mix: 'after', initial: c.initial });
     const before = await checkedForward(env.ctx!, t.gpu!, c.cfg, c.x, { mode: 'recurrent', mix: 'before', initial: c.initial });

@@ -95,6 +95,7 @@ export async function runProperty<C>(prop: Property<C>, targets: RuleTarget[], e
     try {
       out = await prop.check(env, rule, c);
     } catch (e) {
+      if (fc.PreconditionFailure.isFailure(e)) throw e; // a skipped case (fc.pre), not a failure
       // A typed error (canary overwritten, device lost, ...) is a failure of this case too.
       tally(rule, { ok: false, errRatio: NaN, maxAbs: NaN, tolerance: 0 });
       throw e;
