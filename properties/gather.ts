@@ -34,7 +34,9 @@ export const gpuGatherStableComplete: Property<GatherCase> = {
     fc
       .record({
         B: fc.integer({ min: sizes.B[0], max: sizes.B[1] }),
-        T: lengthArb(sizes.T),
+        // Sometimes hundreds of tokens: the router and the gather's scans then span several
+        // workgroups (256 threads), where ordering and offsets between workgroups can go wrong.
+        T: fc.oneof({ arbitrary: lengthArb(sizes.T), weight: 3 }, { arbitrary: fc.integer({ min: 200, max: 700 }), weight: 1 }),
         topk: fc.integer({ min: sizes.topk[0], max: sizes.topk[1] }),
         extra: fc.integer({ min: sizes.extraE[0], max: sizes.extraE[1] }),
         style: fc.constantFrom<LogitStyle>('ties', 'spread', 'distinct'),
