@@ -1,8 +1,8 @@
 /**
  * The property suite, public: use these in your own vitest suites, e.g.
  *
- *   import { assertProperty, GPU_PROPERTIES, builtinTargets } from 'momlab/properties';
- *   it('gpu equals reference', () => assertProperty(gpuEqualsReference, builtinTargets(), { ctx }));
+ *   import { assertProperty, builtinTargets, gpuEqualsReference } from '<momlab>/properties/index.js';
+ *   it('gpu equals reference', async () => { await assertProperty(gpuEqualsReference, builtinTargets(), { ctx }); });
  *
  * or build cases for your own checks from the arbitraries (generic over any Rule).
  */
