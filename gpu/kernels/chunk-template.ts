@@ -276,6 +276,29 @@ function deltaTail(sc: boolean): string {
 }
 
 /**
+ * \`acc0 op Σ_i a(x0, i) h[i]\` and the same for x1, over i < DK against h in workgroup memory,
+ * four i at a time: the eight storage loads of a step are independent, so their latencies
+ * overlap (one at a time, the scan waited on memory for every i).
+ */
+function dotOverDk(acc0: string, acc1: string, a: (x: string, i: string) => string): string {
+  const four = [0, 1, 2, 3];
+  return `{
+        var i = 0u;
+        for (; i + 4u <= DK; i += 4u) {
+${four.map((m) => `          let pa${m} = ${a('x0', `i + ${m}u`)};\n          let pb${m} = ${a('x1', `i + ${m}u`)};`).join('\n')}
+${four.map((m) => `          let hv${m} = hsh[(i + ${m}u) * CQ + q4];`).join('\n')}
+          ${acc0} pa0 * hv0 + pa1 * hv1 + pa2 * hv2 + pa3 * hv3;
+          ${acc1} pb0 * hv0 + pb1 * hv1 + pb2 * hv2 + pb3 * hv3;
+        }
+        for (; i < DK; i++) {
+          let hv = hsh[i * CQ + q4];
+          ${acc0} ${a('x0', 'i')} * hv;
+          ${acc1} ${a('x1', 'i')} * hv;
+        }
+      }`;
+}
+
+/**
  * The sequential scan over a segment's chunks. Per chunk of n tokens, three phases separated by
  * barriers, every one spread over all threads of the workgroup (the old form gave each thread a
  * whole state column and did each chunk's matmuls one column at a time, with per-thread arrays
@@ -292,7 +315,7 @@ export function scanKernelWgsl(f: ChunkForm, dk: number): string {
   const { rq, cq, nt } = scanLayout(dk);
   const rows = [0, 1, 2, 3];
   // q ⊙ e^G for scalar decay is applied once per token after the dot product
-  const qTerm = (x: string) => (ch ? `q_in[${x} * DK + i] * exp(G_in[${x} * DK + i])` : `q_in[${x} * DK + i]`);
+  const qTerm = (x: string, i: string) => (ch ? `q_in[${x} * DK + ${i}] * exp(G_in[${x} * DK + ${i}])` : `q_in[${x} * DK + ${i}]`);
   return /* wgsl */ `
 const DK: u32 = ${dk}u;
 const CQ: u32 = ${cq}u;
@@ -351,11 +374,7 @@ ${rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
       let x1 = (c0 + u1) * H + h;
       var a0 = uQuad(x0 * DV, colBase + q4 * 4u);
       var a1 = uQuad(x1 * DV, colBase + q4 * 4u);
-      ${f.delta ? `for (var i = 0u; i < DK; i++) {
-        let hv = hsh[i * CQ + q4];
-        a0 -= W_in[x0 * DK + i] * hv;
-        a1 -= W_in[x1 * DK + i] * hv;
-      }` : ''}
+      ${f.delta ? dotOverDk('a0 -=', 'a1 -=', (x, i) => `W_in[${x} * DK + ${i}]`) : ''}
       vsh[u * CQ + q4] = a0;
       if (u + 1u < n) { vsh[(u + 1u) * CQ + q4] = a1; }
     }
@@ -370,11 +389,7 @@ ${rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
       let x1 = (c0 + u1) * H + h;
       var a0 = vec4<f32>(0.0);
       var a1 = vec4<f32>(0.0);
-      for (var i = 0u; i < DK; i++) {
-        let hv = hsh[i * CQ + q4];
-        a0 += ${qTerm('x0')} * hv;
-        a1 += ${qTerm('x1')} * hv;
-      }
+      ${dotOverDk('a0 +=', 'a1 +=', qTerm)}
       ${sc ? 'a0 *= exp(gs[u]); a1 *= exp(gs[u1]);' : ''}
       for (var s = 0u; s <= u; s++) {
         let v = vsh[s * CQ + q4];
