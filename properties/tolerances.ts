@@ -4,7 +4,7 @@
  *
  * How they were set: each GPU property was run on lavapipe (Mesa 25.0.7 llvmpipe, the CI
  * driver) with `npx momlab check --property P --runs N --sizes S` (its "worst err" column):
- * 300 cases per rule at sizes 'small' (seed 11), 100 more per rule at 'small', 40 per rule at
+ * 600 cases per rule at sizes 'small' (seeds 11 and 23), 100 more at 'small', 40 per rule at
  * 'medium' (T ≤ 140, dk, dv ≤ 16, H ≤ 3) and, for gpu-equals-reference, 8 per rule at 'large'
  * (dk, dv ≤ 64, T ≤ 400); recurrent and every chunk size, zero and random initial states.
  * The tolerance is the worst ratio seen over all of these, times 10, rounded up. Float32's
@@ -15,8 +15,8 @@
  */
 
 // gpu-equals-reference, worst ratio measured: linear 3.5e-7 (large), decay 2.8e-7,
-// gla 2.1e-7, delta 5.9e-7 (chunk 64), gated-delta 2.8e-7.
-const GPU_VS_REF: Record<string, number> = { linear: 4e-6, decay: 3e-6, gla: 3e-6, delta: 6e-6, 'gated-delta': 3e-6 };
+// gla 3.8e-7, delta 5.9e-7 (chunk 64), gated-delta 2.8e-7.
+const GPU_VS_REF: Record<string, number> = { linear: 4e-6, decay: 3e-6, gla: 4e-6, delta: 6e-6, 'gated-delta': 3e-6 };
 
 // gpu-chunked-equals-recurrent (both float32), worst ratio measured: linear 2.8e-7,
 // decay 5.1e-7, gla 3.0e-7, delta 5.8e-7, gated-delta 4.3e-7.
@@ -28,8 +28,8 @@ const GPU_MIX: Record<string, number> = { linear: 3e-6, decay: 3e-6, gla: 4e-6, 
 
 // gpu-decode-equals-forward, decode vs one GPU pass: 0 (bit-identical) when the prefill runs
 // token by token like the steps; with a chunked prefill, worst ratio measured: linear 2.2e-7,
-// decay 1.4e-7, gla 1.6e-7, delta 5.4e-7, gated-delta 3.4e-7.
-const GPU_DECODE: Record<string, number> = { linear: 3e-6, decay: 2e-6, gla: 2e-6, delta: 6e-6, 'gated-delta': 4e-6 };
+// decay 1.6e-7, gla 1.6e-7, delta 6.1e-7, gated-delta 3.4e-7.
+const GPU_DECODE: Record<string, number> = { linear: 3e-6, decay: 2e-6, gla: 2e-6, delta: 7e-6, 'gated-delta': 4e-6 };
 
 // gpu-relabel-invariant: measured 0 (bit-identical outputs and states) for every rule and mode
 // over 400 cases per rule: the same memories are selected in the same order and each runs the
@@ -39,7 +39,7 @@ const GPU_DECODE: Record<string, number> = { linear: 3e-6, decay: 2e-6, gla: 2e-
 const GPU_RELABEL: Record<string, number> = { linear: 1e-6, decay: 1e-6, gla: 1e-6, delta: 1e-6, 'gated-delta': 1e-6 };
 
 /**
- * For a rule written as math (momlab fuzz): the largest built-in tolerance. A text rule whose
+ * For a rule written as math (momlab fuzz): about the largest built-in tolerance. A text rule whose
  * float32 error is larger needs its own measured value, not a looser default.
  */
 export const TEXT_RULE_DEFAULT = 6e-6;
