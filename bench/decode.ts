@@ -8,7 +8,7 @@
 import { GpuMomState } from '../gpu/decode.js';
 import type { GpuContext } from '../gpu/device.js';
 import { gatedDelta } from '../gpu/kernels/gated-delta.js';
-import { ForwardPlan } from '../gpu/mom.js';
+import { ForwardPlan, stateBuffer } from '../gpu/mom.js';
 import type { CoreConfig } from '../reference/types.js';
 import { benchInputs } from './inputs.js';
 import { median, type GpuTimer } from './timer.js';
@@ -31,6 +31,8 @@ export interface DecodeResult {
   formulaBytes: number;
   /** device time of one step's kernels (GPU timestamps or wall clock, as the timer says) */
   stepDeviceMs: number;
+  /** the device time of one step at each context (GPU timestamps when available) */
+  deviceRows: DecodeRow[];
 }
 
 export async function benchDecode(ctx: GpuContext, timer: GpuTimer, shape: DecodeShape, contexts: number[], piece: number, steps: number): Promise<DecodeResult> {
@@ -45,7 +47,8 @@ export async function benchDecode(ctx: GpuContext, timer: GpuTimer, shape: Decod
       // context reached is within one piece below the target, and reported as reached
       while (state.tokensSeen + piece <= context) await state.prefill(prefillInputs, piece);
       const reached = state.tokensSeen;
-      for (let i = 0; i < 5; i++) await state.step(stepInputs[i % 8]); // warm-up
+      // warm-up: the first steps after a prefill run slower (clocks, caches); 30 settle them
+      for (let i = 0; i < 30; i++) await state.step(stepInputs[i % 8]);
       const all: number[] = [];
       for (let i = 0; i < steps; i++) {
         const t0 = performance.now();
@@ -57,15 +60,34 @@ export async function benchDecode(ctx: GpuContext, timer: GpuTimer, shape: Decod
   } finally {
     await state.destroy();
   }
-  const plan = await ForwardPlan.create(ctx, gatedDelta, { ...cfg, T: 1 }, { mode: 'recurrent' });
-  let stepDeviceMs: number;
+  // The device time of a step at each context: the same plans as GpuMomState (chunked prefill,
+  // token-by-token T = 1 step) on one state buffer, steps bracketed by GPU timestamps. Separates
+  // the kernels' time from the host round trip (mapAsync), which dominates the wall clock.
+  const stateBuf = stateBuffer(ctx, cfg);
+  const prefill = await ForwardPlan.create(ctx, gatedDelta, { ...cfg, T: piece }, { mode: 'chunk', chunk: 64, state: stateBuf });
+  const step = await ForwardPlan.create(ctx, gatedDelta, { ...cfg, T: 1 }, { mode: 'recurrent', state: stateBuf });
+  const deviceRows: DecodeRow[] = [];
   try {
-    plan.write(benchInputs({ ...cfg, T: 1 }, 7));
-    stepDeviceMs = (await timer.median((enc) => plan.encode(enc), 21, 3)).ms;
+    prefill.write(benchInputs({ ...cfg, T: piece }, 11));
+    step.write(benchInputs({ ...cfg, T: 1 }, 7));
+    let seen = 0;
+    for (const context of contexts) {
+      while (seen + piece <= context) {
+        await prefill.run('decode bench prefill');
+        seen += piece;
+      }
+      const m = await timer.median((enc) => step.encode(enc), steps, 10);
+      deviceRows.push({ target: context, context: seen, ms: m.ms, repeats: m.repeats });
+      seen += steps + 10;
+    }
   } finally {
-    plan.destroy();
+    prefill.destroy();
+    step.destroy();
+    stateBuf.destroy();
   }
+  const stepDeviceMs = median(deviceRows.map((r) => r.ms));
   return {
+    deviceRows,
     shape,
     rows,
     stateBytes: state.byteSize,

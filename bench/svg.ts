@@ -18,7 +18,11 @@ export function decodeSvg(r: DecodeResult, subtitle: string): string {
   const W = 640;
   const Hh = 400;
   const m = { l: 70, r: 20, t: 60, b: 60 };
-  const pts = r.rows.map((row) => ({ x: row.context, y: row.ms, lo: quantile(row.repeats, 0.1), hi: quantile(row.repeats, 0.9) }));
+  const series = [
+    { name: 'wall clock, GpuMomState.step (host round trip included)', color: '#1f77b4', rows: r.rows },
+    { name: 'device time of the step kernels (GPU timestamps)', color: '#d62728', rows: r.deviceRows },
+  ].map((x) => ({ ...x, pts: x.rows.map((row) => ({ x: row.context, y: row.ms, lo: quantile(row.repeats, 0.1), hi: quantile(row.repeats, 0.9) })) }));
+  const pts = series.flatMap((x) => x.pts);
   const xs = pts.map((p) => Math.log2(p.x));
   const x0 = Math.floor(Math.min(...xs)) - 0.5;
   const x1 = Math.ceil(Math.max(...xs)) + 0.5;
@@ -39,19 +43,23 @@ export function decodeSvg(r: DecodeResult, subtitle: string): string {
     out.push(`<line x1="${m.l}" y1="${Y(v)}" x2="${W - m.r}" y2="${Y(v)}" stroke="#ddd"/>`);
     out.push(`<text x="${m.l - 6}" y="${Y(v) + 4}" text-anchor="end">${v.toPrecision(3)}</text>`);
   }
-  for (const p of pts) {
+  for (const p of series[0].pts) {
     const label = p.x >= 1024 ? `${(p.x / 1024).toFixed(p.x % 1024 ? 1 : 0)}K` : String(p.x);
     out.push(`<text x="${X(p.x)}" y="${Hh - m.b + 18}" text-anchor="middle">${label}</text>`);
   }
   out.push(`<text x="${(m.l + W - m.r) / 2}" y="${Hh - 15}" text-anchor="middle">context (tokens already in the state, log scale)</text>`);
   out.push(`<text x="18" y="${(m.t + Hh - m.b) / 2}" text-anchor="middle" transform="rotate(-90 18 ${(m.t + Hh - m.b) / 2})">ms per step (median; bar: 10th-90th percentile)</text>`);
   // the curve, the bars, the points
-  out.push(`<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="${pts.map((p) => `${X(p.x)},${Y(p.y)}`).join(' ')}"/>`);
-  for (const p of pts) {
-    out.push(`<line x1="${X(p.x)}" y1="${Y(p.lo)}" x2="${X(p.x)}" y2="${Y(p.hi)}" stroke="#1f77b4"/>`);
-    out.push(`<circle cx="${X(p.x)}" cy="${Y(p.y)}" r="4" fill="#1f77b4"/>`);
-    out.push(`<text x="${X(p.x) + 8}" y="${Y(p.y) - 8}">${p.y.toPrecision(3)} ms</text>`);
-  }
+  series.forEach((sr, k) => {
+    out.push(`<polyline fill="none" stroke="${sr.color}" stroke-width="2" points="${sr.pts.map((p) => `${X(p.x)},${Y(p.y)}`).join(' ')}"/>`);
+    for (const p of sr.pts) {
+      out.push(`<line x1="${X(p.x)}" y1="${Y(p.lo)}" x2="${X(p.x)}" y2="${Y(p.hi)}" stroke="${sr.color}"/>`);
+      out.push(`<circle cx="${X(p.x)}" cy="${Y(p.y)}" r="4" fill="${sr.color}"/>`);
+      out.push(`<text x="${X(p.x) + 8}" y="${Y(p.y) - 8}" fill="${sr.color}">${p.y.toPrecision(3)} ms</text>`);
+    }
+    out.push(`<rect x="${m.l + 10}" y="${m.t + 8 + 16 * k}" width="12" height="4" fill="${sr.color}"/>`);
+    out.push(`<text x="${m.l + 28}" y="${m.t + 14 + 16 * k}">${esc(sr.name)}</text>`);
+  });
   out.push(`<text x="${W - m.r}" y="${m.t - 4}" text-anchor="end" fill="#555">state: ${(r.stateBytes / 2 ** 20).toFixed(2)} MiB at every context (SPEC 7: ${(r.formulaBytes / 2 ** 20).toFixed(2)} MiB)</text>`);
   out.push('</svg>');
   return out.join('\n') + '\n';
