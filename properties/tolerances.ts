@@ -23,8 +23,8 @@ const GPU_VS_REF: Record<string, number> = { linear: 4e-6, decay: 3e-6, gla: 4e-
 const GPU_CHUNK_VS_REC: Record<string, number> = { linear: 3e-6, decay: 6e-6, gla: 4e-6, delta: 6e-6, 'gated-delta': 5e-6 };
 
 // gpu-mix-before-equals-after, GPU after vs GPU before, worst ratio measured: linear 2.5e-7,
-// decay 2.3e-7, gla 3.1e-7, delta 1.8e-7, gated-delta 1.7e-7.
-const GPU_MIX: Record<string, number> = { linear: 3e-6, decay: 3e-6, gla: 4e-6, delta: 2e-6, 'gated-delta': 2e-6 };
+// decay 2.6e-7, gla 3.1e-7, delta 2.1e-7, gated-delta 2.5e-7.
+const GPU_MIX: Record<string, number> = { linear: 3e-6, decay: 3e-6, gla: 4e-6, delta: 3e-6, 'gated-delta': 3e-6 };
 
 // gpu-decode-equals-forward, decode vs one GPU pass: 0 (bit-identical) when the prefill runs
 // token by token like the steps; with a chunked prefill, worst ratio measured: linear 2.2e-7,
@@ -32,7 +32,7 @@ const GPU_MIX: Record<string, number> = { linear: 3e-6, decay: 3e-6, gla: 4e-6, 
 const GPU_DECODE: Record<string, number> = { linear: 3e-6, decay: 2e-6, gla: 2e-6, delta: 7e-6, 'gated-delta': 4e-6 };
 
 // gpu-relabel-invariant: measured 0 (bit-identical outputs and states) for every rule and mode
-// over 400 cases per rule: the same memories are selected in the same order and each runs the
+// over 700 cases per rule: the same memories are selected in the same order and each runs the
 // same arithmetic. An implementation may still sum the softmax denominator in index order,
 // which a relabelling changes by an ulp of the weights (6e-8 relative): 1e-6 allows that and
 // nothing more.
