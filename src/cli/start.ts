@@ -8,8 +8,8 @@ import * as check from './check.js';
 import { parseArgs } from './args.js';
 import * as trace from './trace.js';
 
-// 40 cases per property and rule: measured 51 s for 20 (trace included) on lavapipe with the
-// machine shared and loaded, so ~1.5 min for 40; `momlab check` alone runs 100 by default.
+// 40 cases per property and rule: the whole start (trace included) measured 22 s on lavapipe
+// at a load of ~2.6 (51 s for 20 cases under a load of ~7); `momlab check` runs 100 by default.
 const START_RUNS = 40;
 
 export const usage = `usage: momlab start [--runs N] [--seed S]
