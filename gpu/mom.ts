@@ -12,7 +12,9 @@ import { checkTopk } from '../reference/router.js';
 import { validateCore, validateState } from '../reference/validate.js';
 import type { CoreConfig, CoreInputs, CoreState, Rule } from '../reference/types.js';
 import { widthOf } from '../reference/types.js';
-import { CANARY_WORDS, outputBuffer, readback, scratchBuffer, upload } from './buffers.js';
+import { CANARY_WORDS, checkCanary, outputBuffer, readback, scratchBuffer, upload, Usage } from './buffers.js';
+
+const MAP_READ_MODE = 0x1;
 import type { GpuContext } from './device.js';
 import { withErrorScope } from './device.js';
 import { threadGrid, type Prepared } from './grid.js';
@@ -162,6 +164,7 @@ export class ForwardPlan {
   readonly state: GPUBuffer;
   readonly words: { o: number; state: number };
   private readonly owned: GPUBuffer[] = [];
+  private readonly canaried: { buf: GPUBuffer; words: number }[] = [];
   private readonly inputs: { logits: GPUBuffer; q: GPUBuffer; memories: GPUBuffer[] };
   private readonly host: Float32Array;
   private readonly front: Prepared[];
@@ -183,6 +186,12 @@ export class ForwardPlan {
     const S = segmentsOf(gd);
     const P = positionsOf(gd);
     const own = <B extends GPUBuffer>(b: B): B => (this.owned.push(b), b);
+    // Every output of a kernel carries a canary; verifyCanaries() checks them all after a run.
+    const guarded = (label: string, words: number): GPUBuffer => {
+      const buf = own(outputBuffer(ctx, label, words));
+      this.canaried.push({ buf, words });
+      return buf;
+    };
     const widths = rule.inputs.map((i) => widthOf(i.width, cfg));
 
     this.inputs = {
@@ -191,19 +200,20 @@ export class ForwardPlan {
       memories: rule.inputs.map((i, n) => own(scratchBuffer(ctx, `input ${i.name}`, slots * B * T * H * widths[n]))),
     };
     this.host = new Float32Array(Math.max(B * T * E, B * T * H * Math.max(dk, ...widths)));
-    const indices = own(outputBuffer(ctx, 'indices', B * T * K));
-    const weights = own(outputBuffer(ctx, 'weights', B * T * K));
-    const slot = own(outputBuffer(ctx, 'slot', B * T * K));
-    const counts = own(outputBuffer(ctx, 'counts', E * B));
-    const cu = own(outputBuffer(ctx, 'cu', S + 1));
-    const origin = own(outputBuffer(ctx, 'origin', P));
-    const qG = own(outputBuffer(ctx, 'gathered q', P * H * dk));
-    const inputsG = rule.inputs.map((i, n) => own(outputBuffer(ctx, `gathered ${i.name}`, P * H * widths[n])));
+    const indices = guarded('indices', B * T * K);
+    const weights = guarded('weights', B * T * K);
+    const slot = guarded('slot', B * T * K);
+    const counts = guarded('counts', E * B);
+    const cu = guarded('cu', S + 1);
+    const origin = guarded('origin', P);
+    const qG = guarded('gathered q', P * H * dk);
+    const inputsG = rule.inputs.map((i, n) => guarded(`gathered ${i.name}`, P * H * widths[n]));
     this.words = { o: B * T * H * dv, state: S * H * dk * dv };
     this.state = opts.state ?? own(stateBuffer(ctx, cfg, opts.initial));
-    const oG = own(outputBuffer(ctx, 'gathered o', P * H * dv));
-    const history = mix === 'before' ? own(outputBuffer(ctx, 'history', P * H * dk * dv)) : undefined;
-    this.o = own(outputBuffer(ctx, 'o', this.words.o));
+    this.canaried.push({ buf: this.state, words: this.words.state });
+    const oG = guarded('gathered o', P * H * dv);
+    const history = mix === 'before' ? guarded('history', P * H * dk * dv) : undefined;
+    this.o = guarded('o', this.words.o);
 
     const prepared = (p: Prepared) => (p.owned.forEach(own), p);
     const scale = queryScale(cfg);
@@ -263,6 +273,27 @@ export class ForwardPlan {
     });
   }
 
+  /**
+   * Check the canary after every kernel output of this plan (router, gather, gathered rows, rule,
+   * mix): one copy of each tail into one staging buffer, one map. Throws GpuError naming the
+   * buffer a kernel overran.
+   */
+  async verifyCanaries(): Promise<void> {
+    const bytes = CANARY_WORDS * 4;
+    const staging = this.ctx.device.createBuffer({ label: 'canary check', size: bytes * this.canaried.length, usage: Usage.MAP_READ | Usage.COPY_DST });
+    try {
+      const enc = this.ctx.device.createCommandEncoder({ label: 'canary check' });
+      this.canaried.forEach(({ buf, words }, n) => enc.copyBufferToBuffer(buf, words * 4, staging, n * bytes, bytes));
+      this.ctx.device.queue.submit([enc.finish()]);
+      await staging.mapAsync(MAP_READ_MODE);
+      const all = new Uint32Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      this.canaried.forEach(({ buf }, n) => checkCanary(buf.label, all.subarray(n * CANARY_WORDS, (n + 1) * CANARY_WORDS), 0));
+    } finally {
+      staging.destroy();
+    }
+  }
+
   destroy(): void {
     for (const b of this.owned) b.destroy();
     this.owned.length = 0;
@@ -292,6 +323,7 @@ export async function gpuMomForward(ctx: GpuContext, rule: GpuRule, cfg: CoreCon
   try {
     plan.write(x);
     await plan.run(`${rule.name} forward`);
+    await plan.verifyCanaries();
     const o = await readback(ctx, plan.o, plan.words.o);
     const state = await readback(ctx, plan.state, plan.words.state);
     return { o: o.slice(), final: splitState(cfg, state) };
