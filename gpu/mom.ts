@@ -12,7 +12,7 @@ import { checkTopk } from '../reference/router.js';
 import { validateCore, validateState } from '../reference/validate.js';
 import type { CoreConfig, CoreInputs, CoreState, Rule } from '../reference/types.js';
 import { widthOf } from '../reference/types.js';
-import { CANARY_WORDS, checkCanary, outputBuffer, readback, scratchBuffer, upload, Usage } from './buffers.js';
+import { CANARY_BITS, CANARY_WORDS, outputBuffer, readback, scratchBuffer, upload, Usage } from './buffers.js';
 
 const MAP_READ_MODE = 0x1;
 import type { GpuContext } from './device.js';
@@ -288,7 +288,13 @@ export class ForwardPlan {
       await staging.mapAsync(MAP_READ_MODE);
       const all = new Uint32Array(staging.getMappedRange().slice(0));
       staging.unmap();
-      this.canaried.forEach(({ buf }, n) => checkCanary(buf.label, all.subarray(n * CANARY_WORDS, (n + 1) * CANARY_WORDS), 0));
+      this.canaried.forEach(({ buf, words }, n) => {
+        const tail = all.subarray(n * CANARY_WORDS, (n + 1) * CANARY_WORDS);
+        const bad = tail.findIndex((w) => w !== CANARY_BITS);
+        if (bad >= 0) {
+          throw new GpuError(`canary overwritten after buffer '${buf.label}' (${words} words), ${bad} words past its end: a kernel of the ${this.rule.name} forward wrote out of bounds`);
+        }
+      });
     } finally {
       staging.destroy();
     }
