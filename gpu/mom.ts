@@ -344,6 +344,19 @@ function checkSizes(B: number, T: number): void {
   }
 }
 
+/** Prepare one kernel, record it in a pass of its own and submit it (the debug hooks below). */
+async function runAlone(ctx: GpuContext, what: string, owned: GPUBuffer[], prepare: () => Prepared): Promise<void> {
+  await withErrorScope(ctx, what, () => {
+    const k = prepare();
+    owned.push(...k.owned);
+    const enc = ctx.device.createCommandEncoder({ label: what });
+    const pass = enc.beginComputePass();
+    k.encode(pass);
+    pass.end();
+    ctx.device.queue.submit([enc.finish()]);
+  });
+}
+
 /** Debug hook: the GPU router alone. indices [B, T, k], weights [B, T, k]. */
 export async function gpuRoute(ctx: GpuContext, logits: Float64Array, B: number, T: number, E: number, topk: number): Promise<{ indices: Int32Array; weights: Float32Array }> {
   checkTopk(topk, E);
@@ -359,15 +372,7 @@ export async function gpuRoute(ctx: GpuContext, logits: Float64Array, B: number,
     const indices = outputBuffer(ctx, 'indices', B * T * topk);
     const weights = outputBuffer(ctx, 'weights', B * T * topk);
     owned.push(indices, weights);
-    await withErrorScope(ctx, 'router', () => {
-      const k = prepareRouter(ctx, B * T, E, topk, { logits: logitsBuf, indices, weights });
-      owned.push(...k.owned);
-      const enc = ctx.device.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      k.encode(pass);
-      pass.end();
-      ctx.device.queue.submit([enc.finish()]);
-    });
+    await runAlone(ctx, 'router', owned, () => prepareRouter(ctx, B * T, E, topk, { logits: logitsBuf, indices, weights }));
     const idx = await readback(ctx, indices, B * T * topk);
     const w = await readback(ctx, weights, B * T * topk);
     return { indices: new Int32Array(idx.buffer.slice(0, idx.byteLength)), weights: w.slice() };
@@ -403,15 +408,7 @@ export async function gpuGather(ctx: GpuContext, indices: Int32Array, B: number,
     const cu = outputBuffer(ctx, 'cu', S + 1);
     const origin = outputBuffer(ctx, 'origin', P);
     owned.push(idx, slot, counts, cu, origin);
-    await withErrorScope(ctx, 'gather', () => {
-      const k = prepareGather(ctx, d, { indices: idx, slot, counts, cu, origin });
-      owned.push(...k.owned);
-      const enc = ctx.device.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      k.encode(pass);
-      pass.end();
-      ctx.device.queue.submit([enc.finish()]);
-    });
+    await runAlone(ctx, 'gather', owned, () => prepareGather(ctx, d, { indices: idx, slot, counts, cu, origin }));
     const cuOut = new Uint32Array((await readback(ctx, cu, S + 1)).buffer.slice(0, (S + 1) * 4));
     const originOut = new Uint32Array((await readback(ctx, origin, P)).buffer.slice(0, P * 4));
     // origin = (e*B + b)*T + t; the token's time is origin mod T.

@@ -5,6 +5,7 @@
  * inputs in their ranges (unit keys, g <= 0, β in (0,1)), both modes, every chunk size.
  */
 import fc from 'fast-check';
+import { mulberry32 } from '../reference/sample.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { outputBuffer, readback, upload } from '../gpu/buffers.js';
 import { getGpu, withErrorScope, type GpuContext } from '../gpu/device.js';
@@ -33,24 +34,13 @@ interface Problem {
   state: Float64Array; // [S, H, dk, dv]
 }
 
-/** mulberry32: values from a fast-check-drawn seed, so a failure reprints its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Values on a 2^-16 grid are exact in float32, so both sides start from the same numbers.
 const grid = (x: number) => Math.round(x * 65536) / 65536;
 const f32 = (x: number) => Math.fround(x);
 
 function makeProblem(decls: readonly InputDecl[], lens: number[], H: number, dk: number, dv: number, seed: number): Problem {
-  const rnd = prng(seed);
+  const rnd = mulberry32(seed);
   const uni = (lo: number, hi: number) => grid(lo + (hi - lo) * rnd());
   const S = lens.length;
   const cu = new Uint32Array(S + 1);
