@@ -8,6 +8,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { getGpu } from '../gpu/device.js';
 import { ConfigError, RuleError } from '../reference/errors.js';
 import { fuzzRule, run } from '../src/cli/fuzz.js';
+import { gpuDecodeTolerance, gpuMixTolerance } from '../properties/tolerances.js';
 
 beforeAll(async () => {
   await getGpu(); // keeps Dawn's instance alive for the whole file
@@ -53,19 +54,51 @@ describe('momlab fuzz', () => {
     expect(clean.ok).toBe(true);
   });
 
-  it('passes every property on a shipped rule and exits 0 (JSON report)', async () => {
+  it('passes every property, GPU forms included, on a shipped rule and exits 0 (JSON report)', async () => {
     const out = captureLog();
     const code = await run(['rules/hgrn2.rule', '--runs', '4', '--seed', '11', '--json']);
     const rep = JSON.parse(out());
-    expect(rep.entries.map((e: { report: { property: string } }) => e.report.property)).toEqual([
+    type Entry = { ok: boolean; skipped: boolean; report: { property: string; cases: number; perRule: { rule: string; tolerance: number }[] } };
+    expect(rep.entries.map((e: Entry) => e.report.property)).toEqual([
       'gpu-equals-reference',
       'mix-before-equals-after',
+      'gpu-mix-before-equals-after',
       'decode-equals-forward',
+      'gpu-decode-equals-forward',
       'state-size-constant',
       'state-finite',
     ]);
-    expect(rep.entries.every((e: { ok: boolean; report: { cases: number } }) => e.ok && e.report.cases > 0)).toBe(true);
+    expect(rep.entries.every((e: Entry) => e.ok && !e.skipped && e.report.cases === 4)).toBe(true);
+    // The GPU rows hold the text kernel to the text-rule tolerances, not a built-in's of the same name.
+    const tol = (id: string) => rep.entries.find((e: Entry) => e.report.property === id).report.perRule[0];
+    expect(tol('gpu-decode-equals-forward')).toMatchObject({ rule: 'text:hgrn2', tolerance: gpuDecodeTolerance('text:hgrn2') });
+    expect(tol('gpu-mix-before-equals-after').tolerance).toBe(gpuMixTolerance('text:hgrn2'));
     expect(code).toBe(0);
+  });
+
+  it('a non-linear read-out: the GPU mixing row is n/a (the GPU refuses mix before), GPU decode runs', async () => {
+    const out = captureLog();
+    const code = await run(['rules/nonlinear-readout.rule', '--runs', '3', '--seed', '2', '--property', 'gpu-mix-before-equals-after']);
+    expect(out()).toMatch(/^gpu-mix-before-equals-after\s+n\/a \(read-out not linear\)\s+0\s+-\s+-$/m);
+    expect(code).toBe(0);
+    const res = await fuzzRule(readFileSync('rules/nonlinear-readout.rule', 'utf8'), 'rules/nonlinear-readout.rule', { property: 'gpu-decode-equals-forward', runs: 3, seed: 2 });
+    expect(res.entries[0].report.cases).toBe(3);
+    expect(res.ok).toBe(true);
+  });
+
+  it('catches a fault only the GPU decode path shows (gpu-decode-equals-forward fails, exit 1)', async () => {
+    // Injected: the state shrinks by half before the update when a memory's segment holds a
+    // single token, as in a decode step; a pass over the whole sequence mostly has longer segments.
+    // The time bound cuts shrinking short (GPU cases are slow on lavapipe); the failure stands.
+    const text = readFileSync('rules/linear.rule', 'utf8');
+    const fault = (wgsl: string) => wgsl.replace('= (state[sb + i * DV + j] + (', '= (state[sb + i * DV + j] * select(1.0, 0.5, p1 - p0 == 1u) + (');
+    expect(fault('x')).toBe('x');
+    expect(fault('= (state[sb + i * DV + j] + (k')).not.toBe('= (state[sb + i * DV + j] + (k');
+    const res = await fuzzRule(text, 'rules/linear.rule', { property: 'gpu-decode-equals-forward', runs: 15, seed: 4, timeSeconds: 4, tamper: fault });
+    expect(res.entries[0].report.passed).toBe(false);
+    expect(res.ok).toBe(false);
+    expect(res.entries[0].report.failure?.message).toMatch(/err ratio .* > 1\.0e-6/);
+    expect(res.entries[0].report.failure?.replay).toMatch(/--property gpu-decode-equals-forward --seed 4 --path/);
   });
 
   it('prints the generated WGSL with --emit-wgsl', async () => {

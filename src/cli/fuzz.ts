@@ -2,8 +2,12 @@
  * `momlab fuzz <file.rule>`: the property suite on a rule written as math (SPEC 8). The rule is
  * compiled twice from its text (reference JS loops, GPU WGSL kernel) and checked:
  *   gpu-equals-reference, mix-before-equals-after (expected to FAIL when the read-out is not
- *   linear in the state: then the report says so), decode-equals-forward, state-size-constant,
- *   state-finite.
+ *   linear in the state: then the report says so) and its GPU form (linear read-outs only: the
+ *   GPU pipeline refuses mix 'before' otherwise), decode-equals-forward and its GPU form,
+ *   state-size-constant, state-finite — the properties of a built-in rule that apply to a
+ *   token-by-token kernel (SPEC 8).
+ * The target is named `text:<rule>` so that the shared GPU properties hold it to the tolerances
+ * measured for compiled text rules (properties/tolerances.ts), not to a built-in's.
  * Prints a table and, on failure, the shrunk counterexample with a replay command. Exit code 0
  * when every property behaved as expected, 1 otherwise.
  */
@@ -13,10 +17,11 @@ import { gpuRuleFromChecked, type TextGpuRuleOptions } from '../../gpu/kernels/f
 import { ConfigError } from '../../reference/errors.js';
 import { ruleFromChecked } from '../../reference/rules/from-text.js';
 import { SIZES } from '../../properties/arbitraries.js';
-import { refDecodeEqualsForward } from '../../properties/decode.js';
-import { refMixBeforeEqualsAfter } from '../../properties/mix-before-after.js';
+import { gpuDecodeEqualsForward, refDecodeEqualsForward } from '../../properties/decode.js';
+import { gpuMixBeforeEqualsAfter, refMixBeforeEqualsAfter } from '../../properties/mix-before-after.js';
 import { formatFailure, runProperty, type PropertyReport } from '../../properties/runner.js';
 import { refStateSizeConstant } from '../../properties/state-size.js';
+import { TEXT_RULE_PREFIX } from '../../properties/tolerances.js';
 import type { Property, RuleTarget } from '../../properties/types.js';
 import { stateStaysFinite, textGpuEqualsReference } from '../rule-lang/fuzz-properties.js';
 import { checkRuleText } from '../rule-lang/check.js';
@@ -28,7 +33,12 @@ Runs the property suite on a rule written as math (docs/rule-language.md):
   gpu-equals-reference      the WGSL kernel compiled from the text equals the float64 reference
   mix-before-equals-after   mixing before and after the read-out agree (expected to FAIL when
                             the read-out is not linear in the state; the report says so)
+  gpu-mix-before-equals-after
+                            the same on the GPU, both paths on the device and against the
+                            reference (linear read-outs only: n/a otherwise)
   decode-equals-forward     prefill + steps equals one pass
+  gpu-decode-equals-forward the same on the GPU (GpuMomState), and the state's byte size does
+                            not depend on T
   state-size-constant       the state size does not depend on T
   state-finite              the state stays finite over long sequences, inputs in their ranges
 
@@ -53,6 +63,8 @@ export interface FuzzEntry {
   report: PropertyReport;
   /** true when the property is expected to fail (mixing with a non-linear read-out) */
   expectFail: boolean;
+  /** the property does not apply to this rule (GPU mixing with a non-linear read-out) */
+  skipped: boolean;
   /** the property behaved as expected */
   ok: boolean;
 }
@@ -70,14 +82,22 @@ export interface FuzzResult {
 // is the expected outcome and the proof that the suite can tell.
 const mixAlways: Property<unknown> = { ...(refMixBeforeEqualsAfter as Property<unknown>), applies: () => true };
 
-const PROPERTIES: Property<unknown>[] = [textGpuEqualsReference, mixAlways, refDecodeEqualsForward, refStateSizeConstant, stateStaysFinite] as Property<unknown>[];
+const PROPERTIES: Property<unknown>[] = [
+  textGpuEqualsReference,
+  mixAlways,
+  gpuMixBeforeEqualsAfter,
+  refDecodeEqualsForward,
+  gpuDecodeEqualsForward,
+  refStateSizeConstant,
+  stateStaysFinite,
+] as Property<unknown>[];
 export const FUZZ_PROPERTY_IDS = PROPERTIES.map((p) => p.id);
 
 export async function fuzzRule(text: string, file: string, opts: FuzzOptions = {}): Promise<FuzzResult> {
   const checked = checkRuleText(text, { file });
   const ref = ruleFromChecked(checked);
   const gpu = gpuRuleFromChecked(checked, { tamper: opts.tamper });
-  const target: RuleTarget = { name: checked.name, ref, gpu };
+  const target: RuleTarget = { name: `${TEXT_RULE_PREFIX}${checked.name}`, ref, gpu };
   const props = opts.property ? PROPERTIES.filter((p) => p.id === opts.property) : PROPERTIES;
   if (props.length === 0) throw new ConfigError(`momlab fuzz: unknown property '${opts.property}'; known: ${FUZZ_PROPERTY_IDS.join(', ')}`);
   const ctx = props.some((p) => p.needsGpu) ? await getGpu() : undefined;
@@ -93,16 +113,16 @@ export async function fuzzRule(text: string, file: string, opts: FuzzOptions = {
       replay: (seed, path) => `npx momlab fuzz ${file} --property ${prop.id} --seed ${seed} --path ${path}`,
     });
     const expectFail = prop.id === mixAlways.id && !checked.readLinear;
-    entries.push({ report, expectFail, ok: report.passed !== expectFail });
+    entries.push({ report, expectFail, skipped: report.skipped, ok: report.skipped || report.passed !== expectFail });
   }
   return { rule: checked.name, file, readLinear: checked.readLinear, notes: checked.notes, entries, ok: entries.every((e) => e.ok) };
 }
 
 function table(r: FuzzResult): string {
-  const rows = r.entries.map(({ report: p, expectFail, ok }) => {
+  const rows = r.entries.map(({ report: p, expectFail, skipped, ok }) => {
     const s = p.perRule[0];
-    const result = p.passed ? (expectFail ? 'PASSED (expected to fail!)' : 'pass') : expectFail ? 'FAIL (expected)' : 'FAIL';
-    return [p.property, result, String(p.cases) + (p.interrupted ? ' (time)' : ''), s ? s.worstErrRatio.toExponential(2) : '-', s && s.tolerance ? s.tolerance.toExponential(0) : 'exact', ok ? '' : '<--'];
+    const result = skipped ? 'n/a (read-out not linear)' : p.passed ? (expectFail ? 'PASSED (expected to fail!)' : 'pass') : expectFail ? 'FAIL (expected)' : 'FAIL';
+    return [p.property, result, String(p.cases) + (p.interrupted ? ' (time)' : ''), s ? s.worstErrRatio.toExponential(2) : '-', skipped ? '-' : s && s.tolerance ? s.tolerance.toExponential(0) : 'exact', ok ? '' : '<--'];
   });
   const head = ['property', 'result', 'cases', 'worst err', 'tol', ''];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((x) => x[i].length)));

@@ -10,14 +10,16 @@ import { sampleCoreInputs } from '../../reference/sample.js';
 import type { CoreConfig } from '../../reference/types.js';
 import { coreCaseArb, type CoreCase } from '../../properties/arbitraries.js';
 import { compareAll, describeFailures } from '../../properties/compare.js';
+import { TEXT_GPU_TOL } from '../../properties/tolerances.js';
 import { exact, type Property } from '../../properties/types.js';
 
 // Float32 GPU kernel compiled from the text vs the float64 reference, SPEC 9 ratio over o and
 // the final states. Measured (out/measure.mts, sizes 'small', 12 cases per rule, seed 42): worst
 // ratio 2.2e-7 over the nine shipped rules (gated-delta 2.2e-7, decay 1.7e-7, gla 1.5e-7,
-// hgrn2 1.3e-7, delta 1.1e-7). 1e-5 is ~45x that: room for rules that accumulate longer, far
-// below what a wrong kernel gives (a sign flip measures ratios of order 1).
-export const TEXT_GPU_TOL = 1e-5;
+// hgrn2 1.3e-7, delta 1.1e-7); 2.5e-7 (titans) over 20 more per rule. 1e-5 is ~40x that: room
+// for rules that accumulate longer, far below what a wrong kernel gives (a sign flip measures
+// ratios of order 1). The value lives with the other tolerances (properties/tolerances.ts).
+export { TEXT_GPU_TOL };
 
 export const textGpuEqualsReference: Property<CoreCase> = {
   id: 'gpu-equals-reference',
