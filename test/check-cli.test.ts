@@ -1,6 +1,7 @@
 /**
  * `momlab check` end to end: a short run exits 0 and prints the table (and valid JSON with
- * --json); an unknown rule or property exits non-zero and names it.
+ * --json); the `layer` pseudo-rule runs the layer properties; an unknown rule or property exits
+ * non-zero and names it.
  */
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
@@ -36,11 +37,27 @@ describe('momlab check', () => {
     expect(out.rows[1].worstErrRatio).toBeGreaterThan(0);
   }, 240_000);
 
+  it("the layer pseudo-rule runs the layer properties, one row each, and replays with --rules layer", () => {
+    const r = momlab('check', '--rules', 'layer', '--runs', '3', '--seed', '9');
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    for (const id of ['layer-decode', 'layer-mixing', 'gpu-layer']) expect(r.stdout).toMatch(new RegExp(`^${id}\\s+layer\\s+3\\s.*pass$`, 'm'));
+    // no rule property runs without a rule; no layer property runs on a rule
+    expect(r.stdout.split('\n').filter((l) => /\spass$/.test(l))).toHaveLength(3);
+    const j = momlab('check', '--rules', 'linear', '--property', 'gpu-layer,gpu-equals-reference', '--runs', '2', '--json');
+    expect(j.status, j.stderr).toBe(0);
+    expect((JSON.parse(j.stdout) as { rows: { property: string; rule: string }[] }).rows.map((x) => `${x.property}/${x.rule}`)).toEqual(['gpu-equals-reference/linear']);
+    const none = momlab('check', '--rules', 'linear', '--property', 'gpu-layer');
+    expect(none.status).not.toBe(0);
+    expect(none.stderr).toMatch(/gpu-layer applies to .*--rules layer/);
+    expect(momlab('check', '--help').stdout + momlab('check', '--help').stderr).toMatch(/properties of 'layer':\n\s+layer-decode/);
+  }, 240_000);
+
   it('an unknown rule exits non-zero and names it', () => {
     const r = momlab('check', '--rules', 'linear,nope');
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain("unknown rule 'nope'");
     expect(r.stderr).toContain(RULE_NAMES.join(', '));
+    expect(r.stderr).toContain('and layer (the fla-compatible layer)');
   });
 
   it('an unknown property exits non-zero and names it', () => {

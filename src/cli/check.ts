@@ -5,6 +5,10 @@
  *
  * Every (property, rule) pair runs with the same seed, so a failure replays with
  *   npx momlab check --property P --rules R --sizes S --seed N --path X
+ *
+ * `layer` is a pseudo-rule in --rules (included in `all`): the fla-compatible layer (SPEC 6, 7;
+ * its rule is gated-delta) with the layer properties of properties/layer.ts, one row each. The
+ * layer draws its own sizes (LAYER_SIZES: small), whatever --sizes says.
  */
 import { getGpu, type GpuContext } from '../../gpu/device.js';
 import { getGpuRule } from '../../gpu/kernels/index.js';
@@ -12,10 +16,18 @@ import { ConfigError } from '../../reference/errors.js';
 import { RULE_NAMES, getRule } from '../../reference/rules/index.js';
 import { SIZES, type SizeName } from '../../properties/arbitraries.js';
 import { GPU_PROPERTIES } from '../../properties/gpu.js';
+import { gpuLayerProperty, layerDecodeProperty, layerMixingProperty } from '../../properties/layer.js';
 import { REFERENCE_PROPERTIES } from '../../properties/reference.js';
 import { formatFailure, runProperty, type PropertyReport } from '../../properties/runner.js';
 import type { Property, RuleTarget } from '../../properties/types.js';
 import { parseArgs } from './args.js';
+
+const RULE_PROPERTIES: Property<never>[] = [...REFERENCE_PROPERTIES, ...GPU_PROPERTIES];
+const LAYER_PROPERTIES = [layerDecodeProperty, layerMixingProperty, gpuLayerProperty] as Property<never>[];
+const ALL_PROPERTIES = [...RULE_PROPERTIES, ...LAYER_PROPERTIES];
+
+/** The pseudo-rule naming the fla-compatible layer in --rules and in the table. */
+export const LAYER = 'layer';
 
 export const usage = `usage: momlab check [options]
 
@@ -23,7 +35,9 @@ Runs the property suite (reference and GPU) and prints a table: property × rule
 worst error ratio (SPEC 9), pass/fail. Exits 0 only if every property holds.
 
 options:
-  --rules all|name,...   rules to check (default all: ${RULE_NAMES.join(', ')})
+  --rules all|name,...   rules to check (default all: ${RULE_NAMES.join(', ')}, ${LAYER})
+                         '${LAYER}' is the fla-compatible layer (gated-delta, conv caches, norms):
+                         the layer properties below; it draws its own small sizes
   --property id,...      only these properties (default all; see the list below)
   --runs N               cases per property and rule (default 100; with --time: unbounded)
   --time SECONDS         time budget for the whole run, shared out between the properties
@@ -32,8 +46,11 @@ options:
   --sizes small|medium|large   case sizes (default small: fits the software driver)
   --json                 print the table as JSON instead
 
-properties:
-${[...REFERENCE_PROPERTIES, ...GPU_PROPERTIES].map((p) => `  ${p.id.padEnd(30)} ${p.title}`).join('\n')}`;
+properties (per rule, and rule-independent ones shown as rule 'any'):
+${[...REFERENCE_PROPERTIES, ...GPU_PROPERTIES].map((p) => `  ${p.id.padEnd(30)} ${p.title}`).join('\n')}
+
+properties of '${LAYER}':
+${LAYER_PROPERTIES.map((p) => `  ${p.id.padEnd(30)} ${p.title}`).join('\n')}`;
 
 export interface CheckRow {
   property: string;
@@ -47,12 +64,13 @@ export interface CheckRow {
   failure?: PropertyReport['failure'];
 }
 
-const ALL_PROPERTIES = [...REFERENCE_PROPERTIES, ...GPU_PROPERTIES];
 
 function pickRules(spec: string): string[] {
-  const names = spec === 'all' ? [...RULE_NAMES] : spec.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = spec === 'all' ? [...RULE_NAMES, LAYER] : spec.split(',').map((s) => s.trim()).filter(Boolean);
   if (names.length === 0) throw new ConfigError(`momlab check: --rules needs 'all' or rule names, got '${spec}'`);
-  for (const n of names) getRule(n); // ConfigError naming the unknown rule and the known ones
+  for (const n of names) {
+    if (n !== LAYER && !(RULE_NAMES as readonly string[]).includes(n)) throw new ConfigError(`momlab check: unknown rule '${n}'; known rules: ${RULE_NAMES.join(', ')}, and ${LAYER} (the fla-compatible layer)`);
+  }
   return names;
 }
 
@@ -133,12 +151,17 @@ export async function run(argv: string[]): Promise<number> {
   if (path !== undefined && (flags.seed === undefined || props.length !== 1 || (props[0].perRule && rules.length !== 1)))
     throw new ConfigError('momlab check: --path replays one failing case: give it with --seed, one --property and one rule in --rules (as the replay command printed)');
 
-  const targets = rules.map(target);
-  const jobs: { prop: Property<never>; targets: RuleTarget[] }[] = [];
+  const targets = rules.filter((n) => n !== LAYER).map(target);
+  const jobs: { prop: Property<never>; targets: RuleTarget[]; rule?: string }[] = [];
   for (const prop of props) {
-    if (!prop.perRule) jobs.push({ prop, targets: targets.slice(0, 1) });
+    if (LAYER_PROPERTIES.includes(prop)) {
+      // The layer properties build their own layer (gated-delta); the target only names the row.
+      if (rules.includes(LAYER)) jobs.push({ prop, targets: [{ name: LAYER, ref: getRule('gated-delta') }], rule: LAYER });
+    } else if (targets.length === 0) continue;
+    else if (!prop.perRule) jobs.push({ prop, targets: targets.slice(0, 1) });
     else for (const t of targets) if (prop.applies(t)) jobs.push({ prop, targets: [t] });
   }
+  if (jobs.length === 0) throw new ConfigError(`momlab check: none of the properties ${props.map((p) => p.id).join(', ')} applies to ${rules.join(', ')} (the layer properties run on --rules ${LAYER} only)`);
 
   const ctx: GpuContext | undefined = jobs.some((j) => j.prop.needsGpu) ? await getGpu() : undefined;
   if (!json) process.stderr.write(`momlab check: ${jobs.length} property × rule pairs, sizes ${sizeName}, seed ${seed}${ctx ? `, on ${ctx.adapterInfo}` : ''}\n`);
@@ -147,7 +170,7 @@ export async function run(argv: string[]): Promise<number> {
   const deadline = timeS !== undefined ? Date.now() + timeS * 1000 : undefined;
   const rows: CheckRow[] = [];
   for (const [i, job] of jobs.entries()) {
-    const label = `${job.prop.id} ${job.prop.perRule ? job.targets[0].name : 'any'}`;
+    const label = `${job.prop.id} ${job.rule ?? (job.prop.perRule ? job.targets[0].name : 'any')}`;
     // Share what is left of the budget equally between the jobs still to run.
     const timeLimitMs = deadline !== undefined ? Math.max(1, (deadline - Date.now()) / (jobs.length - i)) : undefined;
     let cases = 0;
@@ -164,7 +187,7 @@ export async function run(argv: string[]): Promise<number> {
     const s = rep.perRule[0];
     const row: CheckRow = {
       property: rep.property,
-      rule: s?.rule ?? job.targets[0].name,
+      rule: job.rule ?? s?.rule ?? job.targets[0].name,
       cases: rep.cases,
       worstErrRatio: s && !Number.isNaN(s.worstErrRatio) ? s.worstErrRatio : s ? null : 0,
       worstMaxAbs: s && !Number.isNaN(s.worstMaxAbs) ? s.worstMaxAbs : s ? null : 0,
