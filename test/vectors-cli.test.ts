@@ -76,7 +76,67 @@ describe('momlab vectors / verify', () => {
     const r = momlab('verify', '--vectors', vec, '--outputs', join(vec, 'expected.safetensors'));
     expect(r.code, r.out).toBe(0);
     expect(r.out).toMatch(/layer\.y\s+0\.00e\+0\s+0\.00e\+0/);
-    expect(r.out).toMatch(/all 11 tensors pass/);
+    expect(r.out).toMatch(/all 23 tensors pass/);
+  });
+
+  it('writes the conv caches: per projection and memory, [B, C, W-1], equal to the reference state', () => {
+    const inputs = parseSafetensors(readFileSync(join(vec, 'inputs.safetensors'))).tensors;
+    const expected = parseSafetensors(readFileSync(join(vec, 'expected.safetensors'))).tensors;
+    const cfg = parseLayerConfig(config);
+    const w = layerWeightsFrom(parseSafetensors(readFileSync(join(vec, 'weights.safetensors'))), cfg);
+    const fin = layerForward(cfg, w, inputs.get('layer.hidden_states')!.data, 2, 9).final;
+    // 3 memories + shared = 4 slots; C = H*dk = H*dv = 8; W - 1 = 2; slot-major as in the state
+    const slots = ['0', '1', '2', 'shared'];
+    for (const which of ['q', 'k', 'v'] as const) {
+      slots.forEach((slot, i) => {
+        const t = expected.get(`layer.conv_cache.${which}.${slot}`)!;
+        expect(t.shape).toEqual([2, 8, 2]);
+        expect(Array.from(t.data)).toEqual(Array.from(fin.conv[which].subarray(i * 32, (i + 1) * 32), Math.fround));
+      });
+    }
+    // the caches are not all zero (each memory got a token in 2 x 9 tokens with top-2 of 3)
+    expect(expected.get('layer.conv_cache.k.shared')!.data.some((x) => x !== 0)).toBe(true);
+    const m = JSON.parse(readFileSync(join(vec, 'manifest.json'), 'utf8'));
+    expect(m.computed).toMatch(/conv_cache.*oldest first/);
+  });
+
+  it("a conv cache in fla's [B, C, W] layout is compared on its last W-1 columns; a wrong one fails", async () => {
+    // fla keeps one more (the oldest) input: prepend an arbitrary column, it must be ignored
+    const widen = (t: TensorIn, bump = 0): TensorIn => {
+      const [B, C, w] = t.shape;
+      const data = new Float64Array(B * C * (w + 1));
+      for (let r = 0; r < B * C; r++) {
+        data[r * (w + 1)] = 1000 + r;
+        for (let j = 0; j < w; j++) data[r * (w + 1) + 1 + j] = t.data[r * w + j] * (1 + bump);
+      }
+      return { shape: [B, C, w + 1], data };
+    };
+    const ok = variant('fla-conv.safetensors', (t) => {
+      for (const n of Object.keys(t)) if (n.includes('.conv_cache.')) t[n] = widen(t[n]);
+    });
+    const r = await verify('--vectors', vec, '--outputs', ok, '--only', 'layer.conv_cache.');
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/layer\.conv_cache\.v\.shared\s+0\.00e\+0 .*pass \(fla layout \[2,8,3\]: its last 2 columns\)/);
+    expect(r.out).toMatch(/all 12 tensors pass/);
+    // 1% off in the compared columns fails; a width other than W-1 or W is a shape error
+    const bad = variant('fla-conv-bad.safetensors', (t) => {
+      t['layer.conv_cache.k.1'] = widen(t['layer.conv_cache.k.1'], 0.01);
+      t['layer.conv_cache.q.0'] = { shape: [2, 8, 4], data: new Float64Array(64) };
+    });
+    const b = await verify('--vectors', vec, '--outputs', bad, '--only', 'layer.conv_cache.');
+    expect(b.code).toBe(1);
+    expect(b.out).toMatch(/layer\.conv_cache\.k\.1 .*FAIL/);
+    expect(b.out).toMatch(/layer\.conv_cache\.q\.0 .*FAIL \(shape \[2,8,4\], expected \[2,8,2\]\)/);
+    expect(b.out).toMatch(/2 of 12 tensors FAIL/);
+  });
+
+  it('conv_size 1 has no history: no conv cache tensors', () => {
+    writeFileSync(join(dir, 'cfg1.json'), JSON.stringify({ ...config, conv_size: 1 }));
+    const r = momlab('vectors', '--config', join(dir, 'cfg1.json'), '--batch', '1', '--tokens', '3', '--seed', '2', '--out', join(dir, 'vec1'));
+    expect(r.code, r.out).toBe(0);
+    const names = [...parseSafetensors(readFileSync(join(dir, 'vec1', 'expected.safetensors'))).tensors.keys()];
+    expect(names.filter((n) => n.includes('conv_cache'))).toEqual([]);
+    expect(names).toContain('layer.final_state.shared');
   });
 
   it('a perturbed copy fails (exit 1), naming the tensor', async () => {
@@ -142,12 +202,17 @@ describe('momlab vectors / verify', () => {
       out[`layer.final_state.${e}`] = { shape: [2, 2, 4, 4], data: layer.final.routed.subarray(e * per, (e + 1) * per) };
     }
     out['core.final_state.shared'] = { shape: [2, 2, 4, 4], data: c.final.shared! };
+    // conv caches: the GPU state has the reference's layout, slot-major [slot][B, C, W-1]
+    ['0', '1', '2', 'shared'].forEach((slot, i) => {
+      for (const which of ['q', 'k', 'v'] as const) out[`layer.conv_cache.${which}.${slot}`] = { shape: [2, 8, 2], data: layer.final.conv[which].subarray(i * 32, (i + 1) * 32) };
+    });
     out['layer.final_state.shared'] = { shape: [2, 2, 4, 4], data: layer.final.shared! };
     expect(Object.keys(out).sort()).toEqual(m.expected.map((t: { name: string }) => t.name).sort());
     const p = join(dir, 'gpu-outputs.safetensors');
     writeFileSync(p, serializeSafetensors(out));
     const r = await verify('--vectors', vec, '--outputs', p);
     expect(r.code, r.out).toBe(0);
+    console.log(r.out); // the measured float32 errors, per tensor
   });
 
   it('refuses bad flags and a bad weights file with typed errors', () => {

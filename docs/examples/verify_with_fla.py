@@ -7,8 +7,14 @@ depend on Python). Usage:
     npx momlab verify --vectors vec/ --outputs outputs.safetensors --only core.,layer.y,layer.router_logits --tolerance 6e-3
 
 --tolerance 6e-3 because fla's Triton kernels use TF32 dots on float32 inputs (docs/vectors.md).
-The layer's final states are left out: fla keeps the MoM states inside its Cache object in its
-own layout; export them as `layer.final_state.{e}` [B, H, dk, dv] to check them too.
+The layer's inference state is left out: fla keeps the MoM states and the short-conv states
+inside its Cache object in its own layout. To check them too, export
+  - `layer.final_state.{e}` / `.shared`                [B, H, dk, dv], the memory states;
+  - `layer.conv_cache.{q,k,v}.{e}` / `.shared`         the conv states, per projection and memory:
+    [B, C, conv_size] as fla keeps them (C = H*dk for q, k; H*dv for v), or [B, C, conv_size-1].
+fla's conv state holds conv_size inputs, the oldest of which is never used again; momlab keeps
+conv_size-1 and `momlab verify` compares fla's last conv_size-1 columns by itself
+(docs/vectors.md, "Conv cache layout"); check them alone with `--only layer.conv_cache.`.
 """
 import json
 import sys

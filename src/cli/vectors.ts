@@ -3,7 +3,8 @@
  * computed by the float64 reference, written in fla's layout. Two groups:
  *  - core.*  the MoM recurrence with gated-delta given q, k, v, g, beta and router logits
  *            directly (SPEC 4, mix after; q unscaled, scale dk^-1/2 applied by the recurrence);
- *  - layer.* the whole layer (SPEC 6) on hidden states with the weights in weights.safetensors.
+ *  - layer.* the whole layer (SPEC 6) on hidden states with the weights in weights.safetensors,
+ *            and its whole inference state after them (SPEC 7): memory states and conv caches.
  * docs/vectors.md describes the files; docs/examples/verify_with_fla.py uses them.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -24,7 +25,8 @@ export const usage = `usage: momlab vectors --config cfg.json [--weights w.safet
 Write golden vectors computed by the float64 reference into DIR:
   inputs.safetensors    core.* (q, k, v, g, beta per memory, router logits) and layer.hidden_states
   weights.safetensors   the layer weights under fla's state-dict names (--weights, or random from --seed)
-  expected.safetensors  core.o, core.final_state.*, layer.y, layer.router_logits, layer.final_state.*
+  expected.safetensors  core.o, core.final_state.*, layer.y, layer.router_logits, layer.final_state.*,
+                        layer.conv_cache.{q,k,v}.* (the last conv_size-1 conv inputs per memory)
   manifest.json         config, seed, shapes, per-tensor tolerance, how the values were computed
 Defaults: --batch 2 --tokens 37 (not a multiple of any chunk size).`;
 
@@ -32,8 +34,10 @@ Defaults: --batch 2 --tokens 37 (not a multiple of any chunk size).`;
  * Tolerances (SPEC 9 error ratio) for a float32 implementation against these float64 values.
  * Measured with momlab's own float32 GPU path (lavapipe) on vectors like these: worst ratio
  * 1.0e-6 for layer.y and 8.7e-7 for the final states (hidden 128, head_dim 64, T = 37, chunk 64),
- * 2.8e-7 for core.o; 1.1e-6 over the random small cases of test/layer-gpu.test.ts. 1e-4 leaves
- * 100x for larger configurations and other summation orders.
+ * 2.8e-7 for core.o; 1.1e-6 over the random small cases of test/layer-gpu.test.ts; 7.4e-8 for
+ * the conv caches (test/vectors-cli.test.ts prints them: they are projections, one dot product
+ * over D, and carry no recurrence). 1e-4 leaves 100x for larger configurations and other
+ * summation orders.
  * Kernels that use TF32 tensor-core dots (fla's Triton kernels on fp32 inputs; 10-bit mantissa)
  * err around 1e-3: fla's own tests hold chunk_gated_delta_rule to 0.006, the value to pass to
  * `momlab verify --tolerance` for them (docs/vectors.md).
@@ -76,11 +80,29 @@ function perMemory(prefix: string, routed: Float64Array, shared: Float64Array | 
   return out;
 }
 
+/**
+ * The layer's conv caches (SPEC 7), one tensor per projection and slot (memory e, or `shared`):
+ * `layer.conv_cache.{q,k,v}.{slot}` [B, C, W-1], C = H·dk (q, k) or H·dv (v) in the projection's
+ * channel order, the last W-1 conv *inputs* (projection outputs before the conv), oldest first
+ * — fla's `[N, D, W]` conv-state layout without its oldest column (fla keeps W inputs, momlab the
+ * W-1 the next token needs). None when conv_size is 1 (no history).
+ */
+function convCaches(conv: { q: Float64Array; k: Float64Array; v: Float64Array }, E: number, shared: boolean, B: number, C: { q: number; k: number; v: number }, W: number): Record<string, TensorIn> {
+  const out: Record<string, TensorIn> = {};
+  if (W === 1) return out;
+  const slots = [...Array.from({ length: E }, (_, e) => String(e)), ...(shared ? ['shared'] : [])];
+  for (const which of ['q', 'k', 'v'] as const) {
+    const size = B * C[which] * (W - 1);
+    slots.forEach((slot, i) => (out[`layer.conv_cache.${which}.${slot}`] = { shape: [B, C[which], W - 1], data: conv[which].subarray(i * size, (i + 1) * size) }));
+  }
+  return out;
+}
+
 const f32 = (a: Float64Array): Float64Array => a.map(Math.fround);
 
 export function makeVectors(o: VectorOptions): Vectors {
   const { config: c, B, T, seed } = o;
-  const { D, H, dk, dv, E } = layerDims(c);
+  const { D, H, dk, dv, E, W } = layerDims(c);
   const rule = getRule('gated-delta');
   const coreConfig: CoreConfig = { B, T, H, E, topk: c.topk, dk, dv, shared: c.shared_mem };
   // Inputs and weights are stored as F32: round them first, so that the expected values are the
@@ -109,6 +131,7 @@ export function makeVectors(o: VectorOptions): Vectors {
     'layer.y': { shape: [B, T, D], data: layer.y },
     'layer.router_logits': { shape: [B, T, E], data: layer.logits },
     ...perMemory('layer.final_state', layer.final.routed, layer.final.shared, E, [B, H, dk, dv]),
+    ...convCaches(layer.final.conv, E, c.shared_mem, B, { q: H * dk, k: H * dk, v: H * dv }, W),
   };
   return { inputs, expected, coreConfig };
 }
@@ -143,7 +166,9 @@ export async function run(argv: string[]): Promise<number> {
     core: { ...v.coreConfig, rule: 'gated-delta', scale: v.coreConfig.dk ** -0.5, mix: 'after', q_scaled: false, k_normalized: true },
     computed:
       'float64 reference (momlab reference/), stored as float32. core: reference/mom.ts momForward, token by token (SPEC 4). ' +
-      'layer: reference/layer.ts layerForward, gathered form, gated delta rule token by token (SPEC 6). Initial states are zero.',
+      'layer: reference/layer.ts layerForward, gathered form, gated delta rule token by token (SPEC 6). Initial states are zero. ' +
+      'layer.conv_cache.{q,k,v}.{slot} [B, C, conv_size-1]: the last conv_size-1 inputs of that memory\'s short conv (projection outputs before the conv), oldest first; ' +
+      "fla's conv state [B, C, conv_size] holds one more (its oldest column): compare its [..., 1:]; momlab verify does so when given the wider tensor.",
     metric: "err = rms(ref - out) / (rms(ref) + 1e-8); a tensor passes when err <= tolerance or max|ref - out| <= 1e-6 (SPEC 9)",
     inputs: listing(v.inputs),
     expected: listing(v.expected).map((t) => ({ ...t, tolerance: VECTOR_TOLERANCE[t.name.startsWith('core.') ? 'core' : 'layer'] })),

@@ -3,6 +3,8 @@
  * Every tensor of expected.safetensors (or those under --only PREFIX) must be present in the
  * outputs file with the same shape; each is compared with SPEC 9's metric against the tolerance
  * the manifest gives for it. A missing tensor, a wrong shape or a NaN/Inf fails. Exit 0 or 1.
+ * A conv cache (`*.conv_cache.*`, [B, C, W-1]) may also come in fla's own layout [B, C, W]:
+ * fla keeps one more input, the oldest; its last W-1 columns are compared.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,7 +19,9 @@ Compare FILE's tensors (named as in DIR/expected.safetensors, e.g. core.o, layer
 golden values. Prints per tensor the error ratio rms(ref-out)/rms(ref) and the max abs error;
 exits 0 when every tensor passes its tolerance (from DIR/manifest.json), 1 otherwise.
 --only takes comma-separated name prefixes (core. / layer.y,layer.router_logits) to check a subset. --tolerance X replaces the manifest's tolerance
-(e.g. 6e-3 for kernels computing with TF32 dots, the bound fla's own tests use).`;
+(e.g. 6e-3 for kernels computing with TF32 dots, the bound fla's own tests use).
+Conv caches (layer.conv_cache.{q,k,v}.{slot}, [B, C, conv_size-1]) are also accepted in fla's
+[B, C, conv_size] layout: the oldest column, which momlab does not keep, is dropped.`;
 
 export interface VerifyRow {
   name: string;
@@ -26,6 +30,23 @@ export interface VerifyRow {
   tolerance: number;
   pass: boolean;
   problem: string | null;
+  /** how the outputs tensor was read, when not as is (fla's wider conv cache) */
+  note?: string;
+}
+
+/**
+ * fla's conv state holds the last W conv inputs where momlab keeps W-1: for a conv cache given as
+ * [..., C, W] against expected [..., C, W-1], its last W-1 columns (the oldest one dropped).
+ */
+function flaConvCache(name: string, ref: { shape: number[] }, got: { shape: number[]; data: Float64Array | Float32Array }): Float64Array | null {
+  const r = ref.shape;
+  const g = got.shape;
+  if (!name.includes('.conv_cache.') || g.length !== r.length || g.some((d, i) => (i === g.length - 1 ? d !== r[i] + 1 : d !== r[i]))) return null;
+  const w = r[r.length - 1];
+  const rows = got.data.length / (w + 1);
+  const out = new Float64Array(rows * w);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < w; j++) out[i * w + j] = got.data[i * (w + 1) + 1 + j];
+  return out;
 }
 
 interface Manifest {
@@ -61,10 +82,13 @@ export async function verify(dir: string, outputsPath: string, only?: string, to
     if (!ref) throw new FormatError(`${expected.source}: missing tensor '${name}' listed in the manifest`);
     const got = outputs.tensors.get(name);
     const row: VerifyRow = { name, errRatio: NaN, maxAbs: NaN, tolerance: tol, pass: false, problem: null };
+    const sameShape = got !== undefined && got.shape.length === ref.shape.length && got.shape.every((d, i) => d === ref.shape[i]);
+    const fla = got && !sameShape ? flaConvCache(name, ref, got) : null;
     if (!got) row.problem = 'missing from the outputs';
-    else if (got.shape.length !== ref.shape.length || got.shape.some((d, i) => d !== ref.shape[i])) row.problem = `shape [${got.shape}], expected [${ref.shape}]`;
+    else if (!sameShape && !fla) row.problem = `shape [${got.shape}], expected [${ref.shape}]`;
     else {
-      const cmp = compareArrays(ref.data, got.data);
+      if (fla) row.note = `fla layout [${got.shape}]: its last ${ref.shape[ref.shape.length - 1]} columns`;
+      const cmp = compareArrays(ref.data, fla ?? got.data);
       row.errRatio = cmp.errRatio;
       row.maxAbs = cmp.maxAbs;
       row.problem = cmp.broken;
@@ -84,7 +108,7 @@ export async function run(argv: string[]): Promise<number> {
   const w = Math.max(6, ...rows.map((r) => r.name.length));
   console.log(`${'tensor'.padEnd(w)}  ${'err ratio'.padStart(9)}  ${'max abs'.padStart(9)}  ${'tol'.padStart(8)}  result`);
   for (const r of rows) {
-    console.log(`${r.name.padEnd(w)}  ${fmt(r.errRatio).padStart(9)}  ${fmt(r.maxAbs).padStart(9)}  ${fmt(r.tolerance).padStart(8)}  ${r.pass ? 'pass' : `FAIL${r.problem ? ` (${r.problem})` : ''}`}`);
+    console.log(`${r.name.padEnd(w)}  ${fmt(r.errRatio).padStart(9)}  ${fmt(r.maxAbs).padStart(9)}  ${fmt(r.tolerance).padStart(8)}  ${r.pass ? 'pass' : `FAIL${r.problem ? ` (${r.problem})` : ''}`}${r.note ? ` (${r.note})` : ''}`);
   }
   const failed = rows.filter((r) => !r.pass).length;
   console.log(failed ? `${failed} of ${rows.length} tensors FAIL` : `all ${rows.length} tensors pass`);
