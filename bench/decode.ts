@@ -33,65 +33,104 @@ export interface DecodeResult {
   stepDeviceMs: number;
   /** the device time of one step at each context (GPU timestamps when available) */
   deviceRows: DecodeRow[];
+  /** interleaved rounds until consecutive medians agreed (or the cap), wall clock and device */
+  rounds: { wall: number; device: number };
+}
+
+/** Rounds of measurements at every context, interleaved, until the medians settle. */
+const MAX_ROUNDS = 8;
+/** consecutive rounds' medians within this fraction of each other count as settled */
+const SETTLED = 0.03;
+
+/**
+ * One state per context (all prefilled first), then rounds in which each context in turn is
+ * timed `steps` times; rounds repeat until every context's median agrees with its previous
+ * round's within SETTLED (at most MAX_ROUNDS), and the last round is reported. Interleaving
+ * keeps clock ramps and drift from lining up with the context; the settling rule replaces a
+ * fixed warm-up, which was too short after a long prefill (run 4's 1K point).
+ */
+async function interleaved(contexts: number[], time: (i: number) => Promise<{ ms: number; repeats: number[] }>) {
+  let last: { ms: number; repeats: number[] }[] = [];
+  let rounds = 0;
+  for (; rounds < MAX_ROUNDS; rounds++) {
+    const now: { ms: number; repeats: number[] }[] = [];
+    for (let i = 0; i < contexts.length; i++) now.push(await time(i));
+    const settled = last.length > 0 && now.every((m, i) => Math.abs(m.ms - last[i].ms) <= SETTLED * last[i].ms);
+    last = now;
+    if (settled) break;
+  }
+  return { results: last, rounds: rounds + 1 };
 }
 
 export async function benchDecode(ctx: GpuContext, timer: GpuTimer, shape: DecodeShape, contexts: number[], piece: number, steps: number): Promise<DecodeResult> {
   const cfg = { ...shape, shared: true };
-  const state = await GpuMomState.create(ctx, gatedDelta, cfg, { mode: 'chunk', chunk: 64 });
-  const rows: DecodeRow[] = [];
+  const stepInputs = Array.from({ length: 8 }, (_, i) => benchInputs({ ...cfg, T: 1 }, 100 + i));
+  const prefillInputs = benchInputs({ ...cfg, T: piece }, 11);
+  const states: GpuMomState[] = [];
+  let rows: DecodeRow[];
+  let wallRounds: number;
+  let stateBytes = 0;
   try {
-    const prefillInputs = benchInputs({ ...cfg, T: piece }, 11);
-    const stepInputs = Array.from({ length: 8 }, (_, i) => benchInputs({ ...cfg, T: 1 }, 100 + i));
     for (const context of contexts) {
-      // whole pieces only (one prefill plan); the steps timed before add a few tokens, so the
-      // context reached is within one piece below the target, and reported as reached
+      const state = await GpuMomState.create(ctx, gatedDelta, cfg, { mode: 'chunk', chunk: 64 });
+      states.push(state);
+      // whole pieces only (one prefill plan): the context reached is within one piece below the target
       while (state.tokensSeen + piece <= context) await state.prefill(prefillInputs, piece);
-      const reached = state.tokensSeen;
-      // warm-up: the first steps after a prefill run slower (clocks, caches); 30 settle them
-      for (let i = 0; i < 30; i++) await state.step(stepInputs[i % 8]);
+    }
+    stateBytes = states[0].byteSize;
+    const reached = states.map((st) => st.tokensSeen);
+    const r = await interleaved(contexts, async (i) => {
       const all: number[] = [];
-      for (let i = 0; i < steps; i++) {
+      for (let n = 0; n < steps; n++) {
         const t0 = performance.now();
-        await state.step(stepInputs[i % 8]);
+        await states[i].step(stepInputs[n % 8]);
         all.push(performance.now() - t0);
       }
-      rows.push({ target: context, context: reached, ms: median(all), repeats: all });
-    }
+      return { ms: median(all), repeats: all };
+    });
+    wallRounds = r.rounds;
+    rows = contexts.map((target, i) => ({ target, context: reached[i], ms: r.results[i].ms, repeats: r.results[i].repeats }));
   } finally {
-    await state.destroy();
+    for (const st of states) await st.destroy();
   }
   // The device time of a step at each context: the same plans as GpuMomState (chunked prefill,
-  // token-by-token T = 1 step) on one state buffer, steps bracketed by GPU timestamps. Separates
-  // the kernels' time from the host round trip (mapAsync), which dominates the wall clock.
-  const stateBuf = stateBuffer(ctx, cfg);
-  const prefill = await ForwardPlan.create(ctx, gatedDelta, { ...cfg, T: piece }, { mode: 'chunk', chunk: 64, state: stateBuf });
-  const step = await ForwardPlan.create(ctx, gatedDelta, { ...cfg, T: 1 }, { mode: 'recurrent', state: stateBuf });
-  const deviceRows: DecodeRow[] = [];
+  // token-by-token T = 1 step) on one state buffer per context, steps bracketed by GPU
+  // timestamps. Separates the kernels' time from the host round trip (mapAsync), which
+  // dominates the wall clock.
+  const owned: { destroy(): void }[] = [];
+  let deviceRows: DecodeRow[];
+  let deviceRounds: number;
   try {
-    prefill.write(benchInputs({ ...cfg, T: piece }, 11));
-    step.write(benchInputs({ ...cfg, T: 1 }, 7));
-    let seen = 0;
+    const steppers: ForwardPlan[] = [];
+    const seen: number[] = [];
     for (const context of contexts) {
-      while (seen + piece <= context) {
-        await prefill.run('decode bench prefill');
-        seen += piece;
-      }
-      const m = await timer.median((enc) => step.encode(enc), steps, 10);
-      deviceRows.push({ target: context, context: seen, ms: m.ms, repeats: m.repeats });
-      seen += steps + 10;
+      const stateBuf = stateBuffer(ctx, cfg);
+      owned.push(stateBuf);
+      const prefill = await ForwardPlan.create(ctx, gatedDelta, { ...cfg, T: piece }, { mode: 'chunk', chunk: 64, state: stateBuf });
+      owned.push(prefill);
+      prefill.write(prefillInputs);
+      let n = 0;
+      for (; n + piece <= context; n += piece) await prefill.run('decode bench prefill');
+      const step = await ForwardPlan.create(ctx, gatedDelta, { ...cfg, T: 1 }, { mode: 'recurrent', state: stateBuf });
+      owned.push(step);
+      step.write(stepInputs[0]);
+      steppers.push(step);
+      seen.push(n);
     }
+    const r = await interleaved(contexts, (i) => timer.median((enc) => steppers[i].encode(enc), steps, 10));
+    deviceRounds = r.rounds;
+    deviceRows = contexts.map((target, i) => ({ target, context: seen[i], ms: r.results[i].ms, repeats: r.results[i].repeats }));
   } finally {
-    prefill.destroy();
-    step.destroy();
-    stateBuf.destroy();
+    for (const o of owned) o.destroy();
   }
   const stepDeviceMs = median(deviceRows.map((r) => r.ms));
   return {
     deviceRows,
     shape,
     rows,
-    stateBytes: state.byteSize,
+    stateBytes,
     formulaBytes: 4 * (shape.E + 1) * shape.B * shape.H * shape.dk * shape.dv,
     stepDeviceMs,
+    rounds: { wall: wallRounds, device: deviceRounds },
   };
 }

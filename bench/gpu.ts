@@ -23,9 +23,12 @@ import { pathToFileURL } from 'node:url';
 import { scratchBuffer } from '../gpu/buffers.js';
 import { getGpu, type GpuContext } from '../gpu/device.js';
 import { makeChunkEncoder, type ChunkPasses } from '../gpu/kernels/chunk-template.js';
+import { makeRecurrentFastEncoder } from '../gpu/kernels/recurrent-fast.js';
+import { makeRecurrentEncoder } from '../gpu/kernels/recurrent-template.js';
 import { gatedDelta } from '../gpu/kernels/gated-delta.js';
 import type { KernelMode, RuleBuffers, RuleDims } from '../gpu/kernels/types.js';
-import { ForwardPlan } from '../gpu/mom.js';
+import { ForwardPlan, gpuMomForward } from '../gpu/mom.js';
+import { momForward } from '../reference/mom.js';
 import { gatedDelta as gatedDeltaRef } from '../reference/rules/gated-delta.js';
 import type { CoreConfig } from '../reference/types.js';
 import { measureCeilings, type Ceilings } from './ceilings.js';
@@ -82,6 +85,8 @@ export interface ForwardRow {
   ruleMs: number;
   prepareMs?: number;
   scanMs?: number;
+  /** token-by-token only: the kernel alone in other variants (generic template, other reductions), ms */
+  variants?: Record<string, number>;
   flops: number;
   bytes: number;
   positions: number;
@@ -95,6 +100,8 @@ export interface GpuBenchResult {
   timing: TimingKind;
   sizes: Sizes;
   ceilings?: Ceilings;
+  /** the forward at a medium size against the float64 reference: SPEC 9 error of o per mode */
+  check?: { shape: string; err: Record<string, number> };
   forward: ForwardRow[];
   decode?: DecodeResult;
 }
@@ -160,6 +167,18 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
         row.scanMs = (await part('scan')).ms;
       } else {
         row.ruleMs = (await timer.median((enc) => gatedDelta.encode(ctx, enc, pb.dims, pb.buffers, { mode }), repeats, 1)).ms;
+        // the other layouts of the same kernel, and the generic template it replaced
+        const spec = { name: gatedDelta.name, inputs: gatedDelta.inputs, form: gatedDelta.form };
+        const variants: Record<string, (c: GpuContext, e: GPUCommandEncoder, d: RuleDims, b: RuleBuffers) => void> = {
+          'generic template': makeRecurrentEncoder({ name: gatedDelta.name, inputs: gatedDelta.inputs, body: gatedDelta.body }),
+          'workgroup reduction R 8': makeRecurrentFastEncoder(spec, { subgroups: false, threadsPerColumn: 8 }),
+          'workgroup reduction R 4': makeRecurrentFastEncoder(spec, { subgroups: false, threadsPerColumn: 4 }),
+        };
+        if (ctx.features.has('subgroups')) variants['subgroups R 2'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2 });
+        row.variants = {};
+        for (const [name, encode] of Object.entries(variants)) {
+          row.variants[name] = (await timer.median((enc) => encode(ctx, enc, pb.dims, pb.buffers), name === 'generic template' ? 3 : repeats, 1)).ms;
+        }
       }
     } finally {
       pb.destroy();
@@ -177,7 +196,10 @@ export function formatRow(r: ForwardRow): string {
   const tflops = r.flops / (r.ms * 1e-3) / 1e12;
   const tbps = r.bytes / (r.ms * 1e-3) / 1e12;
   const target = s.triton ? (r.mode === 'chunk' ? s.triton.chunk : s.triton.recurrent) : undefined;
-  const parts = r.mode === 'chunk' ? `prepare ${f(r.prepareMs)} + scan ${f(r.scanMs)}` : 'recurrent';
+  const parts =
+    r.mode === 'chunk'
+      ? `prepare ${f(r.prepareMs)} + scan ${f(r.scanMs)}`
+      : `recurrent; ${Object.entries(r.variants ?? {}).map(([k, v]) => `${k} ${f(v)}`).join(', ')}`;
   return (
     `${s.name} (B ${s.B}, T ${s.T}, H ${s.H}, dk ${s.dk}, dv ${s.dv}) ${r.mode}: ${f(r.ms, 4)} ms` +
     (target ? ` (Triton f32 ${target} ms: ${r.ms <= target ? 'met' : `${(r.ms / target).toFixed(2)}x over`})` : '') +
@@ -188,7 +210,7 @@ export function formatRow(r: ForwardRow): string {
 
 export async function benchGpu(opts: { sizes: Sizes; parts?: string[]; modes?: KernelMode[]; repeats?: number; command?: string; log?: (m: string) => void }): Promise<GpuBenchResult> {
   const log = opts.log ?? ((m: string) => console.log(m));
-  const parts = opts.parts ?? ['ceilings', 'forward', 'decode'];
+  const parts = opts.parts ?? ['check', 'ceilings', 'forward', 'decode'];
   const modes = opts.modes ?? ['chunk', 'recurrent'];
   const repeats = opts.repeats ?? (opts.sizes === 'large' ? 7 : 3);
   const ctx = await getGpu();
@@ -208,6 +230,9 @@ export async function benchGpu(opts: { sizes: Sizes; parts?: string[]; modes?: K
     const m = result.ceilings.matmul;
     log(`ceilings: WGSL f32 matmul ${m.n}^3 ${f(m.ms)} ms = ${f(m.tflops)} TFLOP/s (${m.checked ? 'spot-checked exact' : 'WRONG RESULT'}); copy ${f(result.ceilings.copy.tbps)} TB/s`);
   }
+  if (parts.includes('check')) {
+    result.check = await checkForward(ctx, opts.sizes, log);
+  }
   if (parts.includes('forward')) {
     for (const s of SHAPES[opts.sizes]) result.forward.push(...(await benchForward(ctx, timer, s, modes, repeats, log)));
   }
@@ -219,6 +244,33 @@ export async function benchGpu(opts: { sizes: Sizes; parts?: string[]; modes?: K
   }
   timer.destroy();
   return result;
+}
+
+/**
+ * The whole forward at a medium size (large: B 2, T 1000, H 4, dk = dv = 128; small: the small
+ * shape) in both modes against the float64 reference (reference/mom.ts), SPEC 9's error of o:
+ * the speed figures are only worth something if the kernels still compute the right thing at
+ * the head sizes and segment lengths the device runs.
+ */
+async function checkForward(ctx: GpuContext, sizes: Sizes, log: (m: string) => void) {
+  const s = sizes === 'large' ? { B: 2, T: 1000, H: 4, dk: 128, dv: 128 } : { B: 2, T: 100, H: 2, dk: 32, dv: 32 };
+  const cfg: CoreConfig = { ...s, E, topk: TOPK, shared: true };
+  const x = benchInputs(cfg, 5);
+  const want = momForward(gatedDeltaRef, cfg, x).o;
+  const err: Record<string, number> = {};
+  for (const mode of ['chunk', 'recurrent'] as const) {
+    const got = (await gpuMomForward(ctx, gatedDelta, cfg, x, { mode, chunk: CHUNK })).o;
+    let d2 = 0;
+    let r2 = 0;
+    for (let i = 0; i < want.length; i++) {
+      d2 += (want[i] - got[i]) ** 2;
+      r2 += want[i] ** 2;
+    }
+    err[mode] = Math.sqrt(d2 / want.length) / (Math.sqrt(r2 / want.length) + 1e-8);
+  }
+  const shape = `B ${s.B}, T ${s.T}, H ${s.H}, dk ${s.dk}, dv ${s.dv}`;
+  log(`check against the float64 reference (${shape}): SPEC 9 error of o: chunk ${err.chunk.toExponential(2)}, recurrent ${err.recurrent.toExponential(2)}`);
+  return { shape, err };
 }
 
 function argValue(argv: string[], name: string): string | undefined {

@@ -1,16 +1,28 @@
 /**
- * A built-in rule on the GPU: its token-by-token snippets (recurrent-template.ts) and its
- * chunkwise form (chunk-template.ts), behind the `GpuRule.encode` of gpu/kernels/types.ts.
- * Inputs, names and order are taken from the reference rule, so both sides cannot drift apart.
+ * A built-in rule on the GPU, behind the `GpuRule.encode` of gpu/kernels/types.ts: mode
+ * 'recurrent' runs the fast token-by-token kernel (recurrent-fast.ts), generated from the rule's
+ * chunkwise form; mode 'chunk' the chunkwise kernels (chunk-template.ts). The rule's snippets for
+ * the generic template (recurrent-template.ts) are kept on the rule (`body`): they state the
+ * update column by column in the plainest form, and the tests run them as an independent second
+ * GPU implementation of the same rule. Inputs, names and order are taken from the reference
+ * rule, so both sides cannot drift apart.
  */
 import { ConfigError } from '../../reference/errors.js';
 import type { BuiltinRule } from '../../reference/rules/types.js';
 import { makeChunkEncoder, type ChunkForm } from './chunk-template.js';
-import { makeRecurrentEncoder, type RecurrentBody } from './recurrent-template.js';
+import { makeRecurrentFastEncoder } from './recurrent-fast.js';
+import type { RecurrentBody } from './recurrent-template.js';
 import { CHUNK_SIZES, type GpuRule, type KernelMode } from './types.js';
 
-export function makeBuiltinGpuRule(ref: BuiltinRule, body: RecurrentBody, form: ChunkForm): GpuRule {
-  const recurrent = makeRecurrentEncoder({ name: ref.name, inputs: ref.inputs, body });
+export interface BuiltinGpuRule extends GpuRule {
+  /** the column-by-column snippets for the generic template (recurrent-template.ts) */
+  readonly body: RecurrentBody;
+  /** the SPEC 5 form, from which the chunked and the fast token-by-token kernels are generated */
+  readonly form: ChunkForm;
+}
+
+export function makeBuiltinGpuRule(ref: BuiltinRule, body: RecurrentBody, form: ChunkForm): BuiltinGpuRule {
+  const recurrent = makeRecurrentFastEncoder({ name: ref.name, inputs: ref.inputs, form });
   const chunk = makeChunkEncoder({ name: ref.name, inputs: ref.inputs, form });
   const modes: readonly KernelMode[] = ['chunk', 'recurrent'];
   return {
@@ -18,6 +30,8 @@ export function makeBuiltinGpuRule(ref: BuiltinRule, body: RecurrentBody, form: 
     inputs: ref.inputs,
     readLinear: ref.readLinear,
     modes,
+    body,
+    form,
     encode(ctx, enc, dims, buffers, opts) {
       if (opts.mode === 'recurrent') return recurrent(ctx, enc, dims, buffers);
       if (opts.mode !== 'chunk') throw new ConfigError(`rule '${ref.name}': unknown kernel mode '${String(opts.mode)}'; modes: ${modes.join(', ')}`);

@@ -1,0 +1,330 @@
+/**
+ * The token-by-token ('recurrent') kernel of the five built-in rules, written for speed. The
+ * generic template (recurrent-template.ts) gives each thread a whole state column of dk floats
+ * in a private array (which the driver keeps in slow local memory, not registers) and walks it
+ * with two serial dk-long dot products per token; on a long segment that serial chain is the
+ * whole run time. Here the built-ins' shared shape is used instead of snippets: every built-in
+ * update of column j is
+ *
+ *     S'[:, j] = a ⊙ S[:, j] + k u_j,     o_j = S'[:, j] · q
+ *
+ * with a = 1 (none), e^g (scalar) or e^{g_i} (per key channel), and u_j = v_j, or for the delta
+ * rules u_j = β (v_j − (a ⊙ S[:, j]) · k) — the ChunkForm of chunk-template.ts. (For scalar decay
+ * (a S)·k = a (S·k), which is how both sides compute it.)
+ *
+ * Parallel layout: one workgroup of NT = 128 threads per (segment, head, block of BV state
+ * columns); R threads share a column, each holding DKP / R of its rows in registers as
+ * NV4 = DKP / (4R) vec4 variables (the WGSL is generated unrolled, so there is no dynamically
+ * indexed array to spill). Thread part r holds the vec4 row groups m R + r (m < NV4), so the R
+ * threads of a column read R consecutive vec4 of k and q from workgroup memory, and the columns
+ * of a block read the same addresses (broadcast). The two length-dk dot products become NV4
+ * vec4 dots per thread plus a reduction over the R threads:
+ *  - with the `subgroups` feature: a butterfly of subgroupShuffleXor (log2 R steps, no barrier).
+ *    Every thread's role comes from its subgroup lane and a per-subgroup slot taken with an
+ *    atomic, so the R threads of a column are always R aligned lanes of one subgroup whatever
+ *    order the driver packs invocations in. R <= 4 because WebGPU subgroups have at least 4 lanes.
+ *  - otherwise through workgroup memory: partial Sᵀk sums with one barrier per token (delta rules
+ *    only; double-buffered by token parity so the next token's writes cannot race this token's
+ *    reads); the read-out's partials are stored per token and reduced once per tile.
+ * A butterfly and the fixed-order sum both give every thread of a column the same bits, so the R
+ * copies of u_j agree and the column stays consistent.
+ *
+ * Each token's inputs are staged in workgroup memory a tile of TT tokens at a time with
+ * coalesced loads (consecutive threads, consecutive addresses); dk is padded with zero rows to a
+ * multiple of 4R (zero k, q and state rows stay zero under every update).
+ *
+ * `history` (the state after each token, mix-before path) is supported: each thread writes its
+ * rows of its column.
+ */
+import { GpuError } from '../../reference/errors.js';
+import type { InputDecl } from '../../reference/types.js';
+import type { GpuContext } from '../device.js';
+import type { ChunkForm } from './chunk-template.js';
+import {
+  checkRuleCall,
+  checkStorageBindings,
+  checkWorkgroupBytes,
+  declareBindings,
+  encodePass,
+  fitCount,
+  gridDim,
+  type Binding,
+} from './kernel-util.js';
+import type { RuleBuffers, RuleDims } from './types.js';
+
+/** Threads per workgroup: at least the largest subgroup WebGPU allows (128), so subgroups are whole. */
+const NT = 128;
+
+export interface RecurrentFastParams {
+  form: ChunkForm;
+  H: number;
+  dk: number;
+  dv: number;
+  withHistory: boolean;
+  /** reduce over the threads of a column with subgroup shuffles (needs the `subgroups` feature) */
+  subgroups: boolean;
+  /** threads per state column R (power of two; <= 4 with subgroups) */
+  threadsPerColumn: number;
+  /** tokens per tile in workgroup memory */
+  tokensPerTile: number;
+}
+
+/** The smallest power of two >= n. */
+const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+
+/** Layout decisions shared by the WGSL text and the dispatch. */
+export function fastLayout(form: ChunkForm, dk: number, subgroups: boolean, budget: number, threadsPerColumn?: number) {
+  // Enough threads per column that each holds about 16 rows (4 vec4), capped by the reduction's
+  // constraint (subgroups: 4) and by dk itself (no thread without a row).
+  const r = threadsPerColumn ?? Math.min(subgroups ? 4 : 8, pow2(Math.ceil(dk / 16)));
+  const R = Math.max(1, Math.min(r, pow2(Math.ceil(dk / 4))));
+  const bv = NT / R;
+  const dkp = Math.ceil(dk / (4 * R)) * 4 * R;
+  const perToken =
+    4 * (2 * dkp + (form.decay === 'channel' ? dkp : form.decay === 'scalar' ? 1 : 0) + (form.delta ? 1 : 0) + bv + (subgroups ? 0 : NT));
+  const fixed = !subgroups && form.delta ? 4 * 2 * NT : 0;
+  // 24 KiB keeps several workgroups per multiprocessor on large GPUs; 32 tokens per tile amortise
+  // the tile's two barriers.
+  const tt = fitCount(perToken, fixed, Math.min(budget, 24576), 32);
+  return { R, bv, dkp, tt, bytes: fixed + Math.max(1, tt) * perToken };
+}
+
+interface FastBuffers {
+  cu: GPUBuffer;
+  q: GPUBuffer;
+  k: GPUBuffer;
+  v: GPUBuffer;
+  g?: GPUBuffer;
+  beta?: GPUBuffer;
+  state: GPUBuffer;
+  o: GPUBuffer;
+  history?: GPUBuffer;
+}
+
+function bindings(form: ChunkForm, withHistory: boolean, b: FastBuffers | null): Binding[] {
+  const x = (buf: GPUBuffer | undefined) => buf as GPUBuffer; // text-only callers pass no buffers
+  const list: Binding[] = [
+    { name: 'cu', kind: 'read', type: 'array<u32>', buffer: x(b?.cu) },
+    { name: 'in_q', kind: 'read', buffer: x(b?.q) },
+    { name: 'in_k', kind: 'read', buffer: x(b?.k) },
+    { name: 'in_v', kind: 'read', buffer: x(b?.v) },
+  ];
+  if (form.decay !== 'none') list.push({ name: 'in_g', kind: 'read', buffer: x(b?.g) });
+  if (form.delta) list.push({ name: 'in_beta', kind: 'read', buffer: x(b?.beta) });
+  list.push({ name: 'state', kind: 'read_write', buffer: x(b?.state) }, { name: 'out_o', kind: 'read_write', buffer: x(b?.o) });
+  if (withHistory) list.push({ name: 'history', kind: 'read_write', buffer: x(b?.history) });
+  return list;
+}
+
+/** Σ over m of f(m), as a balanced tree of `+` (shorter dependency chain than a running sum). */
+function tree(terms: string[]): string {
+  if (terms.length === 1) return terms[0];
+  const h = terms.length >> 1;
+  return `(${tree(terms.slice(0, h))} + ${tree(terms.slice(h))})`;
+}
+
+/** The WGSL of the fast token-by-token kernel (entry point `main`). */
+export function recurrentFastWgsl(p: RecurrentFastParams): string {
+  const { form, dk, dv, H, withHistory, subgroups } = p;
+  const R = p.threadsPerColumn;
+  const TT = p.tokensPerTile;
+  const BV = NT / R;
+  const DKP = Math.ceil(dk / (4 * R)) * 4 * R;
+  const NV4 = DKP / (4 * R);
+  const KV4 = DKP / 4;
+  const ms = Array.from({ length: NV4 }, (_, m) => m);
+  const ch = form.decay === 'channel';
+  const sc = form.decay === 'scalar';
+
+  // row group m of this thread: vec4 index m R + r of a dk vector
+  const g4 = (m: number) => `${m * R}u + _r`;
+  const reduce = (v: string) => {
+    if (R === 1) return '';
+    const steps: string[] = [];
+    for (let mask = 1; mask < R; mask <<= 1) steps.push(`${v} += subgroupShuffleXor(${v}, ${mask}u);`);
+    return steps.join(' ');
+  };
+  const decayed = (m: number) => (ch ? `_wa[_kb + ${g4(m)}] * _s${m}` : sc ? `_a * _s${m}` : `_s${m}`);
+
+  // each of this thread's rows (row < DK only: padding rows are never read or written)
+  const eachRow = (f: (m: number, c: number, row: string) => string) =>
+    ms
+      .flatMap((m) => [0, 1, 2, 3].map((c) => {
+        const row = `(${4 * m * R + c}u + 4u * _r)`;
+        return `if (${row} < DK) { ${f(m, c, row)} }`;
+      }))
+      .join('\n    ');
+  const loadState = eachRow((m, c, row) => `_s${m}[${c}] = state[_sb + ${row} * DV];`);
+  const storeState = eachRow((m, c, row) => `state[_sb + ${row} * DV] = _s${m}[${c}];`);
+  const storeHistory = eachRow((m, c, row) => `history[((_p * H + _h) * DK + ${row}) * DV + _j] = _s${m}[${c}];`);
+
+  const kvPartial = tree(ms.map((m) => `dot(${form.decay === 'channel' ? `_wa[_kb + ${g4(m)}] * _s${m}` : `_s${m}`}, _wk[_kb + ${g4(m)}])`));
+  // scalar decay: (a S)·k = a (S·k): the decay multiplies the reduced sum once
+  const kvScale = sc ? '_a * ' : '';
+  const uDelta = subgroups
+    ? `var _kv = ${kvPartial}; ${reduce('_kv')}
+      let _u = _wb[_t] * (_vj - ${kvScale}_kv);`
+    : `_kvp[(_t & 1u) * NT + _lid] = ${kvPartial};
+      workgroupBarrier();
+      var _kv = 0.0;
+      for (var _x = 0u; _x < R; _x++) { _kv += _kvp[(_t & 1u) * NT + _c * R + _x]; }
+      let _u = _wb[_t] * (_vj - ${kvScale}_kv);`;
+  const update = ms.map((m) => `_s${m} = fma(_wk[_kb + ${g4(m)}], vec4f(_u), ${decayed(m)});`).join('\n      ');
+  const qsPartial = tree(ms.map((m) => `dot(_s${m}, _wq[_kb + ${g4(m)}])`));
+  const readOut = subgroups
+    ? `var _qs = ${qsPartial}; ${reduce('_qs')}
+      if (_live && _r == 0u) { out_o[(_p * H + _h) * DV + _j] = _qs; }`
+    : `_op[_t * NT + _lid] = ${qsPartial};`;
+  const historyWrite = withHistory ? `if (_live) {\n    ${storeHistory}\n      }` : '';
+
+  return /* wgsl */ `${subgroups ? 'enable subgroups;\n' : ''}
+const DK: u32 = ${dk}u;
+const DV: u32 = ${dv}u;
+const H: u32 = ${H}u;
+const R: u32 = ${R}u;
+const BV: u32 = ${BV}u;
+const NT: u32 = ${NT}u;
+const TT: u32 = ${TT}u;
+const KV4: u32 = ${KV4}u;
+${declareBindings(bindings(form, withHistory, null))}
+var<workgroup> _wk: array<vec4f, ${TT * KV4}>;
+var<workgroup> _wq: array<vec4f, ${TT * KV4}>;
+var<workgroup> _wv: array<f32, ${TT * BV}>;
+${ch ? `var<workgroup> _wa: array<vec4f, ${TT * KV4}>;` : sc ? `var<workgroup> _wa: array<f32, ${TT}>;` : ''}
+${form.delta ? `var<workgroup> _wb: array<f32, ${TT}>;` : ''}
+${subgroups ? 'var<workgroup> _slot: atomic<u32>;' : `var<workgroup> _op: array<f32, ${TT * NT}>;`}
+${!subgroups && form.delta ? `var<workgroup> _kvp: array<f32, ${2 * NT}>;` : ''}
+
+@compute @workgroup_size(${NT})
+fn main(@builtin(workgroup_id) _wid: vec3u, @builtin(local_invocation_index) _lid: u32${subgroups ? ', @builtin(subgroup_invocation_id) _sl: u32, @builtin(subgroup_size) _ss: u32' : ''}) {
+  let _seg = _wid.x;
+  let _h = _wid.y;
+  let _j0 = _wid.z * BV;
+${
+  subgroups
+    ? `  // this subgroup's first thread slot: the R threads of a column are R aligned lanes of one subgroup
+  var _base = 0u;
+  if (_sl == 0u) { _base = atomicAdd(&_slot, _ss); }
+  let _me = subgroupBroadcast(_base, 0u) + _sl;`
+    : '  let _me = _lid;'
+}
+  let _c = _me / R;
+  let _r = _me % R;
+  let _live = _j0 + _c < DV;
+  let _j = min(_j0 + _c, DV - 1u);
+  let _p0 = cu[_seg];
+  let _p1 = cu[_seg + 1u];
+  let _sb = (_seg * H + _h) * DK * DV + _j;
+  ${ms.map((m) => `var _s${m} = vec4f(0.0);`).join(' ')}
+  ${loadState}
+  for (var _t0 = _p0; _t0 < _p1; _t0 += TT) {
+    let _nt = min(TT, _p1 - _t0);
+    workgroupBarrier(); // the previous tile is consumed
+    for (var _e = _lid; _e < _nt * DK; _e += NT) {
+      let _ti = _e / DK;
+      let _ri = _e % DK;
+      let _i = ((_t0 + _ti) * H + _h) * DK + _ri;
+      let _w = _ti * KV4 + _ri / 4u;
+      _wk[_w][_ri % 4u] = in_k[_i];
+      _wq[_w][_ri % 4u] = in_q[_i];${ch ? '\n      _wa[_w][_ri % 4u] = exp(in_g[_i]);' : ''}
+    }
+    for (var _e = _lid; _e < _nt * BV; _e += NT) {
+      _wv[_e] = in_v[((_t0 + _e / BV) * H + _h) * DV + min(_j0 + _e % BV, DV - 1u)];
+    }
+    for (var _e = _lid; _e < _nt; _e += NT) {${sc ? '\n      _wa[_e] = exp(in_g[(_t0 + _e) * H + _h]);' : ''}${form.delta ? '\n      _wb[_e] = in_beta[(_t0 + _e) * H + _h];' : ''}
+    }
+    workgroupBarrier();
+    for (var _t = 0u; _t < _nt; _t++) {
+      let _p = _t0 + _t;
+      let _kb = _t * KV4;
+      let _vj = _wv[_t * BV + _c];${sc ? '\n      let _a = _wa[_t];' : ''}
+      ${form.delta ? uDelta : 'let _u = _vj;'}
+      ${update}
+      ${readOut}
+      ${historyWrite}
+    }
+${
+  subgroups
+    ? ''
+    : `    workgroupBarrier(); // the tile's read-out partials are written
+    for (var _e = _lid; _e < _nt * BV; _e += NT) {
+      let _t = _e / BV;
+      let _cc = _e % BV;
+      if (_j0 + _cc < DV) {
+        var _o = 0.0;
+        for (var _x = 0u; _x < R; _x++) { _o += _op[_t * NT + _cc * R + _x]; }
+        out_o[((_t0 + _t) * H + _h) * DV + _j0 + _cc] = _o;
+      }
+    }`
+}
+  }
+  if (_live) {
+    ${storeState}
+  }
+}
+`;
+}
+
+export interface RecurrentFastSpec {
+  name: string;
+  /** must contain k (dk), v (dv), g (when decay != none: scalar or dk) and beta (delta, scalar) */
+  inputs: readonly InputDecl[];
+  form: ChunkForm;
+}
+
+export interface RecurrentFastOptions {
+  /** use subgroup shuffles for the reductions (default: when the device has the feature) */
+  subgroups?: boolean;
+  /** threads per state column (default: see fastLayout) */
+  threadsPerColumn?: number;
+}
+
+/**
+ * `encode` for mode 'recurrent' of a built-in rule: checks the call, compiles (cached per device
+ * by WGSL text) and records one dispatch over all (segment, head, column block). Allocates nothing.
+ */
+export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: RecurrentFastOptions = {}) {
+  const { form } = spec;
+  const index = (name: string) => {
+    const i = spec.inputs.findIndex((d) => d.name === name);
+    if (i < 0) throw new GpuError(`rule '${spec.name}': the fast recurrent kernel needs an input named '${name}'`);
+    return i;
+  };
+  const ik = index('k');
+  const iv = index('v');
+  const ig = form.decay !== 'none' ? index('g') : -1;
+  const ib = form.delta ? index('beta') : -1;
+  const texts = new Map<string, { code: string; bv: number }>();
+  return (ctx: GpuContext, enc: GPUCommandEncoder, dims: RuleDims, buffers: RuleBuffers): void => {
+    checkRuleCall(spec.name, spec.inputs, dims, buffers);
+    const { segments, H, dk, dv } = dims;
+    const withHistory = buffers.history !== undefined;
+    const subgroups = options.subgroups ?? ctx.features.has('subgroups');
+    if (subgroups && !ctx.features.has('subgroups')) throw new GpuError(`rule '${spec.name}': subgroups were asked for but the device does not offer them`);
+    const what = `rule '${spec.name}' (recurrent, dk=${dk}, dv=${dv})`;
+    const key = `${H},${dk},${dv},${withHistory},${subgroups}`;
+    let t = texts.get(key);
+    if (!t) {
+      const lay = fastLayout(form, dk, subgroups, ctx.limits.maxComputeWorkgroupStorageSize, options.threadsPerColumn);
+      if (lay.tt < 1) checkWorkgroupBytes(ctx, lay.bytes, what); // throws, naming the limit
+      checkWorkgroupBytes(ctx, lay.bytes, what);
+      const code = recurrentFastWgsl({ form, H, dk, dv, withHistory, subgroups, threadsPerColumn: lay.R, tokensPerTile: lay.tt });
+      texts.set(key, (t = { code, bv: lay.bv }));
+    }
+    const list = bindings(form, withHistory, {
+      cu: buffers.cu,
+      q: buffers.q,
+      k: buffers.inputs[ik],
+      v: buffers.inputs[iv],
+      g: ig >= 0 ? buffers.inputs[ig] : undefined,
+      beta: ib >= 0 ? buffers.inputs[ib] : undefined,
+      state: buffers.state,
+      o: buffers.o,
+      history: buffers.history,
+    });
+    checkStorageBindings(ctx, list, what);
+    const label = `${spec.name}:recurrent-fast`;
+    const grid = [gridDim(ctx, segments, label), gridDim(ctx, H, label), gridDim(ctx, Math.ceil(dv / t.bv), label)] as const;
+    encodePass(ctx, enc, label, ctx.pipeline(label, t.code), list, grid);
+  };
+}
