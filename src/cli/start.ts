@@ -1,7 +1,7 @@
 /**
  * `momlab start` (`npm start`): the main job in one go — a three-token trace, to see what MoM
- * does to one sequence, then `check` on every rule at small sizes, to see that the GPU agrees
- * with the reference. Exits with check's code (0 only if every property holds).
+ * does to one sequence, then `check` on every rule and the fla-compatible layer (the `layer`
+ * pseudo-rule of --rules all) at small sizes, to see that the GPU agrees with the reference. Exits with check's code (0 only if every property holds).
  */
 import { ConfigError } from '../../reference/errors.js';
 import * as check from './check.js';
@@ -9,13 +9,15 @@ import { parseArgs } from './args.js';
 import * as trace from './trace.js';
 
 // 40 cases per property and rule: the whole start (trace included) measured 22 s on lavapipe
-// at a load of ~2.6 (51 s for 20 cases under a load of ~7); `momlab check` runs 100 by default.
+// at a load of ~2.6 (51 s for 20 cases under a load of ~7); with the layer's three properties
+// added (65 pairs; gpu-layer 4-17 s of it), 84 s at a load of ~3-4 (seed 1), 42 s at ~2 (seed 2).
+// `momlab check` runs 100 by default.
 const START_RUNS = 40;
 
 export const usage = `usage: momlab start [--runs N] [--seed S]
 
-A three-token trace (momlab trace --tokens 3), then the property suite on every rule at small
-sizes (momlab check --rules all --sizes small --runs ${START_RUNS}).
+A three-token trace (momlab trace --tokens 3), then the property suite on every rule and on the
+fla-compatible layer at small sizes (momlab check --rules all --sizes small --runs ${START_RUNS}).
 
 options:
   --runs N    cases per property and rule for the checks (default ${START_RUNS})
