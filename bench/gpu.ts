@@ -174,7 +174,10 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
           'workgroup reduction R 8': makeRecurrentFastEncoder(spec, { subgroups: false, threadsPerColumn: 8 }),
           'workgroup reduction R 4': makeRecurrentFastEncoder(spec, { subgroups: false, threadsPerColumn: 4 }),
         };
-        if (ctx.features.has('subgroups')) variants['subgroups R 2'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2 });
+        if (ctx.features.has('subgroups')) {
+          variants['subgroups R 2'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2 });
+          variants['subgroups R 4'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 4 });
+        }
         row.variants = {};
         for (const [name, encode] of Object.entries(variants)) {
           row.variants[name] = (await timer.median((enc) => encode(ctx, enc, pb.dims, pb.buffers), name === 'generic template' ? 3 : repeats, 1)).ms;

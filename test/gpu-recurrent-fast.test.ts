@@ -108,8 +108,8 @@ describe.each(RULE_NAMES)('fast recurrent kernel, rule %s', (name) => {
   const names = rule.inputs.map((d) => d.name);
 
   it('matches the generic template on both reduction paths and several threads per column', async () => {
-    const paths: RecurrentFastOptions[] = [{ subgroups: false }, { subgroups: false, threadsPerColumn: 1 }, { subgroups: false, threadsPerColumn: 2 }];
-    if (ctx.features.has('subgroups')) paths.push({ subgroups: true }, { subgroups: true, threadsPerColumn: 2 });
+    const paths: RecurrentFastOptions[] = [{ subgroups: false, threadsPerColumn: 8 }, { subgroups: false, threadsPerColumn: 1 }, { subgroups: false, threadsPerColumn: 2 }];
+    if (ctx.features.has('subgroups')) paths.push({ subgroups: true, threadsPerColumn: 4 }, { subgroups: true, threadsPerColumn: 2 });
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 3 }),
@@ -133,12 +133,17 @@ describe.each(RULE_NAMES)('fast recurrent kernel, rule %s', (name) => {
           }
         },
       ),
-      { numRuns: 3, interruptAfterTimeLimit: 20_000, verbose: true },
+      { numRuns: 2, interruptAfterTimeLimit: 20_000, verbose: true },
     );
   }, 30_000);
 });
 
 describe('fast recurrent kernel, errors', () => {
+  it('refuses an unsupported number of threads per column, naming it', async () => {
+    const pb = problem(GPU_RULES.linear as BuiltinGpuRule, [2], 1, 8, 4, 1);
+    const enc = makeRecurrentFastEncoder({ name: 'linear', inputs: GPU_RULES.linear.inputs, form: { decay: 'none', delta: false } }, { subgroups: false, threadsPerColumn: 3 });
+    await expect(run(enc, pb, ['k', 'v'], false)).rejects.toThrow(/3 threads per column is not supported/);
+  });
   it('refuses a rule without the inputs its form needs, naming the input', () => {
     expect(() => makeRecurrentFastEncoder({ name: 'r', inputs: [{ name: 'k', width: 'dk', range: 'normalized' }], form: { decay: 'none', delta: false } })).toThrow(/needs an input named 'v'/);
   });

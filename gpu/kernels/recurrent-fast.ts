@@ -63,7 +63,7 @@ export interface RecurrentFastParams {
   withHistory: boolean;
   /** reduce over the threads of a column with subgroup shuffles (needs the `subgroups` feature) */
   subgroups: boolean;
-  /** threads per state column R (power of two; <= 4 with subgroups) */
+  /** threads per state column R (power of two; <= 4 with subgroups, <= 128) */
   threadsPerColumn: number;
   /** tokens per tile in workgroup memory */
   tokensPerTile: number;
@@ -73,20 +73,36 @@ export interface RecurrentFastParams {
 const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 
 /** Layout decisions shared by the WGSL text and the dispatch. */
-export function fastLayout(form: ChunkForm, dk: number, subgroups: boolean, budget: number, threadsPerColumn?: number) {
-  // Enough threads per column that each holds about 16 rows (4 vec4), capped by the reduction's
-  // constraint (subgroups: 4) and by dk itself (no thread without a row).
-  const r = threadsPerColumn ?? Math.min(subgroups ? 4 : 8, pow2(Math.ceil(dk / 16)));
-  const R = Math.max(1, Math.min(r, pow2(Math.ceil(dk / 4))));
+export function fastLayout(form: ChunkForm, dk: number, subgroups: boolean, budget: number, threadsPerColumn: number) {
+  // R is capped by dk itself (no thread without a row)
+  const R = Math.max(1, Math.min(threadsPerColumn, pow2(Math.ceil(dk / 4))));
   const bv = NT / R;
   const dkp = Math.ceil(dk / (4 * R)) * 4 * R;
   const perToken =
     4 * (2 * dkp + (form.decay === 'channel' ? dkp : form.decay === 'scalar' ? 1 : 0) + (form.delta ? 1 : 0) + bv + (subgroups ? 0 : NT));
   const fixed = !subgroups && form.delta ? 4 * 2 * NT : 0;
-  // 24 KiB keeps several workgroups per multiprocessor on large GPUs; 32 tokens per tile amortise
-  // the tile's two barriers.
+  // Up to 32 tokens per tile amortise the tile's two barriers and load latency, within 24 KiB:
+  // on the H200 a 32 KiB budget (16 instead of 8 tokens per tile for R 8) made the workgroup-
+  // reduction kernel 2x slower (run 6: 96 vs 49.5 ms long, 40 vs 17 ms standard), fewer
+  // workgroups fitting per multiprocessor.
   const tt = fitCount(perToken, fixed, Math.min(budget, 24576), 32);
   return { R, bv, dkp, tt, bytes: fixed + Math.max(1, tt) * perToken };
+}
+
+/** Average segment length from which the per-token latency of the longest chain dominates. */
+const LONG_SEGMENTS = 8192;
+
+/**
+ * Reduction path and threads per column when the caller does not fix them. Measured on the H200
+ * (docs/perf.md, run 5, gated-delta, the kernel alone): with long segments (B 1, T 65,536: one
+ * 65,536-token chain) the run time is the chain's per-token latency, and 8 threads per column
+ * with the workgroup reduction was fastest (49.5 ms; subgroups R 4: 56.2, R 2: 67.3); with many
+ * shorter segments (B 4, T 8,192 and B 8, T 2,048) the work spread over more workgroups wins and
+ * subgroups with R 2 were fastest or within 4% (13.5 vs 13.0 ms; 3.2 vs 5.8 ms).
+ */
+export function chooseReduction(dims: RuleDims, hasSubgroups: boolean): { subgroups: boolean; threadsPerColumn: number } {
+  if (dims.positions / dims.segments >= LONG_SEGMENTS) return { subgroups: false, threadsPerColumn: 8 };
+  return hasSubgroups ? { subgroups: true, threadsPerColumn: 2 } : { subgroups: false, threadsPerColumn: 4 };
 }
 
 interface FastBuffers {
@@ -273,9 +289,9 @@ export interface RecurrentFastSpec {
 }
 
 export interface RecurrentFastOptions {
-  /** use subgroup shuffles for the reductions (default: when the device has the feature) */
+  /** use subgroup shuffles for the reductions (default: chooseReduction) */
   subgroups?: boolean;
-  /** threads per state column (default: see fastLayout) */
+  /** threads per state column (default: chooseReduction) */
   threadsPerColumn?: number;
 }
 
@@ -299,13 +315,18 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
     checkRuleCall(spec.name, spec.inputs, dims, buffers);
     const { segments, H, dk, dv } = dims;
     const withHistory = buffers.history !== undefined;
-    const subgroups = options.subgroups ?? ctx.features.has('subgroups');
+    const auto = chooseReduction(dims, ctx.features.has('subgroups'));
+    const subgroups = options.subgroups ?? auto.subgroups;
+    const R = options.threadsPerColumn ?? (options.subgroups === undefined ? auto.threadsPerColumn : subgroups ? 2 : 4);
     if (subgroups && !ctx.features.has('subgroups')) throw new GpuError(`rule '${spec.name}': subgroups were asked for but the device does not offer them`);
+    if (!Number.isInteger(Math.log2(R)) || R > NT || (subgroups && R > 4)) {
+      throw new GpuError(`rule '${spec.name}': ${R} threads per column is not supported (a power of two, at most 4 with subgroups, at most ${NT})`);
+    }
     const what = `rule '${spec.name}' (recurrent, dk=${dk}, dv=${dv})`;
-    const key = `${H},${dk},${dv},${withHistory},${subgroups}`;
+    const key = `${H},${dk},${dv},${withHistory},${subgroups},${R}`;
     let t = texts.get(key);
     if (!t) {
-      const lay = fastLayout(form, dk, subgroups, ctx.limits.maxComputeWorkgroupStorageSize, options.threadsPerColumn);
+      const lay = fastLayout(form, dk, subgroups, ctx.limits.maxComputeWorkgroupStorageSize, R);
       if (lay.tt < 1) checkWorkgroupBytes(ctx, lay.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, lay.bytes, what);
       const code = recurrentFastWgsl({ form, H, dk, dv, withHistory, subgroups, threadsPerColumn: lay.R, tokensPerTile: lay.tt });
