@@ -5,7 +5,7 @@
  *   npx tsx bench/gpu.ts --sizes small|large [--parts forward,ceilings,decode]
  *                        [--modes chunk,recurrent] [--repeats N] [--out DIR]
  *
- * For each shape and kernel path (chunked, C = 64; token-by-token), the median of N repeats of
+ * For each shape and kernel path (chunked, C = 64; token-by-token), the median of N repeats (in rounds until two consecutive medians agree within 3%) of
  * the whole forward (router, gather, per-memory kernel, mix: one ForwardPlan.encode, bracketed
  * by GPU timestamps), and the per-memory kernel alone on gathered inputs with the same segment
  * lengths (for the chunked path also its prepare and scan dispatches alone), so that the
@@ -78,14 +78,17 @@ const CEILING: Record<Sizes, { n: number; copyBytes: number }> = {
 export interface ForwardRow {
   shape: ForwardShape;
   mode: KernelMode;
-  /** whole forward, median ms, and every repeat */
+  /** whole forward, median ms, and every repeat (of the last round: see GpuTimer.settledMedian) */
   ms: number;
   repeats: number[];
+  /** rounds of repeats until consecutive medians agreed within 3%, and whether they did */
+  rounds?: number;
+  settled?: boolean;
   /** the per-memory kernel alone; for the chunked path also its two dispatches alone */
   ruleMs: number;
   prepareMs?: number;
   scanMs?: number;
-  /** token-by-token only: the kernel alone in other variants (generic template, other reductions), ms */
+  /** the kernel alone in other variants, ms (token-by-token: generic template, other reductions, no prefetch; chunk: the scan with narrower column blocks) */
   variants?: Record<string, number>;
   flops: number;
   bytes: number;
@@ -150,37 +153,45 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
   const chunkEncoder = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } });
   for (const mode of modes) {
     const plan = await ForwardPlan.create(ctx, gatedDelta, cfg, { mode, chunk: CHUNK });
-    let whole: { ms: number; repeats: number[] };
+    let whole: { ms: number; repeats: number[]; rounds: number; settled: boolean };
     try {
       plan.write(x);
-      whole = await timer.median((enc) => plan.encode(enc), repeats, 2);
+      whole = await timer.settledMedian((enc) => plan.encode(enc), repeats, 2);
     } finally {
       plan.destroy();
     }
     const pb = gatheredProblem(ctx, s, seg);
-    const row: ForwardRow = { shape: s, mode, ms: whole.ms, repeats: whole.repeats, ruleMs: 0, flops, bytes, positions: seg.positions, longestSegment: Math.max(...seg.lengths) };
+    const row: ForwardRow = { shape: s, mode, ms: whole.ms, repeats: whole.repeats, rounds: whole.rounds, settled: whole.settled, ruleMs: 0, flops, bytes, positions: seg.positions, longestSegment: Math.max(...seg.lengths) };
     try {
       if (mode === 'chunk') {
-        const part = (passes: ChunkPasses) => timer.median((enc) => chunkEncoder(ctx, enc, pb.dims, pb.buffers, CHUNK, passes), repeats, 1);
+        const part = (passes: ChunkPasses) => timer.settledMedian((enc) => chunkEncoder(ctx, enc, pb.dims, pb.buffers, CHUNK, passes), repeats, 1);
         row.ruleMs = (await part('both')).ms;
         row.prepareMs = (await part('prepare')).ms;
         row.scanMs = (await part('scan')).ms;
+        // narrower column blocks: more workgroups (fewer threads each) on the same chain of chunks
+        row.variants = {};
+        for (const cols of [16, 8]) {
+          const narrow = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } }, { scanColumns: cols });
+          row.variants[`scan ${cols} columns`] = (await timer.settledMedian((enc) => narrow(ctx, enc, pb.dims, pb.buffers, CHUNK, 'scan'), repeats, 1)).ms;
+        }
       } else {
-        row.ruleMs = (await timer.median((enc) => gatedDelta.encode(ctx, enc, pb.dims, pb.buffers, { mode }), repeats, 1)).ms;
+        row.ruleMs = (await timer.settledMedian((enc) => gatedDelta.encode(ctx, enc, pb.dims, pb.buffers, { mode }), repeats, 1)).ms;
         // the other layouts of the same kernel, and the generic template it replaced
         const spec = { name: gatedDelta.name, inputs: gatedDelta.inputs, form: gatedDelta.form };
         const variants: Record<string, (c: GpuContext, e: GPUCommandEncoder, d: RuleDims, b: RuleBuffers) => void> = {
           'generic template': makeRecurrentEncoder({ name: gatedDelta.name, inputs: gatedDelta.inputs, body: gatedDelta.body }),
           'workgroup reduction R 8': makeRecurrentFastEncoder(spec, { subgroups: false, threadsPerColumn: 8 }),
+          'workgroup reduction R 8, no prefetch': makeRecurrentFastEncoder(spec, { subgroups: false, threadsPerColumn: 8, prefetch: false }),
           'workgroup reduction R 4': makeRecurrentFastEncoder(spec, { subgroups: false, threadsPerColumn: 4 }),
         };
         if (ctx.features.has('subgroups')) {
           variants['subgroups R 2'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2 });
+          variants['subgroups R 2, no prefetch'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2, prefetch: false });
           variants['subgroups R 4'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 4 });
         }
         row.variants = {};
         for (const [name, encode] of Object.entries(variants)) {
-          row.variants[name] = (await timer.median((enc) => encode(ctx, enc, pb.dims, pb.buffers), name === 'generic template' ? 3 : repeats, 1)).ms;
+          row.variants[name] = (await timer.settledMedian((enc) => encode(ctx, enc, pb.dims, pb.buffers), name === 'generic template' ? 3 : repeats, 1)).ms;
         }
       }
     } finally {
@@ -201,10 +212,11 @@ export function formatRow(r: ForwardRow): string {
   const target = s.triton ? (r.mode === 'chunk' ? s.triton.chunk : s.triton.recurrent) : undefined;
   const parts =
     r.mode === 'chunk'
-      ? `prepare ${f(r.prepareMs)} + scan ${f(r.scanMs)}`
+      ? `prepare ${f(r.prepareMs)} + scan ${f(r.scanMs)}; ${Object.entries(r.variants ?? {}).map(([k, v]) => `${k} ${f(v)}`).join(', ')}`
       : `recurrent; ${Object.entries(r.variants ?? {}).map(([k, v]) => `${k} ${f(v)}`).join(', ')}`;
   return (
     `${s.name} (B ${s.B}, T ${s.T}, H ${s.H}, dk ${s.dk}, dv ${s.dv}) ${r.mode}: ${f(r.ms, 4)} ms` +
+    (r.rounds ? ` [${r.rounds} rounds${r.settled ? '' : ', NOT settled'}]` : '') +
     (target ? ` (Triton f32 ${target} ms: ${r.ms <= target ? 'met' : `${(r.ms / target).toFixed(2)}x over`})` : '') +
     `; kernel ${f(r.ruleMs)} ms (${parts}), router+gather+mix ${f(r.ms - r.ruleMs)} ms; ` +
     `${f(tflops)} TFLOP/s of ${f(r.flops / 1e9)} GFLOP (chunk count); ${f(tbps)} TB/s of ${f(r.bytes / 1e9)} GB`

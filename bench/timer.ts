@@ -63,6 +63,30 @@ export class GpuTimer {
     return { ms: median(all), repeats: all };
   }
 
+  /**
+   * Rounds of `repeats` timed runs (after `warmup` untimed ones) until a round's median agrees
+   * with the previous round's within `tol` (at most `maxRounds`); the last round is reported.
+   * Round 2's forward figures showed why: after the correctness check the GPU needed 2-5 runs of
+   * a 15 ms forward to reach its clocks (37-56 ms first, then 14.2-16.4), which a fixed two
+   * warm-up runs did not cover.
+   */
+  async settledMedian(
+    record: (enc: GPUCommandEncoder) => void,
+    repeats: number,
+    warmup = 1,
+    tol = 0.03,
+    maxRounds = 6,
+  ): Promise<{ ms: number; repeats: number[]; rounds: number; settled: boolean }> {
+    let last = await this.median(record, repeats, warmup);
+    for (let round = 2; round <= maxRounds; round++) {
+      const now = await this.median(record, repeats, 0);
+      const agree = Math.abs(now.ms - last.ms) <= tol * last.ms;
+      last = now;
+      if (agree) return { ...now, rounds: round, settled: true };
+    }
+    return { ...last, rounds: maxRounds, settled: false };
+  }
+
   destroy(): void {
     this.querySet?.destroy();
     this.resolve?.destroy();

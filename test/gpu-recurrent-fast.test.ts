@@ -108,7 +108,7 @@ describe.each(RULE_NAMES)('fast recurrent kernel, rule %s', (name) => {
   const names = rule.inputs.map((d) => d.name);
 
   it('matches the generic template on both reduction paths and several threads per column', async () => {
-    const paths: RecurrentFastOptions[] = [{ subgroups: false, threadsPerColumn: 8 }, { subgroups: false, threadsPerColumn: 1 }, { subgroups: false, threadsPerColumn: 2 }];
+    const paths: RecurrentFastOptions[] = [{ subgroups: false, threadsPerColumn: 8 }, { subgroups: false, threadsPerColumn: 1 }, { subgroups: false, threadsPerColumn: 2 }, { subgroups: false, threadsPerColumn: 4, prefetch: false }];
     if (ctx.features.has('subgroups')) paths.push({ subgroups: true, threadsPerColumn: 4 }, { subgroups: true, threadsPerColumn: 2 });
     await fc.assert(
       fc.asyncProperty(

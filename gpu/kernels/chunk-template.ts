@@ -80,9 +80,9 @@ function prepareLayout(f: ChunkForm, budget: number) {
  * registers. Up to 256 threads: dk = 128 gives 32 x 8 (BV = 32), dk = 256 gives 64 x 4 (BV = 16).
  * Workgroup memory: h [dkp, BV] and V' [C, BV] as vec4 of columns, plus the chunk's G.
  */
-function scanLayout(dk: number) {
+function scanLayout(dk: number, maxColumns = 32) {
   const rq = Math.ceil(dk / 4);
-  const cq = Math.max(1, Math.min(8, Math.floor(256 / rq)));
+  const cq = Math.max(1, Math.min(Math.floor(maxColumns / 4), Math.floor(256 / rq)));
   return { rq, cq, nt: rq * cq, bj: 4 * cq, bytes: 16 * (4 * rq * cq + MAX_CHUNK * cq) + 4 * MAX_CHUNK };
 }
 
@@ -309,12 +309,28 @@ ${four.map((m) => `          let hv${m} = hsh[(i + ${m}u) * CQ + q4];`).join('\n
  *   C  h ← e^{G_n} h + (K ⊙ e^{G_n − G})ᵀ V'     each thread its 4 x 4 block, in registers,
  *                           then copied to workgroup memory for the next chunk's A and B
  */
-export function scanKernelWgsl(f: ChunkForm, dk: number): string {
+export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
-  const { rq, cq, nt } = scanLayout(dk);
+  const { rq, cq, nt } = scanLayout(dk, maxColumns);
   const rows = [0, 1, 2, 3];
   // q ⊙ e^G for scalar decay is applied once per token after the dot product
+  // Phase C, token `tok` as the j-th of a group: its loads (V' row, decay scale, keys of this
+  // thread's four rows), then its FMAs into h0..h3.
+  const cTokenLoads = (j: number, tok: string) => {
+    const loads = [
+      `      let v${j} = vsh[(${tok}) * CQ + cq];`,
+      `      let x${j} = (c0 + ${tok}) * H + h;`,
+      sc ? `      let ks${j} = exp(gl - gs[${tok}]);` : '',
+    ];
+    for (const k of rows) {
+      const r = `min(r0 + ${k}u, DK - 1u)`;
+      const scale = sc ? ` * ks${j}` : ch ? ` * exp(G_in[xl * DK + ${r}] - G_in[x${j} * DK + ${r}])` : '';
+      loads.push(`      let k${j}${k} = kAt(x${j}, r0 + ${k}u)${scale};`);
+    }
+    return loads.filter((l) => l).join('\n');
+  };
+  const cTokenFmas = (j: number) => rows.map((k) => `      h${k} += k${j}${k} * v${j};`).join('\n');
   const qTerm = (x: string, i: string) => (ch ? `q_in[${x} * DK + ${i}] * exp(G_in[${x} * DK + ${i}])` : `q_in[${x} * DK + ${i}]`);
   return /* wgsl */ `
 const DK: u32 = ${dk}u;
@@ -391,7 +407,16 @@ ${rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
       var a1 = vec4<f32>(0.0);
       ${dotOverDk('a0 +=', 'a1 +=', qTerm)}
       ${sc ? 'a0 *= exp(gs[u]); a1 *= exp(gs[u1]);' : ''}
-      for (var s = 0u; s <= u; s++) {
+      // four s at a time: the eight Aqk loads of a step are issued together (one latency, not four)
+      var s = 0u;
+      for (; s + 4u <= u + 1u; s += 4u) {
+${[0,1,2,3].map(m => `        let aa${m} = A_in[x0 * C + s + ${m}u];
+        let ab${m} = A_in[x1 * C + s + ${m}u];`).join('\n')}
+${[0,1,2,3].map(m => `        let w${m} = vsh[(s + ${m}u) * CQ + q4];`).join('\n')}
+        a0 += aa0 * w0 + aa1 * w1 + aa2 * w2 + aa3 * w3;
+        a1 += ab0 * w0 + ab1 * w1 + ab2 * w2 + ab3 * w3;
+      }
+      for (; s <= u; s++) {
         let v = vsh[s * CQ + q4];
         a0 += A_in[x0 * C + s] * v;
         a1 += A_in[x1 * C + s] * v;
@@ -408,17 +433,15 @@ ${rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
     let dl = exp(gl);
 ${rows.map((k) => `    h${k} *= dl;`).join('\n')}` : ''}
     ${ch ? rows.map((k) => `h${k} *= select(1.0, exp(G_in[xl * DK + min(r0 + ${k}u, DK - 1u)]), r0 + ${k}u < DK);`).join('\n    ') : ''}
-    for (var u = 0u; u < n; u++) {
-      let v = vsh[u * CQ + cq];
-      let x = (c0 + u) * H + h;
-      ${sc ? 'let ks = exp(gl - gs[u]);' : ''}
-${rows
-  .map((k) => {
-    const r = `min(r0 + ${k}u, DK - 1u)`;
-    const scale = sc ? ' * ks' : ch ? ` * exp(G_in[xl * DK + ${r}] - G_in[x * DK + ${r}])` : '';
-    return `      h${k} += (kAt(x, r0 + ${k}u)${scale}) * v;`;
-  })
-  .join('\n')}
+    // four tokens at a time: their sixteen key loads are issued before the first FMA waits
+    var u = 0u;
+    for (; u + 4u <= n; u += 4u) {
+${[0,1,2,3].map(j => cTokenLoads(j, 'u + ' + j + 'u')).join('\n')}
+${[0,1,2,3].map(j => cTokenFmas(j)).join('\n')}
+    }
+    for (; u < n; u++) {
+${cTokenLoads(0, 'u')}
+${cTokenFmas(0)}
     }
     workgroupBarrier(); // B has finished reading hsh
 ${rows.map((k) => `    hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
@@ -479,8 +502,18 @@ function scanBindings(f: ChunkForm, b: ChunkBuffers | null): Binding[] {
 /** Which of the two dispatches to record: both (a forward), or one of them (the benchmark times each). */
 export type ChunkPasses = 'both' | 'prepare' | 'scan';
 
+export interface ChunkOptions {
+  /**
+   * the most state columns per scan workgroup (a multiple of 4, default 32): fewer columns give
+   * more workgroups (and fewer threads each) on the same sequential chain of chunks
+   */
+  scanColumns?: number;
+}
+
 /** `encode` for mode 'chunk': two dispatches (prepare over all chunks, scan over all segments). */
-export function makeChunkEncoder(spec: ChunkRuleSpec) {
+export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}) {
+  const scanColumns = options.scanColumns ?? 32;
+  if (!Number.isInteger(scanColumns / 4) || scanColumns < 4) throw new GpuError(`rule '${spec.name}': scanColumns must be a positive multiple of 4, got ${scanColumns}`);
   const { form } = spec;
   const index = (name: string) => {
     const i = spec.inputs.findIndex((d) => d.name === name);
@@ -498,14 +531,14 @@ export function makeChunkEncoder(spec: ChunkRuleSpec) {
     const { segments: S, positions: P, H, dk, dv } = dims;
     const what = `rule '${spec.name}' (chunk ${C}, dk=${dk}, dv=${dv})`;
     const limit = ctx.limits.maxComputeWorkgroupStorageSize;
-    const sl = scanLayout(dk);
+    const sl = scanLayout(dk, scanColumns);
     const key = `${dk},${limit}`;
     let t = texts.get(key);
     if (!t) {
       const pl = prepareLayout(form, limit);
       if (pl.tk < 1) checkWorkgroupBytes(ctx, pl.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, sl.bytes, what);
-      t = { prepare: prepareKernelWgsl(form, dk, pl.tk), scan: scanKernelWgsl(form, dk) };
+      t = { prepare: prepareKernelWgsl(form, dk, pl.tk), scan: scanKernelWgsl(form, dk, scanColumns) };
       texts.set(key, t);
     }
     const b: ChunkBuffers = {

@@ -67,6 +67,11 @@ export interface RecurrentFastParams {
   threadsPerColumn: number;
   /** tokens per tile in workgroup memory */
   tokensPerTile: number;
+  /**
+   * load the next tile's inputs into registers while the current tile is computed (the loads'
+   * latency then overlaps the tile's math instead of stalling every thread at the tile start)
+   */
+  prefetch?: boolean;
 }
 
 /** The smallest power of two >= n. */
@@ -139,9 +144,42 @@ function tree(terms: string[]): string {
   return `(${tree(terms.slice(0, h))} + ${tree(terms.slice(h))})`;
 }
 
+/**
+ * Register double buffer of a tile's inputs: `fetch(t0, n)` loads tile [t0, t0 + n) into
+ * per-thread variables (the same element order as the direct load: consecutive threads,
+ * consecutive addresses), `store` writes the fetched tile (of `_nt` tokens) to workgroup memory.
+ * Each thread holds ceil(TT·DK/NT) keys and queries, ceil(TT·BV/NT) values and one decay/β.
+ */
+function prefetchCode(form: ChunkForm, TT: number, dk: number, BV: number, nt: number) {
+  const ch = form.decay === 'channel';
+  const sc = form.decay === 'scalar';
+  const lk = Array.from({ length: Math.ceil((TT * dk) / nt) }, (_, i) => i);
+  const lv = Array.from({ length: Math.ceil((TT * BV) / nt) }, (_, i) => i);
+  const hasScalar = sc || form.delta;
+  const declare = [
+    ...lk.map((i) => `var _pk${i} = 0.0; var _pq${i} = 0.0;${ch ? ` var _pg${i} = 0.0;` : ''}`),
+    ...lv.map((i) => `var _pv${i} = 0.0;`),
+    sc ? 'var _pgs = 0.0;' : '',
+    form.delta ? 'var _pb = 0.0;' : '',
+  ].join(' ');
+  const fetch = (t0: string, n: string) =>
+    [
+      ...lk.map((i) => `{ let _e = _lid + ${i * nt}u; if (_e < ${n} * DK) { let _i = ((${t0} + _e / DK) * H + _h) * DK + _e % DK; _pk${i} = in_k[_i]; _pq${i} = in_q[_i];${ch ? ` _pg${i} = in_g[_i];` : ''} } }`),
+      ...lv.map((i) => `{ let _e = _lid + ${i * nt}u; if (_e < ${n} * BV) { _pv${i} = in_v[((${t0} + _e / BV) * H + _h) * DV + min(_j0 + _e % BV, DV - 1u)]; } }`),
+      hasScalar ? `if (_lid < ${n}) {${sc ? ` _pgs = in_g[(${t0} + _lid) * H + _h];` : ''}${form.delta ? ` _pb = in_beta[(${t0} + _lid) * H + _h];` : ''} }` : '',
+    ].join('\n    ');
+  const store = [
+    ...lk.map((i) => `    { let _e = _lid + ${i * nt}u; if (_e < _nt * DK) { let _w = (_e / DK) * KV4 + (_e % DK) / 4u; _wk[_w][(_e % DK) % 4u] = _pk${i}; _wq[_w][(_e % DK) % 4u] = _pq${i};${ch ? ` _wa[_w][(_e % DK) % 4u] = exp(_pg${i});` : ''} } }`),
+    ...lv.map((i) => `    { let _e = _lid + ${i * nt}u; if (_e < _nt * BV) { _wv[_e] = _pv${i}; } }`),
+    hasScalar ? `    if (_lid < _nt) {${sc ? ' _wa[_lid] = exp(_pgs);' : ''}${form.delta ? ' _wb[_lid] = _pb;' : ''} }` : '',
+  ].join('\n');
+  return { declare, fetch, store };
+}
+
 /** The WGSL of the fast token-by-token kernel (entry point `main`). */
 export function recurrentFastWgsl(p: RecurrentFastParams): string {
   const { form, dk, dv, H, withHistory, subgroups } = p;
+  const prefetch = p.prefetch ?? true;
   const R = p.threadsPerColumn;
   const TT = p.tokensPerTile;
   const BV = NT / R;
@@ -193,6 +231,22 @@ export function recurrentFastWgsl(p: RecurrentFastParams): string {
     : `_op[_t * NT + _lid] = ${qsPartial};`;
   const historyWrite = withHistory ? `if (_live) {\n    ${storeHistory}\n      }` : '';
 
+  // The tile's loads straight into workgroup memory (every thread waits for them at the barrier).
+  const directLoad = `    for (var _e = _lid; _e < _nt * DK; _e += NT) {
+      let _ti = _e / DK;
+      let _ri = _e % DK;
+      let _i = ((_t0 + _ti) * H + _h) * DK + _ri;
+      let _w = _ti * KV4 + _ri / 4u;
+      _wk[_w][_ri % 4u] = in_k[_i];
+      _wq[_w][_ri % 4u] = in_q[_i];${ch ? '\n      _wa[_w][_ri % 4u] = exp(in_g[_i]);' : ''}
+    }
+    for (var _e = _lid; _e < _nt * BV; _e += NT) {
+      _wv[_e] = in_v[((_t0 + _e / BV) * H + _h) * DV + min(_j0 + _e % BV, DV - 1u)];
+    }
+    for (var _e = _lid; _e < _nt; _e += NT) {${sc ? '\n      _wa[_e] = exp(in_g[(_t0 + _e) * H + _h]);' : ''}${form.delta ? '\n      _wb[_e] = in_beta[(_t0 + _e) * H + _h];' : ''}
+    }`;
+  const pf = prefetchCode(form, TT, dk, BV, NT);
+
   return /* wgsl */ `${subgroups ? 'enable subgroups;\n' : ''}
 const DK: u32 = ${dk}u;
 const DV: u32 = ${dv}u;
@@ -233,23 +287,15 @@ ${
   let _sb = (_seg * H + _h) * DK * DV + _j;
   ${ms.map((m) => `var _s${m} = vec4f(0.0);`).join(' ')}
   ${loadState}
+${prefetch ? `  ${pf.declare}
+  if (_p0 < _p1) { ${pf.fetch('_p0', 'min(TT, _p1 - _p0)')} }` : ''}
   for (var _t0 = _p0; _t0 < _p1; _t0 += TT) {
     let _nt = min(TT, _p1 - _t0);
     workgroupBarrier(); // the previous tile is consumed
-    for (var _e = _lid; _e < _nt * DK; _e += NT) {
-      let _ti = _e / DK;
-      let _ri = _e % DK;
-      let _i = ((_t0 + _ti) * H + _h) * DK + _ri;
-      let _w = _ti * KV4 + _ri / 4u;
-      _wk[_w][_ri % 4u] = in_k[_i];
-      _wq[_w][_ri % 4u] = in_q[_i];${ch ? '\n      _wa[_w][_ri % 4u] = exp(in_g[_i]);' : ''}
-    }
-    for (var _e = _lid; _e < _nt * BV; _e += NT) {
-      _wv[_e] = in_v[((_t0 + _e / BV) * H + _h) * DV + min(_j0 + _e % BV, DV - 1u)];
-    }
-    for (var _e = _lid; _e < _nt; _e += NT) {${sc ? '\n      _wa[_e] = exp(in_g[(_t0 + _e) * H + _h]);' : ''}${form.delta ? '\n      _wb[_e] = in_beta[(_t0 + _e) * H + _h];' : ''}
-    }
+${prefetch ? pf.store : directLoad}
     workgroupBarrier();
+${prefetch ? `    let _n0 = _t0 + TT;
+    if (_n0 < _p1) { ${pf.fetch('_n0', 'min(TT, _p1 - _n0)')} }` : ''}
     for (var _t = 0u; _t < _nt; _t++) {
       let _p = _t0 + _t;
       let _kb = _t * KV4;
@@ -293,6 +339,8 @@ export interface RecurrentFastOptions {
   subgroups?: boolean;
   /** threads per state column (default: chooseReduction) */
   threadsPerColumn?: number;
+  /** register prefetch of the next tile (default true) */
+  prefetch?: boolean;
 }
 
 /**
@@ -323,13 +371,14 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
       throw new GpuError(`rule '${spec.name}': ${R} threads per column is not supported (a power of two, at most 4 with subgroups, at most ${NT})`);
     }
     const what = `rule '${spec.name}' (recurrent, dk=${dk}, dv=${dv})`;
-    const key = `${H},${dk},${dv},${withHistory},${subgroups},${R}`;
+    const prefetch = options.prefetch ?? true;
+    const key = `${H},${dk},${dv},${withHistory},${subgroups},${R},${prefetch}`;
     let t = texts.get(key);
     if (!t) {
       const lay = fastLayout(form, dk, subgroups, ctx.limits.maxComputeWorkgroupStorageSize, R);
       if (lay.tt < 1) checkWorkgroupBytes(ctx, lay.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, lay.bytes, what);
-      const code = recurrentFastWgsl({ form, H, dk, dv, withHistory, subgroups, threadsPerColumn: lay.R, tokensPerTile: lay.tt });
+      const code = recurrentFastWgsl({ form, H, dk, dv, withHistory, subgroups, threadsPerColumn: lay.R, tokensPerTile: lay.tt, prefetch });
       texts.set(key, (t = { code, bv: lay.bv }));
     }
     const list = bindings(form, withHistory, {
