@@ -170,7 +170,7 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
         row.scanMs = (await part('scan')).ms;
         // narrower column blocks: more workgroups (fewer threads each) on the same chain of chunks
         row.variants = {};
-        for (const cols of [16, 8]) {
+        for (const cols of [32, 16, 8]) {
           const narrow = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } }, { scanColumns: cols });
           row.variants[`scan ${cols} columns`] = (await timer.settledMedian((enc) => narrow(ctx, enc, pb.dims, pb.buffers, CHUNK, 'scan'), repeats, 1)).ms;
         }

@@ -66,6 +66,7 @@ export class GpuTimer {
   /**
    * Rounds of `repeats` timed runs (after `warmup` untimed ones) until a round's median agrees
    * with the previous round's within `tol` (at most `maxRounds`); the last round is reported.
+   * The warm-up is at least `warmup` runs and at least `warmMs` milliseconds.
    * Round 2's forward figures showed why: after the correctness check the GPU needed 2-5 runs of
    * a 15 ms forward to reach its clocks (37-56 ms first, then 14.2-16.4), which a fixed two
    * warm-up runs did not cover.
@@ -76,8 +77,14 @@ export class GpuTimer {
     warmup = 1,
     tol = 0.03,
     maxRounds = 6,
+    warmMs = 300,
   ): Promise<{ ms: number; repeats: number[]; rounds: number; settled: boolean }> {
-    let last = await this.median(record, repeats, warmup);
+    // Untimed runs for at least `warmMs` of wall clock too: a 3 ms kernel settled at 3.58 ms
+    // over two rounds of 7 and read 1.53 ms later in the same run (H200 run 8, small heads),
+    // so a count of runs alone does not bring a short kernel's clocks up.
+    const t0 = performance.now();
+    for (let i = 0; i < warmup || performance.now() - t0 < warmMs; i++) await this.time(record);
+    let last = await this.median(record, repeats, 0);
     for (let round = 2; round <= maxRounds; round++) {
       const now = await this.median(record, repeats, 0);
       const agree = Math.abs(now.ms - last.ms) <= tol * last.ms;

@@ -77,7 +77,8 @@ function prepareLayout(f: ChunkForm, budget: number) {
 /**
  * Layout of `scan`: a workgroup owns one (segment, head) and BV = 4·CQ state columns, with
  * NT = RQ·CQ threads; thread (rq, cq) keeps the 4 x 4 block of h at rows 4rq.., columns 4cq.. in
- * registers. Up to 256 threads: dk = 128 gives 32 x 8 (BV = 32), dk = 256 gives 64 x 4 (BV = 16).
+ * registers. Up to 256 threads and `maxColumns` columns: dk = 64 gives 16 x 8 (BV = 32), dk = 128
+ * 32 x 4 (BV = 16, defaultScanColumns) or 32 x 8 (BV = 32), dk = 256 64 x 4 (BV = 16).
  * Workgroup memory: h [dkp, BV] and V' [C, BV] as vec4 of columns, plus the chunk's G.
  */
 function scanLayout(dk: number, maxColumns = 32) {
@@ -504,16 +505,26 @@ export type ChunkPasses = 'both' | 'prepare' | 'scan';
 
 export interface ChunkOptions {
   /**
-   * the most state columns per scan workgroup (a multiple of 4, default 32): fewer columns give
-   * more workgroups (and fewer threads each) on the same sequential chain of chunks
+   * the most state columns per scan workgroup (a multiple of 4; default defaultScanColumns):
+   * fewer columns give more workgroups (and fewer threads each) on the same chain of chunks
    */
   scanColumns?: number;
 }
 
+/**
+ * Measured on the H200 (docs/perf.md, run 8, gated-delta, the scan alone, ms, 32 / 16 / 8
+ * columns): dk = 128: standard 15.0 / 14.2 / 21.2, long 50.5 / 42.0 / 50.4; dk = 64 (small
+ * heads) 4.12 / 4.33 / 6.01. 16 columns from dk = 128 (two workgroups where there was one, each
+ * of 128 threads), 32 below.
+ */
+export const defaultScanColumns = (dk: number): number => (dk >= 128 ? 16 : 32);
+
 /** `encode` for mode 'chunk': two dispatches (prepare over all chunks, scan over all segments). */
 export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}) {
-  const scanColumns = options.scanColumns ?? 32;
-  if (!Number.isInteger(scanColumns / 4) || scanColumns < 4) throw new GpuError(`rule '${spec.name}': scanColumns must be a positive multiple of 4, got ${scanColumns}`);
+  const fixedColumns = options.scanColumns;
+  if (fixedColumns !== undefined && (!Number.isInteger(fixedColumns / 4) || fixedColumns < 4)) {
+    throw new GpuError(`rule '${spec.name}': scanColumns must be a positive multiple of 4, got ${fixedColumns}`);
+  }
   const { form } = spec;
   const index = (name: string) => {
     const i = spec.inputs.findIndex((d) => d.name === name);
@@ -531,8 +542,9 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
     const { segments: S, positions: P, H, dk, dv } = dims;
     const what = `rule '${spec.name}' (chunk ${C}, dk=${dk}, dv=${dv})`;
     const limit = ctx.limits.maxComputeWorkgroupStorageSize;
+    const scanColumns = fixedColumns ?? defaultScanColumns(dk);
     const sl = scanLayout(dk, scanColumns);
-    const key = `${dk},${limit}`;
+    const key = `${dk},${limit},${scanColumns}`;
     let t = texts.get(key);
     if (!t) {
       const pl = prepareLayout(form, limit);
