@@ -63,15 +63,21 @@ const MAX_CHUNK = 64;
 // Runtime sizes (one pipeline per rule and dk serves every H, dv, C and segment count).
 const PARAMS_STRUCT = 'struct Params { S: u32, C: u32, H: u32, DV: u32 }';
 
-/** Key-dimension tile of `prepare` and its workgroup bytes (sized for the largest chunk), the largest that fits `budget`. */
+/**
+ * Tiles of `prepare`, sized for the largest chunk against `budget` bytes of workgroup memory:
+ * TK keys per Gram tile and, for delta rules, WB columns per W / U tile (64 where it fits, as on
+ * the H200's 48 KiB; 32 on lavapipe's 32 KiB) plus the 16 x 48 scratch of the blocked inverse.
+ */
 function prepareLayout(f: ChunkForm, budget: number) {
   const C = MAX_CHUNK;
-  const fixed = 4 * (2 * C + (f.delta ? C * C : 0));
   const perTk = 4 * C * (f.decay === 'channel' ? 3 : 2);
+  const fixedFor = (wb: number) => 4 * (2 * C + (f.delta ? C * C + C * wb + 16 * 48 : 0));
   // At most 8 keys per tile: the Gram loop costs two workgroup loads per FMA whatever the tile,
   // so wider tiles only save barriers, while unrolling them tripled lavapipe's compile time (gla).
+  const wb = f.delta && fitCount(perTk, fixedFor(64), budget, 8) < 8 ? 32 : 64;
+  const fixed = fixedFor(wb);
   const tk = fitCount(perTk, fixed, budget, 8);
-  return { tk, bytes: fixed + Math.max(1, tk) * perTk };
+  return { tk, wb, bytes: fixed + Math.max(1, tk) * perTk };
 }
 
 /**
@@ -84,10 +90,15 @@ function prepareLayout(f: ChunkForm, budget: number) {
 function scanLayout(dk: number, maxColumns = 32) {
   const rq = Math.ceil(dk / 4);
   const cq = Math.max(1, Math.min(Math.floor(maxColumns / 4), Math.floor(256 / rq)));
-  return { rq, cq, nt: rq * cq, bj: 4 * cq, bytes: 16 * (4 * rq * cq + MAX_CHUNK * cq) + 4 * MAX_CHUNK };
+  const bytes = 16 * (4 * rq * cq + MAX_CHUNK * cq) + 4 * MAX_CHUNK;
+  // staged rows (W, then Q ⊙ e^G) of a whole chunk: [C, dk]
+  return { rq, cq, nt: rq * cq, bj: 4 * cq, bytes, stagedBytes: bytes + 4 * MAX_CHUNK * dk };
 }
 
-export function prepareKernelWgsl(f: ChunkForm, dk: number, tk: number): string {
+/** How `prepare` inverts I + L: in 16 x 16 blocks (default), or row by row (the round-3 kernel, kept as a benchmark variant). */
+export type ChunkInverse = 'blocked' | 'rows';
+
+export function prepareKernelWgsl(f: ChunkForm, dk: number, tk: number, wb = 32, inverse: ChunkInverse = 'blocked'): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const dl = f.delta;
@@ -106,6 +117,8 @@ ${ch ? `var<workgroup> tg: array<f32, ${CM * tk}>;` : ''}
 var<workgroup> gs: array<f32, ${CM}>;
 var<workgroup> bs: array<f32, ${CM}>;
 ${dl ? `var<workgroup> am: array<f32, ${CM * CM}>;` : ''}
+${dl && inverse === 'blocked' ? `var<workgroup> stg: array<vec${wb / 16}<f32>, ${CM * 16}>; // a W / U input tile [u][column group]
+var<workgroup> tt: array<f32, ${16 * 48}>; // L_{I,<I} A_{<I,<I} of the blocked inverse` : ''}
 
 // (segment, first position, token count) of chunk slot \`slot\`; count 0 when the slot is empty.
 fn locate(slot: u32) -> vec3u {
@@ -212,12 +225,103 @@ ${rows
   }`,
   )
   .join('\n')}
-  ${dl ? deltaTail(sc) : ''}
+  ${dl ? (inverse === 'blocked' ? blockedDeltaTail(sc, wb) : deltaTail(sc)) : ''}
 }
 `;
 }
 
-/** The UT transform of a delta chunk: A = (I + L)^{-1}, W = A((β e^G) ⊙ K), U = A(β ⊙ V). */
+/**
+ * The UT transform of a delta chunk, A = (I + L)^{-1}, W = A((β e^G) ⊙ K), U = A(β ⊙ V), in
+ * blocks (as fla's solve_tril): the four 16 x 16 diagonal blocks of A by forward substitution
+ * side by side (15 barrier steps where the row-by-row form took 63, each ~4x shorter), then row
+ * block I = 1, 2, 3 from the rows above it, A_{I,<I} = −A_II (L_{I,<I} A_{<I,<I}), as two small
+ * matmuls over all threads. W and U are then tiled matmuls: a WB-column tile of the right-hand
+ * side staged in workgroup memory by coalesced loads, each thread 4 rows x WB/16 columns in
+ * registers (the row-by-row form did one output per thread per step, two workgroup loads per FMA).
+ * Entries of `am` on and above the diagonal stay 0 (workgroup memory starts zeroed and only
+ * s < r is written), so the unit diagonal is implicit and loops may run past it.
+ */
+function blockedDeltaTail(sc: boolean, wb: number): string {
+  const cw = wb / 16;
+  const vt = `vec${cw}<f32>`;
+  const rows = [0, 1, 2, 3];
+  // One W / U pass: X = Y + (strictly lower A) Y, Y = rhs(u, c) over \`width\` columns from storage.
+  const matmul = (width: string, col0: string, rhs: (u: string, c: string) => string, out: (u: string, c: string) => string) => `
+  for (var ${col0} = 0u; ${col0} < ${width}; ${col0} += ${wb}u) {
+    for (var e = t; e < CM * 16u; e += NT) {
+      let u = e / 16u;
+      var y = ${vt}(0.0);
+      for (var m = 0u; m < ${cw}u; m++) {
+        let c = ${col0} + (e % 16u) * ${cw}u + m;
+        if (u < n && c < ${width}) { y[m] = ${rhs('u', 'c')}; }
+      }
+      stg[e] = y;
+    }
+    workgroupBarrier();
+${rows.map((k) => `    var x${k} = stg[(wr + ${k}u) * 16u + wc];`).join('\n')}
+    // A_rs = 0 for s >= r: the loop may run to the block's last row
+    for (var s = 0u; s < min(wr + 3u, n); s++) {
+      let y = stg[s * 16u + wc];
+${rows.map((k) => `      x${k} += am[(wr + ${k}u) * CM + s] * y;`).join('\n')}
+    }
+${rows
+  .map(
+    (k) => `    if (wr + ${k}u < n) {
+      for (var m = 0u; m < ${cw}u; m++) {
+        let c = ${col0} + wc * ${cw}u + m;
+        if (c < ${width}) { ${out(`wr + ${k}u`, 'c')} = x${k}[m]; }
+      }
+    }`,
+  )
+  .join('\n')}
+    workgroupBarrier();
+  }`;
+  return /* wgsl */ `
+  workgroupBarrier();
+  // Diagonal blocks in place, thread (block t / 16, column t % 16): row j of each block from
+  // its rows < j, A_rc = −(L_rc + Σ_{c<m<r} L_rm A_mc); row r still holds L while it is read.
+  let db = (t / 16u) * 16u;
+  let dc = t % 16u;
+  for (var j = 1u; j < 16u; j++) {
+    var val = 0.0;
+    if (t < 64u && dc < j) {
+      let r = db + j;
+      val = am[r * CM + db + dc];
+      for (var m = dc + 1u; m < j; m++) { val += am[r * CM + db + m] * am[(db + m) * CM + db + dc]; }
+    }
+    workgroupBarrier();
+    if (t < 64u && dc < j) { am[(db + j) * CM + db + dc] = -val; }
+    workgroupBarrier();
+  }
+  // Row blocks below the first: T = L_{I,<I} (I + A_{<I,<I}), then A_{I,<I} = −(I + A_II) T.
+  for (var bi = 1u; bi < 4u && bi * 16u < n; bi++) {
+    let rb = bi * 16u;
+    let width = rb;
+    for (var e = t; e < 16u * width; e += NT) {
+      let rr = e / width;
+      let c = e % width;
+      var val = am[(rb + rr) * CM + c];
+      for (var m = c + 1u; m < rb; m++) { val += am[(rb + rr) * CM + m] * am[m * CM + c]; }
+      tt[e] = val;
+    }
+    workgroupBarrier();
+    for (var e = t; e < 16u * width; e += NT) {
+      let rr = e / width;
+      let c = e % width;
+      var val = tt[e];
+      for (var j = 0u; j < rr; j++) { val += am[(rb + rr) * CM + rb + j] * tt[j * width + c]; }
+      am[(rb + rr) * CM + c] = -val;
+    }
+    workgroupBarrier();
+  }
+  // W and U: thread (t / 16, t % 16) owns rows wr..wr+3 and column group wc of each tile
+  let wr = (t / 16u) * 4u;
+  let wc = t % 16u;
+${matmul('DK', 'i0', (u, c) => `k_in[((p0 + ${u}) * H + h) * DK + ${c}] * bs[${u}]${sc ? ` * exp(gs[${u}])` : ''}`, (u, c) => `W_out[((p0 + ${u}) * H + h) * DK + ${c}]`)}
+${matmul('DV', 'j0', (u, c) => `v_in[((p0 + ${u}) * H + h) * DV + ${c}] * bs[${u}]`, (u, c) => `U_out[((p0 + ${u}) * H + h) * DV + ${c}]`)}`;
+}
+
+/** The row-by-row UT transform (round 3; benchmark variant): forward substitution one row per barrier step, W / U one output per thread. */
 function deltaTail(sc: boolean): string {
     return /* wgsl */ `
   workgroupBarrier();
@@ -310,7 +414,7 @@ ${four.map((m) => `          let hv${m} = hsh[(i + ${m}u) * CQ + q4];`).join('\n
  *   C  h ← e^{G_n} h + (K ⊙ e^{G_n − G})ᵀ V'     each thread its 4 x 4 block, in registers,
  *                           then copied to workgroup memory for the next chunk's A and B
  */
-export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32): string {
+export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, stage = false): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const { rq, cq, nt } = scanLayout(dk, maxColumns);
@@ -333,6 +437,14 @@ export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32): strin
   };
   const cTokenFmas = (j: number) => rows.map((k) => `      h${k} += k${j}${k} * v${j};`).join('\n');
   const qTerm = (x: string, i: string) => (ch ? `q_in[${x} * DK + ${i}] * exp(G_in[${x} * DK + ${i}])` : `q_in[${x} * DK + ${i}]`);
+  // Staged: the row of token u (x0) or u1 (x1) from workgroup memory instead of storage.
+  const staged = (x: string, i: string) => `rsh[${x === 'x0' ? 'u' : 'u1'} * DK + ${i}]`;
+  // Load the chunk's rows [n, DK] into rsh, consecutive threads on consecutive addresses.
+  const stageRows = (value: (x: string) => string) => `for (var e = lid; e < n * DK; e += NT) {
+      let x = ((c0 + e / DK) * H + h) * DK + e % DK;
+      rsh[e] = ${value('x')};
+    }
+    workgroupBarrier();`;
   return /* wgsl */ `
 const DK: u32 = ${dk}u;
 const CQ: u32 = ${cq}u;
@@ -342,6 +454,7 @@ ${declareBindings(scanBindings(f, null))}
 var<workgroup> hsh: array<vec4<f32>, ${4 * rq * cq}>; // h[i][column quad]
 var<workgroup> vsh: array<vec4<f32>, ${MAX_CHUNK * cq}>; // V'[u][column quad]
 var<workgroup> gs: array<f32, ${MAX_CHUNK}>;
+${stage ? `var<workgroup> rsh: array<f32, ${MAX_CHUNK * dk}>; // W rows in phase A, Q rows in phase B` : ''}
 
 // Four consecutive values of a [rows, DV] row-major array from column c, zero past DV.
 fn stateQuad(base: u32, c: u32) -> vec4<f32> {
@@ -380,6 +493,7 @@ ${rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
     workgroupBarrier(); // h of the previous chunk is in hsh; its V' and G are no longer read
     ${sc ? 'for (var u = lid; u < n; u += NT) { gs[u] = G_in[(c0 + u) * H + h]; }' : ''}
     workgroupBarrier();
+    ${stage && f.delta ? stageRows((x) => `W_in[${x}]`) : ''}
 
     // A: V' = U − W h (V' = V without the delta rule), two tokens per item
     let items = ((n + 1u) / 2u) * CQ;
@@ -391,11 +505,12 @@ ${rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
       let x1 = (c0 + u1) * H + h;
       var a0 = uQuad(x0 * DV, colBase + q4 * 4u);
       var a1 = uQuad(x1 * DV, colBase + q4 * 4u);
-      ${f.delta ? dotOverDk('a0 -=', 'a1 -=', (x, i) => `W_in[${x} * DK + ${i}]`) : ''}
+      ${f.delta ? dotOverDk('a0 -=', 'a1 -=', stage ? staged : (x, i) => `W_in[${x} * DK + ${i}]`) : ''}
       vsh[u * CQ + q4] = a0;
       if (u + 1u < n) { vsh[(u + 1u) * CQ + q4] = a1; }
     }
     workgroupBarrier();
+    ${stage ? stageRows((x) => (ch ? `q_in[${x}] * exp(G_in[${x}])` : `q_in[${x}]`)) : ''}
 
     // B: O = (Q ⊙ e^G) h + Aqk V'
     for (var e = lid; e < items; e += NT) {
@@ -406,7 +521,7 @@ ${rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
       let x1 = (c0 + u1) * H + h;
       var a0 = vec4<f32>(0.0);
       var a1 = vec4<f32>(0.0);
-      ${dotOverDk('a0 +=', 'a1 +=', qTerm)}
+      ${dotOverDk('a0 +=', 'a1 +=', stage ? staged : qTerm)}
       ${sc ? 'a0 *= exp(gs[u]); a1 *= exp(gs[u1]);' : ''}
       // four s at a time: the eight Aqk loads of a step are issued together (one latency, not four)
       var s = 0u;
@@ -509,6 +624,14 @@ export interface ChunkOptions {
    * fewer columns give more workgroups (and fewer threads each) on the same chain of chunks
    */
   scanColumns?: number;
+  /**
+   * stage each chunk's W and Q rows in workgroup memory with coalesced loads before the scan's
+   * dot products ('auto', the default: where [C, dk] more fits the limit; true: or fail with a
+   * typed error; false: never)
+   */
+  stageRows?: boolean | 'auto';
+  /** how `prepare` inverts I + L (default 'blocked'; 'rows' is the round-3 kernel, for the benchmark) */
+  inverse?: ChunkInverse;
 }
 
 /**
@@ -522,6 +645,8 @@ export const defaultScanColumns = (dk: number): number => (dk >= 128 ? 16 : 32);
 /** `encode` for mode 'chunk': two dispatches (prepare over all chunks, scan over all segments). */
 export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}) {
   const fixedColumns = options.scanColumns;
+  const inverse = options.inverse ?? 'blocked';
+  const stageOption = options.stageRows ?? 'auto';
   if (fixedColumns !== undefined && (!Number.isInteger(fixedColumns / 4) || fixedColumns < 4)) {
     throw new GpuError(`rule '${spec.name}': scanColumns must be a positive multiple of 4, got ${fixedColumns}`);
   }
@@ -549,8 +674,9 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
     if (!t) {
       const pl = prepareLayout(form, limit);
       if (pl.tk < 1) checkWorkgroupBytes(ctx, pl.bytes, what); // throws, naming the limit
-      checkWorkgroupBytes(ctx, sl.bytes, what);
-      t = { prepare: prepareKernelWgsl(form, dk, pl.tk), scan: scanKernelWgsl(form, dk, scanColumns) };
+      const stage = stageOption === 'auto' ? sl.stagedBytes <= limit : stageOption;
+      checkWorkgroupBytes(ctx, stage ? sl.stagedBytes : sl.bytes, what);
+      t = { prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse), scan: scanKernelWgsl(form, dk, scanColumns, stage) };
       texts.set(key, t);
     }
     const b: ChunkBuffers = {
