@@ -176,8 +176,6 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
         }
         // the round-3 prepare (row-by-row inverse, one W / U output per thread), timed alone
         const rowsPrepare = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } }, { inverse: 'rows' });
-        const unstaged = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } }, { stageRows: false });
-        row.variants['scan, rows not staged'] = (await timer.settledMedian((enc) => unstaged(ctx, enc, pb.dims, pb.buffers, CHUNK, 'scan'), repeats, 1)).ms;
         row.variants['prepare, row-by-row inverse'] = (await timer.settledMedian((enc) => rowsPrepare(ctx, enc, pb.dims, pb.buffers, CHUNK, 'prepare'), repeats, 1)).ms;
       } else {
         row.ruleMs = (await timer.settledMedian((enc) => gatedDelta.encode(ctx, enc, pb.dims, pb.buffers, { mode }), repeats, 1)).ms;

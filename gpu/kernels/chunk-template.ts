@@ -90,9 +90,7 @@ function prepareLayout(f: ChunkForm, budget: number) {
 function scanLayout(dk: number, maxColumns = 32) {
   const rq = Math.ceil(dk / 4);
   const cq = Math.max(1, Math.min(Math.floor(maxColumns / 4), Math.floor(256 / rq)));
-  const bytes = 16 * (4 * rq * cq + MAX_CHUNK * cq) + 4 * MAX_CHUNK;
-  // staged rows (W, then Q ⊙ e^G) of a whole chunk: [C, dk]
-  return { rq, cq, nt: rq * cq, bj: 4 * cq, bytes, stagedBytes: bytes + 4 * MAX_CHUNK * dk };
+  return { rq, cq, nt: rq * cq, bj: 4 * cq, bytes: 16 * (4 * rq * cq + MAX_CHUNK * cq) + 4 * MAX_CHUNK };
 }
 
 /** How `prepare` inverts I + L: in 16 x 16 blocks (default), or row by row (the round-3 kernel, kept as a benchmark variant). */
@@ -414,7 +412,7 @@ ${four.map((m) => `          let hv${m} = hsh[(i + ${m}u) * CQ + q4];`).join('\n
  *   C  h ← e^{G_n} h + (K ⊙ e^{G_n − G})ᵀ V'     each thread its 4 x 4 block, in registers,
  *                           then copied to workgroup memory for the next chunk's A and B
  */
-export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, stage = false): string {
+export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const { rq, cq, nt } = scanLayout(dk, maxColumns);
@@ -437,14 +435,6 @@ export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, stage 
   };
   const cTokenFmas = (j: number) => rows.map((k) => `      h${k} += k${j}${k} * v${j};`).join('\n');
   const qTerm = (x: string, i: string) => (ch ? `q_in[${x} * DK + ${i}] * exp(G_in[${x} * DK + ${i}])` : `q_in[${x} * DK + ${i}]`);
-  // Staged: the row of token u (x0) or u1 (x1) from workgroup memory instead of storage.
-  const staged = (x: string, i: string) => `rsh[${x === 'x0' ? 'u' : 'u1'} * DK + ${i}]`;
-  // Load the chunk's rows [n, DK] into rsh, consecutive threads on consecutive addresses.
-  const stageRows = (value: (x: string) => string) => `for (var e = lid; e < n * DK; e += NT) {
-      let x = ((c0 + e / DK) * H + h) * DK + e % DK;
-      rsh[e] = ${value('x')};
-    }
-    workgroupBarrier();`;
   return /* wgsl */ `
 const DK: u32 = ${dk}u;
 const CQ: u32 = ${cq}u;
@@ -454,7 +444,6 @@ ${declareBindings(scanBindings(f, null))}
 var<workgroup> hsh: array<vec4<f32>, ${4 * rq * cq}>; // h[i][column quad]
 var<workgroup> vsh: array<vec4<f32>, ${MAX_CHUNK * cq}>; // V'[u][column quad]
 var<workgroup> gs: array<f32, ${MAX_CHUNK}>;
-${stage ? `var<workgroup> rsh: array<f32, ${MAX_CHUNK * dk}>; // W rows in phase A, Q rows in phase B` : ''}
 
 // Four consecutive values of a [rows, DV] row-major array from column c, zero past DV.
 fn stateQuad(base: u32, c: u32) -> vec4<f32> {
@@ -493,7 +482,6 @@ ${rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
     workgroupBarrier(); // h of the previous chunk is in hsh; its V' and G are no longer read
     ${sc ? 'for (var u = lid; u < n; u += NT) { gs[u] = G_in[(c0 + u) * H + h]; }' : ''}
     workgroupBarrier();
-    ${stage && f.delta ? stageRows((x) => `W_in[${x}]`) : ''}
 
     // A: V' = U − W h (V' = V without the delta rule), two tokens per item
     let items = ((n + 1u) / 2u) * CQ;
@@ -505,12 +493,11 @@ ${rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
       let x1 = (c0 + u1) * H + h;
       var a0 = uQuad(x0 * DV, colBase + q4 * 4u);
       var a1 = uQuad(x1 * DV, colBase + q4 * 4u);
-      ${f.delta ? dotOverDk('a0 -=', 'a1 -=', stage ? staged : (x, i) => `W_in[${x} * DK + ${i}]`) : ''}
+      ${f.delta ? dotOverDk('a0 -=', 'a1 -=', (x, i) => `W_in[${x} * DK + ${i}]`) : ''}
       vsh[u * CQ + q4] = a0;
       if (u + 1u < n) { vsh[(u + 1u) * CQ + q4] = a1; }
     }
     workgroupBarrier();
-    ${stage ? stageRows((x) => (ch ? `q_in[${x}] * exp(G_in[${x}])` : `q_in[${x}]`)) : ''}
 
     // B: O = (Q ⊙ e^G) h + Aqk V'
     for (var e = lid; e < items; e += NT) {
@@ -521,7 +508,7 @@ ${rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
       let x1 = (c0 + u1) * H + h;
       var a0 = vec4<f32>(0.0);
       var a1 = vec4<f32>(0.0);
-      ${dotOverDk('a0 +=', 'a1 +=', stage ? staged : qTerm)}
+      ${dotOverDk('a0 +=', 'a1 +=', qTerm)}
       ${sc ? 'a0 *= exp(gs[u]); a1 *= exp(gs[u1]);' : ''}
       // four s at a time: the eight Aqk loads of a step are issued together (one latency, not four)
       var s = 0u;
@@ -624,12 +611,6 @@ export interface ChunkOptions {
    * fewer columns give more workgroups (and fewer threads each) on the same chain of chunks
    */
   scanColumns?: number;
-  /**
-   * stage each chunk's W and Q rows in workgroup memory with coalesced loads before the scan's
-   * dot products ('auto', the default: where [C, dk] more fits the limit; true: or fail with a
-   * typed error; false: never)
-   */
-  stageRows?: boolean | 'auto';
   /** how `prepare` inverts I + L (default 'blocked'; 'rows' is the round-3 kernel, for the benchmark) */
   inverse?: ChunkInverse;
 }
@@ -646,7 +627,6 @@ export const defaultScanColumns = (dk: number): number => (dk >= 128 ? 16 : 32);
 export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}) {
   const fixedColumns = options.scanColumns;
   const inverse = options.inverse ?? 'blocked';
-  const stageOption = options.stageRows ?? 'auto';
   if (fixedColumns !== undefined && (!Number.isInteger(fixedColumns / 4) || fixedColumns < 4)) {
     throw new GpuError(`rule '${spec.name}': scanColumns must be a positive multiple of 4, got ${fixedColumns}`);
   }
@@ -674,9 +654,8 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
     if (!t) {
       const pl = prepareLayout(form, limit);
       if (pl.tk < 1) checkWorkgroupBytes(ctx, pl.bytes, what); // throws, naming the limit
-      const stage = stageOption === 'auto' ? sl.stagedBytes <= limit : stageOption;
-      checkWorkgroupBytes(ctx, stage ? sl.stagedBytes : sl.bytes, what);
-      t = { prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse), scan: scanKernelWgsl(form, dk, scanColumns, stage) };
+      checkWorkgroupBytes(ctx, sl.bytes, what);
+      t = { prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse), scan: scanKernelWgsl(form, dk, scanColumns) };
       texts.set(key, t);
     }
     const b: ChunkBuffers = {
