@@ -174,9 +174,9 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
           const narrow = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } }, { scanColumns: cols });
           row.variants[`scan ${cols} columns`] = (await timer.settledMedian((enc) => narrow(ctx, enc, pb.dims, pb.buffers, CHUNK, 'scan'), repeats, 1)).ms;
         }
-        // the round-3 prepare (row-by-row inverse, one W / U output per thread), timed alone
+        // prepare with the round-3 tail (row-by-row inverse, one W / U output per thread), timed alone
         const rowsPrepare = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } }, { inverse: 'rows' });
-        row.variants['prepare, row-by-row inverse'] = (await timer.settledMedian((enc) => rowsPrepare(ctx, enc, pb.dims, pb.buffers, CHUNK, 'prepare'), repeats, 1)).ms;
+        row.variants['prepare, row-by-row inverse and W / U'] = (await timer.settledMedian((enc) => rowsPrepare(ctx, enc, pb.dims, pb.buffers, CHUNK, 'prepare'), repeats, 1)).ms;
       } else {
         row.ruleMs = (await timer.settledMedian((enc) => gatedDelta.encode(ctx, enc, pb.dims, pb.buffers, { mode }), repeats, 1)).ms;
         // the other layouts of the same kernel, and the generic template it replaced

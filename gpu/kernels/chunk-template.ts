@@ -107,11 +107,13 @@ const DK: u32 = ${dk}u;
 const CM: u32 = ${CM}u; // array bound: the largest chunk
 const NT: u32 = 256u; // threads: 16 x 16 blocks of 4 x 4 of a CM x CM Gram matrix
 const TK: u32 = ${tk}u;
+const CQ4: u32 = ${CM / 4}u; // token quads of a Gram tile row
 ${PARAMS_STRUCT}
 ${declareBindings(prepareBindings(f, null))}
-var<workgroup> tq: array<f32, ${CM * tk}>;
-var<workgroup> tk_: array<f32, ${CM * tk}>;
-${ch ? `var<workgroup> tg: array<f32, ${CM * tk}>;` : ''}
+// Gram tiles transposed, [key c][token quad]: a thread's four rows (or columns) are one vec4
+var<workgroup> tq: array<vec4<f32>, ${(CM / 4) * tk}>;
+var<workgroup> tk_: array<vec4<f32>, ${(CM / 4) * tk}>;
+${ch ? `var<workgroup> tg: array<vec4<f32>, ${(CM / 4) * tk}>;` : ''}
 var<workgroup> gs: array<f32, ${CM}>;
 var<workgroup> bs: array<f32, ${CM}>;
 ${dl ? `var<workgroup> am: array<f32, ${CM * CM}>;` : ''}
@@ -192,20 +194,24 @@ ${rows.map((k) => `  var gq${k} = vec4<f32>(0.0);${dl ? ` var gk${k} = vec4<f32>
         kv = k_in[x];
         ${ch ? 'gv = G_out[x];' : ''}
       }
-      tq[e] = qv;
-      tk_[e] = kv;
-      ${ch ? 'tg[e] = gv;' : ''}
+      let ti = (e % TK) * CQ4 + u / 4u;
+      tq[ti][u % 4u] = qv;
+      tk_[ti][u % 4u] = kv;
+      ${ch ? 'tg[ti][u % 4u] = gv;' : ''}
     }
     workgroupBarrier();
+    // per key c: three vec4 loads for 32 FMAs (the row-major tile took twelve scalar loads, the
+    // column ones 16 threads on one bank)
     for (var c = 0u; c < TK; c++) {
-      let ks = vec4<f32>(tk_[s0 * TK + c], tk_[(s0 + 1u) * TK + c], tk_[(s0 + 2u) * TK + c], tk_[(s0 + 3u) * TK + c]);
-      ${ch ? 'let gsv = vec4<f32>(tg[s0 * TK + c], tg[(s0 + 1u) * TK + c], tg[(s0 + 2u) * TK + c], tg[(s0 + 3u) * TK + c]);' : ''}
+      let ks = tk_[c * CQ4 + t % 16u];
+      let qr = tq[c * CQ4 + t / 16u];
+      ${dl ? 'let kr = tk_[c * CQ4 + t / 16u];' : ''}
+      ${ch ? 'let gsv = tg[c * CQ4 + t % 16u];\n      let gr = tg[c * CQ4 + t / 16u];' : ''}
 ${rows
   .map((k) => {
-    const r = `(r0 + ${k}u) * TK + c`;
     // min(.., 0): the entries kept (s <= r) have G_r − G_s <= 0; the dropped ones must not overflow
-    const q = ch ? `tq[${r}] * exp(min(vec4<f32>(tg[${r}]) - gsv, vec4<f32>(0.0)))` : `tq[${r}]`;
-    return `      gq${k} += ${q} * ks;${dl ? ` gk${k} += tk_[${r}] * ks;` : ''}`;
+    const q = ch ? `qr[${k}] * exp(min(vec4<f32>(gr[${k}]) - gsv, vec4<f32>(0.0)))` : `qr[${k}]`;
+    return `      gq${k} += ${q} * ks;${dl ? ` gk${k} += kr[${k}] * ks;` : ''}`;
   })
   .join('\n')}
     }
@@ -342,15 +348,15 @@ function deltaTail(sc: boolean): string {
       let c = i0 + e % TK;
       var kv = 0.0;
       if (u < n && c < DK) { kv = k_in[((p0 + u) * H + h) * DK + c] * bs[u]${sc ? ' * exp(gs[u])' : ''}; }
-      tk_[e] = kv;
+      tk_[e / 4u][e % 4u] = kv;
     }
     workgroupBarrier();
     for (var e = t; e < C * TK; e += NT) {
       let u = e / TK;
       let cc = e % TK;
       if (u < n && i0 + cc < DK) {
-        var val = tk_[e];
-        for (var s = 0u; s < u; s++) { val += am[u * CM + s] * tk_[s * TK + cc]; }
+        var val = tk_[e / 4u][e % 4u];
+        for (var s = 0u; s < u; s++) { val += am[u * CM + s] * tk_[(s * TK + cc) / 4u][(s * TK + cc) % 4u]; }
         W_out[((p0 + u) * H + h) * DK + i0 + cc] = val;
       }
     }
@@ -362,15 +368,15 @@ function deltaTail(sc: boolean): string {
       let c = j0 + e % TK;
       var vv = 0.0;
       if (u < n && c < DV) { vv = v_in[((p0 + u) * H + h) * DV + c] * bs[u]; }
-      tk_[e] = vv;
+      tk_[e / 4u][e % 4u] = vv;
     }
     workgroupBarrier();
     for (var e = t; e < C * TK; e += NT) {
       let u = e / TK;
       let cc = e % TK;
       if (u < n && j0 + cc < DV) {
-        var val = tk_[e];
-        for (var s = 0u; s < u; s++) { val += am[u * CM + s] * tk_[s * TK + cc]; }
+        var val = tk_[e / 4u][e % 4u];
+        for (var s = 0u; s < u; s++) { val += am[u * CM + s] * tk_[(s * TK + cc) / 4u][(s * TK + cc) % 4u]; }
         U_out[((p0 + u) * H + h) * DV + j0 + cc] = val;
       }
     }
