@@ -7,8 +7,9 @@
  *      G     cumulative log-decay from the chunk start   (scalar [P,H] or per channel [P,H,dk])
  *      Aqk   row t: (q_t·k_s) e^{G_t − G_s} for s <= t   ([P,H,C]; per channel for gla:
  *            Σ_i q_ti k_si e^{G_ti − G_si})
- *      delta rules also: L_ts = β_t (k_t·k_s) e^{G_t − G_s} (s < t), A = (I + L)^{-1} by forward
- *      substitution in workgroup memory, W = A((β e^{G}) ⊙ K) [P,H,dk], U = A(β ⊙ V) [P,H,dv].
+ *      delta rules also: L_ts = β_t (k_t·k_s) e^{G_t − G_s} (s < t), A = (I + L)^{-1} in 16 x 16
+ *      blocks in workgroup memory, W = A((β e^{G}) ⊙ K) [P,H,dk], U = A(β ⊙ V) [P,H,dv] as tiled
+ *      matmuls (see blockedDeltaTail).
  * 2. `scan`, one workgroup per (segment, head, block of BV state columns), sequential over the
  *    segment's chunks; the block of h is spread over the threads (4 x 4 each, see scanLayout):
  *      V' = U − W h          (V' = V for linear/decay/gla)
