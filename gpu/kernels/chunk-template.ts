@@ -409,6 +409,36 @@ ${four.map((m) => `          let hv${m} = hsh[(i + ${m}u) * CQ + q4];`).join('\n
 }
 
 /**
+ * The same over vec4 bindings (dk a multiple of 4): \`a(x, i4)\` is the vec4 of entries 4·i4..,
+ * eight of them per step (two quads of two tokens), so one storage load brings four entries
+ * where the scalar form issued four loads, and twice as many are in flight per step.
+ */
+function dotOverDk4(acc0: string, acc1: string, a: (x: string, i4: string) => string): string {
+  const quad = (p: string, m: number) => `${p}.x * hv${m}0 + ${p}.y * hv${m}1 + ${p}.z * hv${m}2 + ${p}.w * hv${m}3`;
+  const hv = (m: number, i4: string) => [0, 1, 2, 3].map((l) => `          let hv${m}${l} = hsh[(4u * (${i4}) + ${l}u) * CQ + q4];`).join('\n');
+  return `{
+        var i4 = 0u;
+        for (; i4 + 2u <= DK4; i4 += 2u) {
+          let pa0 = ${a('x0', 'i4')};
+          let pb0 = ${a('x1', 'i4')};
+          let pa1 = ${a('x0', 'i4 + 1u')};
+          let pb1 = ${a('x1', 'i4 + 1u')};
+${hv(0, 'i4')}
+${hv(1, 'i4 + 1u')}
+          ${acc0} ${quad('pa0', 0)} + ${quad('pa1', 1)};
+          ${acc1} ${quad('pb0', 0)} + ${quad('pb1', 1)};
+        }
+        if (i4 < DK4) {
+          let pa0 = ${a('x0', 'i4')};
+          let pb0 = ${a('x1', 'i4')};
+${hv(0, 'i4')}
+          ${acc0} ${quad('pa0', 0)};
+          ${acc1} ${quad('pb0', 0)};
+        }
+      }`;
+}
+
+/**
  * The sequential scan over a segment's chunks. Per chunk of n tokens, three phases separated by
  * barriers, every one spread over all threads of the workgroup (the old form gave each thread a
  * whole state column and did each chunk's matmuls one column at a time, with per-thread arrays
@@ -419,15 +449,29 @@ ${four.map((m) => `          let hv${m} = hsh[(i + ${m}u) * CQ + q4];`).join('\n
  *   C  h ← e^{G_n} h + (K ⊙ e^{G_n − G})ᵀ V'     each thread its 4 x 4 block, in registers,
  *                           then copied to workgroup memory for the next chunk's A and B
  */
-export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32): string {
+export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4'): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const { rq, cq, nt } = scanLayout(dk, maxColumns);
   const rows = [0, 1, 2, 3];
+  // vec4 bindings need whole quads of keys per token
+  const v4 = loads === 'vec4' && dk % 4 === 0;
+  // Phase C's token group: with vec4 keys a token costs two loads, so twice the tokens fit in flight
+  const group = v4 ? 8 : 4;
+  const xyzw = ['x', 'y', 'z', 'w'];
   // q ⊙ e^G for scalar decay is applied once per token after the dot product
   // Phase C, token `tok` as the j-th of a group: its loads (V' row, decay scale, keys of this
   // thread's four rows), then its FMAs into h0..h3.
   const cTokenLoads = (j: number, tok: string) => {
+    if (v4) {
+      // this thread's four rows r0..r0+3 of key \`tok\` are one vec4 (r0 is a multiple of 4)
+      const scale = sc ? ` * exp(gl - gs[${tok}])` : ch ? ` * exp(G_in[xl * DK4 + r0 / 4u] - G_in[x${j} * DK4 + r0 / 4u])` : '';
+      return [
+        `      let v${j} = vsh[(${tok}) * CQ + cq];`,
+        `      let x${j} = (c0 + ${tok}) * H + h;`,
+        `      let kk${j} = k_in[x${j} * DK4 + r0 / 4u]${scale};`,
+      ].join('\n');
+    }
     const loads = [
       `      let v${j} = vsh[(${tok}) * CQ + cq];`,
       `      let x${j} = (c0 + ${tok}) * H + h;`,
@@ -440,14 +484,17 @@ export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32): strin
     }
     return loads.filter((l) => l).join('\n');
   };
-  const cTokenFmas = (j: number) => rows.map((k) => `      h${k} += k${j}${k} * v${j};`).join('\n');
+  const cTokenFmas = (j: number) => rows.map((k) => (v4 ? `      h${k} += kk${j}.${xyzw[k]} * v${j};` : `      h${k} += k${j}${k} * v${j};`)).join('\n');
   const qTerm = (x: string, i: string) => (ch ? `q_in[${x} * DK + ${i}] * exp(G_in[${x} * DK + ${i}])` : `q_in[${x} * DK + ${i}]`);
+  const qTerm4 = (x: string, i4: string) => (ch ? `q_in[${x} * DK4 + ${i4}] * exp(G_in[${x} * DK4 + ${i4}])` : `q_in[${x} * DK4 + ${i4}]`);
+  const groupIdx = Array.from({ length: group }, (_, j) => j);
   return /* wgsl */ `
 const DK: u32 = ${dk}u;
+${v4 ? `const DK4: u32 = ${dk / 4}u;` : ''}
 const CQ: u32 = ${cq}u;
 const NT: u32 = ${nt}u;
 ${PARAMS_STRUCT}
-${declareBindings(scanBindings(f, null))}
+${declareBindings(scanBindings(f, null, v4))}
 var<workgroup> hsh: array<vec4<f32>, ${4 * rq * cq}>; // h[i][column quad]
 var<workgroup> vsh: array<vec4<f32>, ${MAX_CHUNK * cq}>; // V'[u][column quad]
 var<workgroup> gs: array<f32, ${MAX_CHUNK}>;
@@ -466,8 +513,8 @@ fn uQuad(base: u32, c: u32) -> vec4<f32> {
 fn storeO(base: u32, c: u32, v: vec4<f32>) {
   for (var m = 0u; m < 4u; m++) { if (c + m < params.DV) { o_out[base + c + m] = v[m]; } }
 }
-// k[x, r] (zero for the padding rows r >= DK)
-fn kAt(x: u32, r: u32) -> f32 { return select(0.0, k_in[x * DK + min(r, DK - 1u)], r < DK); }
+${v4 ? '' : `// k[x, r] (zero for the padding rows r >= DK)
+fn kAt(x: u32, r: u32) -> f32 { return select(0.0, k_in[x * DK + min(r, DK - 1u)], r < DK); }`}
 
 @compute @workgroup_size(${nt})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -500,7 +547,7 @@ ${rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
       let x1 = (c0 + u1) * H + h;
       var a0 = uQuad(x0 * DV, colBase + q4 * 4u);
       var a1 = uQuad(x1 * DV, colBase + q4 * 4u);
-      ${f.delta ? dotOverDk('a0 -=', 'a1 -=', (x, i) => `W_in[${x} * DK + ${i}]`) : ''}
+      ${f.delta ? (v4 ? dotOverDk4('a0 -=', 'a1 -=', (x, i4) => `W_in[${x} * DK4 + ${i4}]`) : dotOverDk('a0 -=', 'a1 -=', (x, i) => `W_in[${x} * DK + ${i}]`)) : ''}
       vsh[u * CQ + q4] = a0;
       if (u + 1u < n) { vsh[(u + 1u) * CQ + q4] = a1; }
     }
@@ -515,7 +562,7 @@ ${rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
       let x1 = (c0 + u1) * H + h;
       var a0 = vec4<f32>(0.0);
       var a1 = vec4<f32>(0.0);
-      ${dotOverDk('a0 +=', 'a1 +=', qTerm)}
+      ${v4 ? dotOverDk4('a0 +=', 'a1 +=', qTerm4) : dotOverDk('a0 +=', 'a1 +=', qTerm)}
       ${sc ? 'a0 *= exp(gs[u]); a1 *= exp(gs[u1]);' : ''}
       // four s at a time: the eight Aqk loads of a step are issued together (one latency, not four)
       var s = 0u;
@@ -542,12 +589,13 @@ ${[0,1,2,3].map(m => `        let w${m} = vsh[(s + ${m}u) * CQ + q4];`).join('\n
     ${sc ? `let gl = gs[n - 1u];
     let dl = exp(gl);
 ${rows.map((k) => `    h${k} *= dl;`).join('\n')}` : ''}
-    ${ch ? rows.map((k) => `h${k} *= select(1.0, exp(G_in[xl * DK + min(r0 + ${k}u, DK - 1u)]), r0 + ${k}u < DK);`).join('\n    ') : ''}
-    // four tokens at a time: their sixteen key loads are issued before the first FMA waits
+    ${ch && !v4 ? rows.map((k) => `h${k} *= select(1.0, exp(G_in[xl * DK + min(r0 + ${k}u, DK - 1u)]), r0 + ${k}u < DK);`).join('\n    ') : ''}
+    ${ch && v4 ? `let gd = exp(G_in[xl * DK4 + r0 / 4u]);\n${rows.map((k) => `    h${k} *= gd.${xyzw[k]};`).join('\n')}` : ''}
+    // \`group\` tokens at a time: all their key loads are issued before the first FMA waits
     var u = 0u;
-    for (; u + 4u <= n; u += 4u) {
-${[0,1,2,3].map(j => cTokenLoads(j, 'u + ' + j + 'u')).join('\n')}
-${[0,1,2,3].map(j => cTokenFmas(j)).join('\n')}
+    for (; u + ${group}u <= n; u += ${group}u) {
+${groupIdx.map(j => cTokenLoads(j, 'u + ' + j + 'u')).join('\n')}
+${groupIdx.map(j => cTokenFmas(j)).join('\n')}
     }
     for (; u < n; u++) {
 ${cTokenLoads(0, 'u')}
@@ -593,21 +641,26 @@ function prepareBindings(f: ChunkForm, b: ChunkBuffers | null): Binding[] {
   return list;
 }
 
-function scanBindings(f: ChunkForm, b: ChunkBuffers | null): Binding[] {
+// v4: the [.., dk] arrays (q, k, W, per-channel G) bound as vec4 (dk a multiple of 4)
+function scanBindings(f: ChunkForm, b: ChunkBuffers | null, v4: boolean): Binding[] {
   const x = (buf: GPUBuffer | undefined) => buf as GPUBuffer;
+  const t4 = v4 ? 'array<vec4<f32>>' : undefined;
   const list: Binding[] = [
     { name: 'cu', kind: 'read', type: 'array<u32>', buffer: x(b?.cu) },
-    { name: 'q_in', kind: 'read', buffer: x(b?.q) },
-    { name: 'k_in', kind: 'read', buffer: x(b?.k) },
+    { name: 'q_in', kind: 'read', type: t4, buffer: x(b?.q) },
+    { name: 'k_in', kind: 'read', type: t4, buffer: x(b?.k) },
     { name: 'u_in', kind: 'read', buffer: x(f.delta ? b?.U : b?.v) },
   ];
-  if (f.decay !== 'none') list.push({ name: 'G_in', kind: 'read', buffer: x(b?.G) });
+  if (f.decay !== 'none') list.push({ name: 'G_in', kind: 'read', type: f.decay === 'channel' ? t4 : undefined, buffer: x(b?.G) });
   list.push({ name: 'A_in', kind: 'read', buffer: x(b?.A) });
-  if (f.delta) list.push({ name: 'W_in', kind: 'read', buffer: x(b?.W) });
+  if (f.delta) list.push({ name: 'W_in', kind: 'read', type: t4, buffer: x(b?.W) });
   list.push({ name: 'state', kind: 'read_write', buffer: x(b?.state) }, { name: 'o_out', kind: 'read_write', buffer: x(b?.o) });
   list.push({ name: 'params', kind: 'uniform', type: 'Params', buffer: x(b?.params) });
   return list;
 }
+
+/** How `scan` reads the [.., dk] rows: one f32 per load (round 3), or vec4 where dk is a multiple of 4 (round 5). */
+export type ScanLoads = 'scalar' | 'vec4';
 
 /** Which of the two dispatches to record: both (a forward), or one of them (the benchmark times each). */
 export type ChunkPasses = 'both' | 'prepare' | 'scan';
@@ -620,6 +673,8 @@ export interface ChunkOptions {
   scanColumns?: number;
   /** how `prepare` inverts I + L (default 'blocked'; 'rows' is the round-3 kernel, for the benchmark) */
   inverse?: ChunkInverse;
+  /** how `scan` loads q, k, W (default 'vec4' where dk is a multiple of 4; 'scalar' is the round-3 kernel, for the benchmark) */
+  scanLoads?: ScanLoads;
 }
 
 /**
@@ -634,6 +689,7 @@ export const defaultScanColumns = (dk: number): number => (dk >= 128 ? 16 : 32);
 export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}) {
   const fixedColumns = options.scanColumns;
   const inverse = options.inverse ?? 'blocked';
+  const scanLoads = options.scanLoads ?? 'vec4';
   if (fixedColumns !== undefined && (!Number.isInteger(fixedColumns / 4) || fixedColumns < 4)) {
     throw new GpuError(`rule '${spec.name}': scanColumns must be a positive multiple of 4, got ${fixedColumns}`);
   }
@@ -662,7 +718,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
       const pl = prepareLayout(form, limit);
       if (pl.tk < 1) checkWorkgroupBytes(ctx, pl.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, sl.bytes, what);
-      t = { prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse), scan: scanKernelWgsl(form, dk, scanColumns) };
+      t = { prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse), scan: scanKernelWgsl(form, dk, scanColumns, scanLoads) };
       texts.set(key, t);
     }
     const b: ChunkBuffers = {
@@ -681,7 +737,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
       params: cachedUniform(ctx, [S, C, H, dv]),
     };
     const pre = prepareBindings(form, b);
-    const scan = scanBindings(form, b);
+    const scan = scanBindings(form, b, scanLoads === 'vec4' && dk % 4 === 0);
     checkStorageBindings(ctx, pre, what);
     checkStorageBindings(ctx, scan, what);
 
