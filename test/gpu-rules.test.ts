@@ -173,6 +173,7 @@ const TOL: Record<RuleName, Record<KernelMode, number>> = {
 };
 
 /** Property runs per case; raise it (GPU_RULES_RUNS=30) to re-measure the errors behind TOL. */
+// Time limits below (100 s) only guard against a hang; the test timeout is vitest.config's 120 s.
 const RUNS = Number(process.env.GPU_RULES_RUNS ?? 3);
 
 const measured = new Map<string, number>();
@@ -236,7 +237,7 @@ describe.each(RULE_NAMES.map((n) => [n]))('gpu rule %s', (name) => {
           expect(cs.pass(tol), `final state: err ${cs.err}, max ${cs.maxAbs}, lens ${lens}`).toBe(true);
         },
       ),
-      { numRuns: RUNS, interruptAfterTimeLimit: 20_000, verbose: true },
+      { numRuns: RUNS, interruptAfterTimeLimit: 100_000, verbose: true },
     );
   });
 });
@@ -264,7 +265,7 @@ describe.each(RULE_NAMES.map((n) => [n]))('gpu rule %s, within the GPU', (name) 
           expect(cs.pass(tol), `state: err ${cs.err}, C ${C}, lens ${lens}`).toBe(true);
         },
       ),
-      { numRuns: RUNS, interruptAfterTimeLimit: 20_000, verbose: true },
+      { numRuns: RUNS, interruptAfterTimeLimit: 100_000, verbose: true },
     );
   });
 
@@ -281,7 +282,7 @@ describe.each(RULE_NAMES.map((n) => [n]))('gpu rule %s, within the GPU', (name) 
           expect(c.pass(tol), `${what}: err ${c.err}, lens ${lens}`).toBe(true);
         }
       }),
-      { numRuns: 2, interruptAfterTimeLimit: 20_000, verbose: true },
+      { numRuns: 2, interruptAfterTimeLimit: 100_000, verbose: true },
     );
   });
 });
