@@ -88,7 +88,7 @@ export interface ForwardRow {
   ruleMs: number;
   prepareMs?: number;
   scanMs?: number;
-  /** the kernel alone in other variants, ms (token-by-token: generic template, other reductions, no prefetch; chunk: the scan with narrower column blocks or scalar loads) */
+  /** the kernel alone in other variants, ms (token-by-token: generic template, other reductions, no prefetch; chunk: the scan with narrower column blocks, scalar loads or round 5's loads) */
   variants?: Record<string, number>;
   flops: number;
   bytes: number;
@@ -177,6 +177,9 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
         // the scan with one f32 per load of q / k / W (rounds 3-4), at the default column blocks
         const scalarScan = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } }, { scanLoads: 'scalar' });
         row.variants['scan, scalar loads (round 4)'] = (await timer.settledMedian((enc) => scalarScan(ctx, enc, pb.dims, pb.buffers, CHUNK, 'scan'), repeats, 1)).ms;
+        // the scan with vec4 q / k / W only, U / Aqk / O one f32 at a time (round 5)
+        const keysScan = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } }, { scanLoads: 'vec4-keys' });
+        row.variants['scan, vec4 q / k / W only (round 5)'] = (await timer.settledMedian((enc) => keysScan(ctx, enc, pb.dims, pb.buffers, CHUNK, 'scan'), repeats, 1)).ms;
         // prepare with the round-3 tail (row-by-row inverse, one W / U output per thread), timed alone
         const rowsPrepare = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } }, { inverse: 'rows' });
         row.variants['prepare, row-by-row inverse and W / U'] = (await timer.settledMedian((enc) => rowsPrepare(ctx, enc, pb.dims, pb.buffers, CHUNK, 'prepare'), repeats, 1)).ms;

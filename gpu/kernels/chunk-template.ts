@@ -438,6 +438,49 @@ ${hv(0, 'i4')}
       }`;
 }
 
+// Phase B's a0 += Σ_{s<=u} Aqk[x0, s] V'_s and a1 += Σ_{s<=u+1} Aqk[x1, s] V'_s, Aqk one f32 per load.
+function aqkTimesV(): string {
+  return `      // four s at a time: the eight Aqk loads of a step are issued together (one latency, not four)
+      var s = 0u;
+      for (; s + 4u <= u + 1u; s += 4u) {
+${[0, 1, 2, 3].map((m) => `        let aa${m} = A_in[x0 * C + s + ${m}u];
+        let ab${m} = A_in[x1 * C + s + ${m}u];`).join('\n')}
+${[0, 1, 2, 3].map((m) => `        let w${m} = vsh[(s + ${m}u) * CQ + q4];`).join('\n')}
+        a0 += aa0 * w0 + aa1 * w1 + aa2 * w2 + aa3 * w3;
+        a1 += ab0 * w0 + ab1 * w1 + ab2 * w2 + ab3 * w3;
+      }
+      for (; s <= u; s++) {
+        let v = vsh[s * CQ + q4];
+        a0 += A_in[x0 * C + s] * v;
+        a1 += A_in[x1 * C + s] * v;
+      }
+      // row u1 = u + 1 also has the diagonal term s = u + 1
+      a1 += A_in[x1 * C + u1] * vsh[u1 * CQ + q4];`;
+}
+
+// The same with Aqk bound as vec4 (C a multiple of 4): a row's four s in one load.
+function aqkTimesV4(): string {
+  return `      let C4 = C / 4u;
+      var s = 0u;
+      for (; s + 4u <= u + 1u; s += 4u) {
+        let aa = A_in[x0 * C4 + s / 4u];
+        let ab = A_in[x1 * C4 + s / 4u];
+${[0, 1, 2, 3].map((m) => `        let w${m} = vsh[(s + ${m}u) * CQ + q4];`).join('\n')}
+        a0 += aa.x * w0 + aa.y * w1 + aa.z * w2 + aa.w * w3;
+        a1 += ab.x * w0 + ab.y * w1 + ab.z * w2 + ab.w * w3;
+      }
+      // the loop stopped at s >= u - 2, so the tail s..u and row u1's diagonal (u1 <= u + 1) lie
+      // in quad s / 4; entries past the diagonal are not read (the scratch may hold stale values)
+      let ta = A_in[x0 * C4 + s / 4u];
+      let tb = A_in[x1 * C4 + s / 4u];
+      for (var m = 0u; s + m <= u; m++) {
+        let v = vsh[(s + m) * CQ + q4];
+        a0 += ta[m] * v;
+        a1 += tb[m] * v;
+      }
+      a1 += tb[u1 - s] * vsh[u1 * CQ + q4];`;
+}
+
 /**
  * The sequential scan over a segment's chunks. Per chunk of n tokens, three phases separated by
  * barriers, every one spread over all threads of the workgroup (the old form gave each thread a
@@ -449,13 +492,16 @@ ${hv(0, 'i4')}
  *   C  h ← e^{G_n} h + (K ⊙ e^{G_n − G})ᵀ V'     each thread its 4 x 4 block, in registers,
  *                           then copied to workgroup memory for the next chunk's A and B
  */
-export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4'): string {
+export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const { rq, cq, nt } = scanLayout(dk, maxColumns);
   const rows = [0, 1, 2, 3];
   // vec4 bindings need whole quads of keys per token
-  const v4 = loads === 'vec4' && dk % 4 === 0;
+  const v4 = loads !== 'scalar' && dk % 4 === 0;
+  // U / O as vec4 need whole quads of columns (dv % 4 = 0), Aqk as vec4 whole quads of a row (C % 4 = 0)
+  const io4 = loads === 'vec4' && dvQuads;
+  const a4 = loads === 'vec4' && cQuads;
   // Phase C's token group: with vec4 keys a token costs two loads, so twice the tokens fit in flight
   const group = v4 ? 8 : 4;
   const xyzw = ['x', 'y', 'z', 'w'];
@@ -494,7 +540,7 @@ ${v4 ? `const DK4: u32 = ${dk / 4}u;` : ''}
 const CQ: u32 = ${cq}u;
 const NT: u32 = ${nt}u;
 ${PARAMS_STRUCT}
-${declareBindings(scanBindings(f, null, v4))}
+${declareBindings(scanBindings(f, null, v4, io4, a4))}
 var<workgroup> hsh: array<vec4<f32>, ${4 * rq * cq}>; // h[i][column quad]
 var<workgroup> vsh: array<vec4<f32>, ${MAX_CHUNK * cq}>; // V'[u][column quad]
 var<workgroup> gs: array<f32, ${MAX_CHUNK}>;
@@ -505,14 +551,23 @@ fn stateQuad(base: u32, c: u32) -> vec4<f32> {
   for (var m = 0u; m < 4u; m++) { if (c + m < params.DV) { r[m] = state[base + c + m]; } }
   return r;
 }
-fn uQuad(base: u32, c: u32) -> vec4<f32> {
+${io4 ? `// Row x, column quad c4 of U / O bound as vec4 (dv a multiple of 4: a quad is all in or all out).
+fn uQuad(x: u32, c4: u32) -> vec4<f32> {
   var r = vec4<f32>(0.0);
-  for (var m = 0u; m < 4u; m++) { if (c + m < params.DV) { r[m] = u_in[base + c + m]; } }
+  if (c4 < params.DV / 4u) { r = u_in[x * (params.DV / 4u) + c4]; }
   return r;
 }
-fn storeO(base: u32, c: u32, v: vec4<f32>) {
-  for (var m = 0u; m < 4u; m++) { if (c + m < params.DV) { o_out[base + c + m] = v[m]; } }
+fn storeO(x: u32, c4: u32, v: vec4<f32>) {
+  if (c4 < params.DV / 4u) { o_out[x * (params.DV / 4u) + c4] = v; }
+}` : `// Row x, columns 4·c4.. of U / O, one f32 at a time (zero / not written past DV).
+fn uQuad(x: u32, c4: u32) -> vec4<f32> {
+  var r = vec4<f32>(0.0);
+  for (var m = 0u; m < 4u; m++) { if (4u * c4 + m < params.DV) { r[m] = u_in[x * params.DV + 4u * c4 + m]; } }
+  return r;
 }
+fn storeO(x: u32, c4: u32, v: vec4<f32>) {
+  for (var m = 0u; m < 4u; m++) { if (4u * c4 + m < params.DV) { o_out[x * params.DV + 4u * c4 + m] = v[m]; } }
+}`}
 ${v4 ? '' : `// k[x, r] (zero for the padding rows r >= DK)
 fn kAt(x: u32, r: u32) -> f32 { return select(0.0, k_in[x * DK + min(r, DK - 1u)], r < DK); }`}
 
@@ -545,8 +600,8 @@ ${rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
       let u1 = min(u + 1u, n - 1u);
       let x0 = (c0 + u) * H + h;
       let x1 = (c0 + u1) * H + h;
-      var a0 = uQuad(x0 * DV, colBase + q4 * 4u);
-      var a1 = uQuad(x1 * DV, colBase + q4 * 4u);
+      var a0 = uQuad(x0, colBase / 4u + q4);
+      var a1 = uQuad(x1, colBase / 4u + q4);
       ${f.delta ? (v4 ? dotOverDk4('a0 -=', 'a1 -=', (x, i4) => `W_in[${x} * DK4 + ${i4}]`) : dotOverDk('a0 -=', 'a1 -=', (x, i) => `W_in[${x} * DK + ${i}]`)) : ''}
       vsh[u * CQ + q4] = a0;
       if (u + 1u < n) { vsh[(u + 1u) * CQ + q4] = a1; }
@@ -564,24 +619,9 @@ ${rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
       var a1 = vec4<f32>(0.0);
       ${v4 ? dotOverDk4('a0 +=', 'a1 +=', qTerm4) : dotOverDk('a0 +=', 'a1 +=', qTerm)}
       ${sc ? 'a0 *= exp(gs[u]); a1 *= exp(gs[u1]);' : ''}
-      // four s at a time: the eight Aqk loads of a step are issued together (one latency, not four)
-      var s = 0u;
-      for (; s + 4u <= u + 1u; s += 4u) {
-${[0,1,2,3].map(m => `        let aa${m} = A_in[x0 * C + s + ${m}u];
-        let ab${m} = A_in[x1 * C + s + ${m}u];`).join('\n')}
-${[0,1,2,3].map(m => `        let w${m} = vsh[(s + ${m}u) * CQ + q4];`).join('\n')}
-        a0 += aa0 * w0 + aa1 * w1 + aa2 * w2 + aa3 * w3;
-        a1 += ab0 * w0 + ab1 * w1 + ab2 * w2 + ab3 * w3;
-      }
-      for (; s <= u; s++) {
-        let v = vsh[s * CQ + q4];
-        a0 += A_in[x0 * C + s] * v;
-        a1 += A_in[x1 * C + s] * v;
-      }
-      // row u1 = u + 1 also has the diagonal term s = u + 1
-      a1 += A_in[x1 * C + u1] * vsh[u1 * CQ + q4];
-      storeO(x0 * DV, colBase + q4 * 4u, a0);
-      if (u + 1u < n) { storeO(x1 * DV, colBase + q4 * 4u, a1); }
+${a4 ? aqkTimesV4() : aqkTimesV()}
+      storeO(x0, colBase / 4u + q4, a0);
+      if (u + 1u < n) { storeO(x1, colBase / 4u + q4, a1); }
     }
 
     // C: h ← e^{G_n} h + (K ⊙ e^{G_n − G})ᵀ V', this thread's rows r0..r0+3 and column quad cq
@@ -641,26 +681,32 @@ function prepareBindings(f: ChunkForm, b: ChunkBuffers | null): Binding[] {
   return list;
 }
 
-// v4: the [.., dk] arrays (q, k, W, per-channel G) bound as vec4 (dk a multiple of 4)
-function scanBindings(f: ChunkForm, b: ChunkBuffers | null, v4: boolean): Binding[] {
+// v4: the [.., dk] arrays (q, k, W, per-channel G) bound as vec4 (dk a multiple of 4);
+// io4: U (or V) and O as vec4 (dv a multiple of 4); a4: Aqk as vec4 (C a multiple of 4)
+function scanBindings(f: ChunkForm, b: ChunkBuffers | null, v4: boolean, io4: boolean, a4: boolean): Binding[] {
   const x = (buf: GPUBuffer | undefined) => buf as GPUBuffer;
   const t4 = v4 ? 'array<vec4<f32>>' : undefined;
+  const vec = (on: boolean) => (on ? 'array<vec4<f32>>' : undefined);
   const list: Binding[] = [
     { name: 'cu', kind: 'read', type: 'array<u32>', buffer: x(b?.cu) },
     { name: 'q_in', kind: 'read', type: t4, buffer: x(b?.q) },
     { name: 'k_in', kind: 'read', type: t4, buffer: x(b?.k) },
-    { name: 'u_in', kind: 'read', buffer: x(f.delta ? b?.U : b?.v) },
+    { name: 'u_in', kind: 'read', type: vec(io4), buffer: x(f.delta ? b?.U : b?.v) },
   ];
   if (f.decay !== 'none') list.push({ name: 'G_in', kind: 'read', type: f.decay === 'channel' ? t4 : undefined, buffer: x(b?.G) });
-  list.push({ name: 'A_in', kind: 'read', buffer: x(b?.A) });
+  list.push({ name: 'A_in', kind: 'read', type: vec(a4), buffer: x(b?.A) });
   if (f.delta) list.push({ name: 'W_in', kind: 'read', type: t4, buffer: x(b?.W) });
-  list.push({ name: 'state', kind: 'read_write', buffer: x(b?.state) }, { name: 'o_out', kind: 'read_write', buffer: x(b?.o) });
+  list.push({ name: 'state', kind: 'read_write', buffer: x(b?.state) }, { name: 'o_out', kind: 'read_write', type: vec(io4), buffer: x(b?.o) });
   list.push({ name: 'params', kind: 'uniform', type: 'Params', buffer: x(b?.params) });
   return list;
 }
 
-/** How `scan` reads the [.., dk] rows: one f32 per load (round 3), or vec4 where dk is a multiple of 4 (round 5). */
-export type ScanLoads = 'scalar' | 'vec4';
+/**
+ * How `scan` reads and writes: one f32 per access (round 3); q, k, W as vec4 where dk is a multiple
+ * of 4 (round 5, 'vec4-keys'); and also U, O (dv a multiple of 4) and Aqk (C a multiple of 4) as
+ * vec4 (round 6, 'vec4').
+ */
+export type ScanLoads = 'scalar' | 'vec4-keys' | 'vec4';
 
 /** Which of the two dispatches to record: both (a forward), or one of them (the benchmark times each). */
 export type ChunkPasses = 'both' | 'prepare' | 'scan';
@@ -673,7 +719,7 @@ export interface ChunkOptions {
   scanColumns?: number;
   /** how `prepare` inverts I + L (default 'blocked'; 'rows' is the round-3 kernel, for the benchmark) */
   inverse?: ChunkInverse;
-  /** how `scan` loads q, k, W (default 'vec4' where dk is a multiple of 4; 'scalar' is the round-3 kernel, for the benchmark) */
+  /** how `scan` reads and writes (default 'vec4'; 'vec4-keys' and 'scalar' are the round-5 and round-3 kernels, for the benchmark) */
   scanLoads?: ScanLoads;
 }
 
@@ -712,13 +758,16 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
     const limit = ctx.limits.maxComputeWorkgroupStorageSize;
     const scanColumns = fixedColumns ?? defaultScanColumns(dk);
     const sl = scanLayout(dk, scanColumns);
-    const key = `${dk},${limit},${scanColumns}`;
+    // the scan's text (and bindings) depend on whether dv and C are whole quads
+    const dvQuads = dv % 4 === 0;
+    const cQuads = C % 4 === 0;
+    const key = `${dk},${limit},${scanColumns},${dvQuads},${cQuads}`;
     let t = texts.get(key);
     if (!t) {
       const pl = prepareLayout(form, limit);
       if (pl.tk < 1) checkWorkgroupBytes(ctx, pl.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, sl.bytes, what);
-      t = { prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse), scan: scanKernelWgsl(form, dk, scanColumns, scanLoads) };
+      t = { prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse), scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads) };
       texts.set(key, t);
     }
     const b: ChunkBuffers = {
@@ -737,7 +786,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
       params: cachedUniform(ctx, [S, C, H, dv]),
     };
     const pre = prepareBindings(form, b);
-    const scan = scanBindings(form, b, scanLoads === 'vec4' && dk % 4 === 0);
+    const scan = scanBindings(form, b, scanLoads !== 'scalar' && dk % 4 === 0, scanLoads === 'vec4' && dvQuads, scanLoads === 'vec4' && cQuads);
     checkStorageBindings(ctx, pre, what);
     checkStorageBindings(ctx, scan, what);
 
