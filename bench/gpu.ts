@@ -180,6 +180,9 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
         // the scan with vec4 q / k / W only, U / Aqk / O one f32 at a time (round 5)
         const keysScan = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } }, { scanLoads: 'vec4-keys' });
         row.variants['scan, vec4 q / k / W only (round 5)'] = (await timer.settledMedian((enc) => keysScan(ctx, enc, pb.dims, pb.buffers, CHUNK, 'scan'), repeats, 1)).ms;
+        // prepare with round 6's diagonal blocks (15 barrier steps, 64 threads busy), timed alone
+        const stepsPrepare = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } }, { inverse: 'blocked-steps' });
+        row.variants['prepare, diagonal blocks by steps (round 6)'] = (await timer.settledMedian((enc) => stepsPrepare(ctx, enc, pb.dims, pb.buffers, CHUNK, 'prepare'), repeats, 1)).ms;
         // prepare with the round-3 tail (row-by-row inverse, one W / U output per thread), timed alone
         const rowsPrepare = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } }, { inverse: 'rows' });
         row.variants['prepare, row-by-row inverse and W / U'] = (await timer.settledMedian((enc) => rowsPrepare(ctx, enc, pb.dims, pb.buffers, CHUNK, 'prepare'), repeats, 1)).ms;

@@ -95,7 +95,7 @@ function scanLayout(dk: number, maxColumns = 32) {
 }
 
 /** How `prepare` inverts I + L: in 16 x 16 blocks (default), or row by row (the round-3 kernel, kept as a benchmark variant). */
-export type ChunkInverse = 'blocked' | 'rows';
+export type ChunkInverse = 'blocked' | 'blocked-steps' | 'rows';
 
 export function prepareKernelWgsl(f: ChunkForm, dk: number, tk: number, wb = 32, inverse: ChunkInverse = 'blocked'): string {
   const sc = f.decay === 'scalar';
@@ -118,7 +118,7 @@ ${ch ? `var<workgroup> tg: array<vec4<f32>, ${(CM / 4) * tk}>;` : ''}
 var<workgroup> gs: array<f32, ${CM}>;
 var<workgroup> bs: array<f32, ${CM}>;
 ${dl ? `var<workgroup> am: array<f32, ${CM * CM}>;` : ''}
-${dl && inverse === 'blocked' ? `var<workgroup> stg: array<vec${wb / 16}<f32>, ${CM * 16}>; // a W / U input tile [u][column group]
+${dl && inverse !== 'rows' ? `var<workgroup> stg: array<vec${wb / 16}<f32>, ${CM * 16}>; // a W / U input tile [u][column group]
 var<workgroup> tt: array<f32, ${16 * 48}>; // L_{I,<I} A_{<I,<I} of the blocked inverse` : ''}
 
 // (segment, first position, token count) of chunk slot \`slot\`; count 0 when the slot is empty.
@@ -230,7 +230,7 @@ ${rows
   }`,
   )
   .join('\n')}
-  ${dl ? (inverse === 'blocked' ? blockedDeltaTail(sc, wb) : deltaTail(sc)) : ''}
+  ${dl ? (inverse === 'rows' ? deltaTail(sc) : blockedDeltaTail(sc, wb, inverse === 'blocked')) : ''}
 }
 `;
 }
@@ -246,8 +246,9 @@ ${rows
  * Entries of `am` on and above the diagonal stay 0 (workgroup memory starts zeroed and only
  * s < r is written), so the unit diagonal is implicit and loops may run past it.
  */
-function blockedDeltaTail(sc: boolean, wb: number): string {
+function blockedDeltaTail(sc: boolean, wb: number, columns: boolean): string {
   const cw = wb / 16;
+  const diag = columns ? diagonalByColumns : diagonalBySteps;
   const vt = `vec${cw}<f32>`;
   const rows = [0, 1, 2, 3];
   // One W / U pass: X = Y + (strictly lower A) Y, Y = rhs(u, c) over \`width\` columns from storage.
@@ -283,22 +284,7 @@ ${rows
   }`;
   return /* wgsl */ `
   workgroupBarrier();
-  // Diagonal blocks in place, thread (block t / 16, column t % 16): row j of each block from
-  // its rows < j, A_rc = −(L_rc + Σ_{c<m<r} L_rm A_mc); row r still holds L while it is read.
-  let db = (t / 16u) * 16u;
-  let dc = t % 16u;
-  for (var j = 1u; j < 16u; j++) {
-    var val = 0.0;
-    if (t < 64u && dc < j) {
-      let r = db + j;
-      val = am[r * CM + db + dc];
-      for (var m = dc + 1u; m < j; m++) { val += am[r * CM + db + m] * am[(db + m) * CM + db + dc]; }
-    }
-    workgroupBarrier();
-    if (t < 64u && dc < j) { am[(db + j) * CM + db + dc] = -val; }
-    workgroupBarrier();
-  }
-  // Row blocks below the first: T = L_{I,<I} (I + A_{<I,<I}), then A_{I,<I} = −(I + A_II) T.
+${diag}  // Row blocks below the first: T = L_{I,<I} (I + A_{<I,<I}), then A_{I,<I} = −(I + A_II) T.
   for (var bi = 1u; bi < 4u && bi * 16u < n; bi++) {
     let rb = bi * 16u;
     let width = rb;
@@ -325,6 +311,57 @@ ${rows
 ${matmul('DK', 'i0', (u, c) => `k_in[((p0 + ${u}) * H + h) * DK + ${c}] * bs[${u}]${sc ? ` * exp(gs[${u}])` : ''}`, (u, c) => `W_out[((p0 + ${u}) * H + h) * DK + ${c}]`)}
 ${matmul('DV', 'j0', (u, c) => `v_in[((p0 + ${u}) * H + h) * DV + ${c}] * bs[${u}]`, (u, c) => `U_out[((p0 + ${u}) * H + h) * DV + ${c}]`)}`;
 }
+
+/**
+ * The four 16 x 16 diagonal blocks of A, one thread per (block, column) with no barrier: column c
+ * of A_II depends only on L and on column c itself, A_rc = −(L_rc + Σ_{c<m<r} L_rm A_mc), so thread
+ * (t / 16, t % 16) runs its column down the rows alone. Results go to the block's (zero) upper
+ * triangle, transposed, so rows of L stay intact while other columns read them; one pass over all
+ * threads then moves them below the diagonal and zeroes the upper triangle again (the W / U loops
+ * run past the diagonal and rely on those zeros). Round 6 took 15 steps of two barriers each.
+ */
+const diagonalByColumns = /* wgsl */ `
+  let db = (t / 16u) * 16u;
+  let dc = t % 16u;
+  if (t < 64u) {
+    for (var r = dc + 1u; r < 16u; r++) {
+      var val = am[(db + r) * CM + db + dc];
+      for (var m = dc + 1u; m < r; m++) { val += am[(db + r) * CM + db + m] * am[(db + dc) * CM + db + m]; }
+      am[(db + dc) * CM + db + r] = -val;
+    }
+  }
+  workgroupBarrier();
+  // 4 blocks x 256 entries over 256 threads; each (r, c > r) pair is one thread's alone
+  for (var e = t; e < 1024u; e += NT) {
+    let b = (e / 256u) * 16u;
+    let r = (e / 16u) % 16u;
+    let c = e % 16u;
+    if (c > r) {
+      am[(b + c) * CM + b + r] = am[(b + r) * CM + b + c];
+      am[(b + r) * CM + b + c] = 0.0;
+    }
+  }
+  workgroupBarrier();
+`;
+
+/** Round 6's diagonal blocks (benchmark variant): row j of each block per step, 64 of 256 threads busy. */
+const diagonalBySteps = /* wgsl */ `
+  // Diagonal blocks in place, thread (block t / 16, column t % 16): row j of each block from
+  // its rows < j, A_rc = −(L_rc + Σ_{c<m<r} L_rm A_mc); row r still holds L while it is read.
+  let db = (t / 16u) * 16u;
+  let dc = t % 16u;
+  for (var j = 1u; j < 16u; j++) {
+    var val = 0.0;
+    if (t < 64u && dc < j) {
+      let r = db + j;
+      val = am[r * CM + db + dc];
+      for (var m = dc + 1u; m < j; m++) { val += am[r * CM + db + m] * am[(db + m) * CM + db + dc]; }
+    }
+    workgroupBarrier();
+    if (t < 64u && dc < j) { am[(db + j) * CM + db + dc] = -val; }
+    workgroupBarrier();
+  }
+`;
 
 /** The row-by-row UT transform (round 3; benchmark variant): forward substitution one row per barrier step, W / U one output per thread. */
 function deltaTail(sc: boolean): string {
