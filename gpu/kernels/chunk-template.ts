@@ -94,7 +94,11 @@ function scanLayout(dk: number, maxColumns = 32) {
   return { rq, cq, nt: rq * cq, bj: 4 * cq, bytes: 16 * (4 * rq * cq + MAX_CHUNK * cq) + 4 * MAX_CHUNK };
 }
 
-/** How `prepare` inverts I + L: in 16 x 16 blocks (default), or row by row (the round-3 kernel, kept as a benchmark variant). */
+/**
+ * How `prepare` inverts I + L: in 16 x 16 blocks with the diagonal blocks one thread per column
+ * (default), in blocks with round 6's diagonal step ('blocked-steps'), or row by row (the round-3
+ * kernel); the last two are kept as benchmark variants.
+ */
 export type ChunkInverse = 'blocked' | 'blocked-steps' | 'rows';
 
 export function prepareKernelWgsl(f: ChunkForm, dk: number, tk: number, wb = 32, inverse: ChunkInverse = 'blocked'): string {
@@ -238,7 +242,7 @@ ${rows
 /**
  * The UT transform of a delta chunk, A = (I + L)^{-1}, W = A((β e^G) ⊙ K), U = A(β ⊙ V), in
  * blocks (as fla's solve_tril): the four 16 x 16 diagonal blocks of A by forward substitution
- * side by side (15 barrier steps where the row-by-row form took 63, each ~4x shorter), then row
+ * side by side (`diagonalByColumns`, or round 6's `diagonalBySteps`), then row
  * block I = 1, 2, 3 from the rows above it, A_{I,<I} = −A_II (L_{I,<I} A_{<I,<I}), as two small
  * matmuls over all threads. W and U are then tiled matmuls: a WB-column tile of the right-hand
  * side staged in workgroup memory by coalesced loads, each thread 4 rows x WB/16 columns in
