@@ -17,6 +17,7 @@
  * Bytes are the compulsory traffic of the pipeline as implemented: every kernel's reads and
  * writes counted once (no re-reads by several workgroups, no cache effects), float32.
  */
+import type { CoreConfig } from '../reference/types.js';
 export interface Segments {
   /** tokens per segment (E·B routed, then B shared) */
   lengths: number[];
@@ -24,15 +25,8 @@ export interface Segments {
   positions: number;
 }
 
-export interface WorkShape {
-  B: number;
-  T: number;
-  H: number;
-  E: number;
-  topk: number;
-  dk: number;
-  dv: number;
-}
+/** The sizes the work is counted for (the core config without the options). */
+export type WorkShape = Pick<CoreConfig, 'B' | 'T' | 'H' | 'E' | 'topk' | 'dk' | 'dv'>;
 
 /** Routing on the host (softmax is monotone, so top-k of the logits; ties to the lower index). */
 export function segmentsOf(logits: Float32Array, s: WorkShape): Segments {
