@@ -384,42 +384,28 @@ function deltaTail(sc: boolean): string {
     workgroupBarrier();
   }
   // W rows over key tiles, then U rows over value tiles: X_u = Y_u + Σ_{s<u} A_us Y_s.
-  for (var i0 = 0u; i0 < DK; i0 += TK) {
+${rowTiles('i0', 'DK', 'k_in', 'W_out', `bs[u]${sc ? ' * exp(gs[u])' : ''}`, 'kv')}
+${rowTiles('j0', 'DV', 'v_in', 'U_out', 'bs[u]', 'vv')}`;
+}
+
+/** One of W / U in the row-by-row variant: X_u = Y_u + Σ_{s<u} A_us Y_s over column tiles of width TK. */
+function rowTiles(c0: string, width: string, input: string, output: string, scale: string, load: string): string {
+  return /* wgsl */ `  for (var ${c0} = 0u; ${c0} < ${width}; ${c0} += TK) {
     for (var e = t; e < C * TK; e += NT) {
       let u = e / TK;
-      let c = i0 + e % TK;
-      var kv = 0.0;
-      if (u < n && c < DK) { kv = k_in[((p0 + u) * H + h) * DK + c] * bs[u]${sc ? ' * exp(gs[u])' : ''}; }
-      tk_[e / 4u][e % 4u] = kv;
+      let c = ${c0} + e % TK;
+      var ${load} = 0.0;
+      if (u < n && c < ${width}) { ${load} = ${input}[((p0 + u) * H + h) * ${width} + c] * ${scale}; }
+      tk_[e / 4u][e % 4u] = ${load};
     }
     workgroupBarrier();
     for (var e = t; e < C * TK; e += NT) {
       let u = e / TK;
       let cc = e % TK;
-      if (u < n && i0 + cc < DK) {
+      if (u < n && ${c0} + cc < ${width}) {
         var val = tk_[e / 4u][e % 4u];
         for (var s = 0u; s < u; s++) { val += am[u * CM + s] * tk_[(s * TK + cc) / 4u][(s * TK + cc) % 4u]; }
-        W_out[((p0 + u) * H + h) * DK + i0 + cc] = val;
-      }
-    }
-    workgroupBarrier();
-  }
-  for (var j0 = 0u; j0 < DV; j0 += TK) {
-    for (var e = t; e < C * TK; e += NT) {
-      let u = e / TK;
-      let c = j0 + e % TK;
-      var vv = 0.0;
-      if (u < n && c < DV) { vv = v_in[((p0 + u) * H + h) * DV + c] * bs[u]; }
-      tk_[e / 4u][e % 4u] = vv;
-    }
-    workgroupBarrier();
-    for (var e = t; e < C * TK; e += NT) {
-      let u = e / TK;
-      let cc = e % TK;
-      if (u < n && j0 + cc < DV) {
-        var val = tk_[e / 4u][e % 4u];
-        for (var s = 0u; s < u; s++) { val += am[u * CM + s] * tk_[(s * TK + cc) / 4u][(s * TK + cc) % 4u]; }
-        U_out[((p0 + u) * H + h) * DV + j0 + cc] = val;
+        ${output}[((p0 + u) * H + h) * ${width} + ${c0} + cc] = val;
       }
     }
     workgroupBarrier();
