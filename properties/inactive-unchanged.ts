@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { GpuMomState } from '../gpu/decode.js';
 import { momForward } from '../reference/mom.js';
 import { route } from '../reference/router.js';
+import type { Routing } from '../reference/types.js';
 import { MomState } from '../reference/state.js';
 import { coreCaseArb, coreStateArb, type CoreCase } from './arbitraries.js';
 import { checkedForward, probeCanaries } from './canary.js';
@@ -19,6 +20,39 @@ import { exact, type Property } from './types.js';
 function firstDifference(a: Float64Array | Float32Array, b: Float64Array | Float32Array): number {
   for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
   return -1;
+}
+
+type Routed = { routed: Float64Array | Float32Array };
+type Dims = { B: number; T: number; E: number; topk: number; block: number };
+
+/** After token tt: the first memory of some b that tt does not select but whose state moved, as a message; else null. */
+function movedUnselected(routing: Routing, d: Dims, tt: number, before: Routed, after: Routed, label: string): string | null {
+  const { B, T, E, topk, block } = d;
+  for (let b = 0; b < B; b++) {
+    const chosen = Array.from(routing.indices.subarray((b * T + tt) * topk, (b * T + tt + 1) * topk));
+    for (let e = 0; e < E; e++) {
+      if (chosen.includes(e)) continue;
+      const at = (e * B + b) * block;
+      const i = firstDifference(before.routed.subarray(at, at + block), after.routed.subarray(at, at + block));
+      if (i >= 0) return `${label} t = ${tt}, b = ${b}: memory ${e} was not selected (chose ${chosen}) but its state moved at element ${i}`;
+    }
+  }
+  return null;
+}
+
+/** Over a whole sequence: the first memory that gets no token of some b but does not end at its initial state; else null. */
+function movedWithoutTokens(routing: Routing, d: Dims, initial: Float64Array | Float32Array, final: Float64Array | Float32Array, label: string): string | null {
+  const { B, T, E, topk, block } = d;
+  for (let b = 0; b < B; b++)
+    for (let e = 0; e < E; e++) {
+      let used = false;
+      for (let tt = 0; tt < T && !used; tt++) used = routing.indices.subarray((b * T + tt) * topk, (b * T + tt + 1) * topk).includes(e);
+      if (used) continue;
+      const at = (e * B + b) * block;
+      const i = firstDifference(initial.subarray(at, at + block), final.subarray(at, at + block));
+      if (i >= 0) return `${label}: memory ${e} got no token of sequence ${b} but its final state differs from the initial one at element ${i}`;
+    }
+  return null;
 }
 
 export const inactiveMemoryUnchanged: Property<Required<CoreCase>> = {
@@ -33,34 +67,19 @@ export const inactiveMemoryUnchanged: Property<Required<CoreCase>> = {
   check(_env, t, c) {
     const { cfg, x, initial } = c;
     const { B, T, H, E, topk, dk, dv } = cfg;
-    const block = H * dk * dv; // one (e, b) pair, all heads
+    const dims = { B, T, E, topk, block: H * dk * dv }; // block: one (e, b) pair, all heads
     const routing = route(x.logits, B, T, E, topk);
     const state = new MomState(t.ref, cfg, initial);
     for (let tt = 0; tt < T; tt++) {
       const before = state.snapshot();
       state.step(sliceInputs(x, B, T, tt, tt + 1));
-      const after = state.snapshot();
-      for (let b = 0; b < B; b++) {
-        const chosen = Array.from(routing.indices.subarray((b * T + tt) * topk, (b * T + tt + 1) * topk));
-        for (let e = 0; e < E; e++) {
-          if (chosen.includes(e)) continue;
-          const at = (e * B + b) * block;
-          const d = firstDifference(before.routed.subarray(at, at + block), after.routed.subarray(at, at + block));
-          if (d >= 0) return exact(false, `step t = ${tt}, b = ${b}: memory ${e} was not selected (chose ${chosen}) but its state moved at element ${d} (head ${Math.floor(d / (dk * dv))})`);
-        }
-      }
+      const moved = movedUnselected(routing, dims, tt, before, state.snapshot(), 'step');
+      if (moved) return exact(false, moved);
     }
     // The whole sequence at once: memories with no token of b end at their initial state.
     const whole = momForward(t.ref, cfg, x, { initial });
-    for (let b = 0; b < B; b++)
-      for (let e = 0; e < E; e++) {
-        let used = false;
-        for (let tt = 0; tt < T && !used; tt++) used = routing.indices.subarray((b * T + tt) * topk, (b * T + tt + 1) * topk).includes(e);
-        if (used) continue;
-        const at = (e * B + b) * block;
-        const d = firstDifference(initial.routed.subarray(at, at + block), whole.final.routed.subarray(at, at + block));
-        if (d >= 0) return exact(false, `momForward: memory ${e} got no token of sequence ${b} but its final state differs from the initial one at element ${d}`);
-      }
+    const stayed = movedWithoutTokens(routing, dims, initial.routed, whole.final.routed, 'momForward');
+    if (stayed) return exact(false, stayed);
     return exact(true);
   },
   describe: (c) => c,
@@ -90,20 +109,12 @@ export const gpuInactiveMemoryUnchanged: Property<GpuInactiveCase> = {
     const ctx = env.ctx!;
     const { cfg, x, initial } = c;
     const { B, T, H, E, topk, dk, dv } = cfg;
-    const block = H * dk * dv;
+    const dims = { B, T, E, topk, block: H * dk * dv };
     const f32 = (a: Float64Array) => Float32Array.from(a); // the GPU holds the initial state in float32
     const routing = route(x.logits, B, T, E, topk);
     const whole = await checkedForward(ctx, t.gpu!, cfg, x, { ...forwardMode(c.mode), initial });
-    const init32 = f32(initial.routed);
-    for (let b = 0; b < B; b++)
-      for (let e = 0; e < E; e++) {
-        let used = false;
-        for (let tt = 0; tt < T && !used; tt++) used = routing.indices.subarray((b * T + tt) * topk, (b * T + tt + 1) * topk).includes(e);
-        if (used) continue;
-        const at = (e * B + b) * block;
-        const d = firstDifference(init32.subarray(at, at + block), whole.final.routed.subarray(at, at + block));
-        if (d >= 0) return exact(false, `${c.mode} forward: memory ${e} got no token of sequence ${b} but its final state differs from the initial one at element ${d}`);
-      }
+    const stayed = movedWithoutTokens(routing, dims, f32(initial.routed), whole.final.routed, `${c.mode} forward`);
+    if (stayed) return exact(false, stayed);
     // Decode: the last few tokens one step at a time, after a prefill of the rest.
     const p = Math.max(0, T - MAX_GPU_STEPS);
     const probed = probeCanaries(ctx, t.gpu!);
@@ -113,16 +124,8 @@ export const gpuInactiveMemoryUnchanged: Property<GpuInactiveCase> = {
       for (let tt = p; tt < T; tt++) {
         const before = await st.snapshot();
         await st.step(sliceInputs(x, B, T, tt, tt + 1));
-        const after = await st.snapshot();
-        for (let b = 0; b < B; b++) {
-          const chosen = Array.from(routing.indices.subarray((b * T + tt) * topk, (b * T + tt + 1) * topk));
-          for (let e = 0; e < E; e++) {
-            if (chosen.includes(e)) continue;
-            const at = (e * B + b) * block;
-            const d = firstDifference(before.routed.subarray(at, at + block), after.routed.subarray(at, at + block));
-            if (d >= 0) return exact(false, `decode step t = ${tt}, b = ${b}: memory ${e} was not selected (chose ${chosen}) but its state moved at element ${d}`);
-          }
-        }
+        const moved = movedUnselected(routing, dims, tt, before, await st.snapshot(), 'decode step');
+        if (moved) return exact(false, moved);
       }
       await probed.verify();
     } finally {
