@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { scratchBuffer } from '../gpu/buffers.js';
 import { getGpu, type GpuContext } from '../gpu/device.js';
-import { makeChunkEncoder, type ChunkPasses } from '../gpu/kernels/chunk-template.js';
+import { makeChunkEncoder, type ChunkOptions, type ChunkPasses } from '../gpu/kernels/chunk-template.js';
 import { makeRecurrentFastEncoder } from '../gpu/kernels/recurrent-fast.js';
 import { makeRecurrentEncoder } from '../gpu/kernels/recurrent-template.js';
 import { gatedDelta } from '../gpu/kernels/gated-delta.js';
@@ -99,6 +99,8 @@ export interface ForwardRow {
 export interface GpuBenchResult {
   date: string;
   device: string;
+  /** extra Dawn toggles of the run (MOMLAB_DAWN_ENABLE), empty when none */
+  toggles?: string;
   command: string;
   timing: TimingKind;
   sizes: Sizes;
@@ -168,24 +170,21 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
         row.ruleMs = (await part('both')).ms;
         row.prepareMs = (await part('prepare')).ms;
         row.scanMs = (await part('scan')).ms;
-        // narrower column blocks: more workgroups (fewer threads each) on the same chain of chunks
         row.variants = {};
-        for (const cols of [32, 16, 8]) {
-          const narrow = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } }, { scanColumns: cols });
-          row.variants[`scan ${cols} columns`] = (await timer.settledMedian((enc) => narrow(ctx, enc, pb.dims, pb.buffers, CHUNK, 'scan'), repeats, 1)).ms;
-        }
-        // the scan with one f32 per load of q / k / W (rounds 3-4), at the default column blocks
-        const scalarScan = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } }, { scanLoads: 'scalar' });
-        row.variants['scan, scalar loads (round 4)'] = (await timer.settledMedian((enc) => scalarScan(ctx, enc, pb.dims, pb.buffers, CHUNK, 'scan'), repeats, 1)).ms;
-        // the scan with vec4 q / k / W only, U / Aqk / O one f32 at a time (round 5)
-        const keysScan = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } }, { scanLoads: 'vec4-keys' });
-        row.variants['scan, vec4 q / k / W only (round 5)'] = (await timer.settledMedian((enc) => keysScan(ctx, enc, pb.dims, pb.buffers, CHUNK, 'scan'), repeats, 1)).ms;
-        // prepare with round 6's diagonal blocks (15 barrier steps, 64 threads busy), timed alone
-        const stepsPrepare = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } }, { inverse: 'blocked-steps' });
-        row.variants['prepare, diagonal blocks by steps (round 6)'] = (await timer.settledMedian((enc) => stepsPrepare(ctx, enc, pb.dims, pb.buffers, CHUNK, 'prepare'), repeats, 1)).ms;
-        // prepare with the round-3 tail (row-by-row inverse, one W / U output per thread), timed alone
-        const rowsPrepare = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } }, { inverse: 'rows' });
-        row.variants['prepare, row-by-row inverse and W / U'] = (await timer.settledMedian((enc) => rowsPrepare(ctx, enc, pb.dims, pb.buffers, CHUNK, 'prepare'), repeats, 1)).ms;
+        const form = { decay: 'scalar', delta: true } as const;
+        const variant = (name: string, options: ChunkOptions, passes: ChunkPasses) => {
+          const encode = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form }, options);
+          return timer.settledMedian((enc) => encode(ctx, enc, pb.dims, pb.buffers, CHUNK, passes), repeats, 1).then((r) => (row.variants![name] = r.ms));
+        };
+        // round 7's prepare (tiles loaded after the previous tile's math), timed beside the default
+        await variant('prepare, no prefetch (round 7)', { prefetch: false }, 'prepare');
+        // where the time goes: each kernel cut after a part (benchmark only: the outputs are then wrong)
+        await variant('prepare cut: locate only', { prepareCut: 'locate' }, 'prepare');
+        await variant('prepare cut: Gram + Aqk', { prepareCut: 'gram' }, 'prepare');
+        await variant('prepare cut: + inverse', { prepareCut: 'inverse' }, 'prepare');
+        await variant('scan cut: no W h', { scanCut: 'no-correction' }, 'scan');
+        await variant('scan cut: no output', { scanCut: 'no-output' }, 'scan');
+        await variant('scan cut: no update', { scanCut: 'no-update' }, 'scan');
       } else {
         row.ruleMs = (await timer.settledMedian((enc) => gatedDelta.encode(ctx, enc, pb.dims, pb.buffers, { mode }), repeats, 1)).ms;
         // the other layouts of the same kernel, and the generic template it replaced
@@ -245,6 +244,7 @@ export async function benchGpu(opts: { sizes: Sizes; parts?: string[]; modes?: K
   const result: GpuBenchResult = {
     date: new Date().toISOString(),
     device: ctx.adapterInfo,
+    toggles: process.env.MOMLAB_DAWN_ENABLE ?? '',
     command: opts.command ?? `tsx bench/gpu.ts --sizes ${opts.sizes}`,
     timing: timer.kind,
     sizes: opts.sizes,

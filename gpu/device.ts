@@ -58,7 +58,9 @@ async function getNavigatorGpu(): Promise<GPU> {
     }
     Object.assign(globalThis, mod.globals);
     // Timestamps are quantised to 65 us unless this toggle is off (benchmarks need them exact).
-    g.__momlabGpu = mod.create(['disable-dawn-features=timestamp_quantization']);
+    // MOMLAB_DAWN_ENABLE adds Dawn toggles (comma-separated), for benchmark experiments only.
+    const extra = process.env.MOMLAB_DAWN_ENABLE;
+    g.__momlabGpu = mod.create(['disable-dawn-features=timestamp_quantization', ...(extra ? [`enable-dawn-features=${extra}`] : [])]);
   }
   return g.__momlabGpu;
 }

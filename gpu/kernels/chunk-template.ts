@@ -101,7 +101,13 @@ function scanLayout(dk: number, maxColumns = 32) {
  */
 export type ChunkInverse = 'blocked' | 'blocked-steps' | 'rows';
 
-export function prepareKernelWgsl(f: ChunkForm, dk: number, tk: number, wb = 32, inverse: ChunkInverse = 'blocked'): string {
+/**
+ * Benchmark-only cuts of `prepare` (`cut`) and `scan` (`ScanCut`): the kernel stops after a part
+ * (its later outputs are wrong), so that timing it shows what each part costs. Never used by a forward.
+ */
+export type PrepareCut = 'locate' | 'gram' | 'inverse';
+
+export function prepareKernelWgsl(f: ChunkForm, dk: number, tk: number, wb = 32, inverse: ChunkInverse = 'blocked', prefetch = true, cut?: PrepareCut): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const dl = f.delta;
@@ -147,9 +153,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let H = params.H;
   let DV = params.DV;
   let h = wid.z;
+  ${cut ? touchAll(prepareBindings(f, null)) : ''}
   let loc = locate(wid.y * nwg.x + wid.x);
   let n = loc.z;
   if (n == 0u) { return; }
+  ${cut === 'locate' ? 'if (n > 0u) { return; }' : ''}
   let p0 = loc.y;
   let tok = t < CM;
   let live = t < n;
@@ -186,25 +194,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let r0 = (t / 16u) * 4u;
   let s0 = (t % 16u) * 4u;
 ${rows.map((k) => `  var gq${k} = vec4<f32>(0.0);${dl ? ` var gk${k} = vec4<f32>(0.0);` : ''}`).join('\n')}
-  for (var i0 = 0u; i0 < DK; i0 += TK) {
-    for (var e = t; e < C * TK; e += NT) {
-      let u = e / TK;
-      let c = i0 + e % TK;
-      var qv = 0.0;
-      var kv = 0.0;
-      ${ch ? 'var gv = 0.0;' : ''}
-      if (u < n && c < DK) {
-        let x = ((p0 + u) * H + h) * DK + c;
-        qv = q_in[x];
-        kv = k_in[x];
-        ${ch ? 'gv = G_out[x];' : ''}
-      }
-      let ti = (e % TK) * CQ4 + u / 4u;
-      tq[ti][u % 4u] = qv;
-      tk_[ti][u % 4u] = kv;
-      ${ch ? 'tg[ti][u % 4u] = gv;' : ''}
-    }
-    workgroupBarrier();
+${prefetch ? gramPrefetched(ch) : gramStaged(ch)}
     // per key c: three vec4 loads for 32 FMAs (the row-major tile took twelve scalar loads, the
     // column ones 16 threads on one bank)
     for (var c = 0u; c < TK; c++) {
@@ -234,9 +224,79 @@ ${rows
   }`,
   )
   .join('\n')}
-  ${dl ? (inverse === 'rows' ? deltaTail(sc) : blockedDeltaTail(sc, wb, inverse === 'blocked')) : ''}
+  ${cut === 'gram' ? 'return;' : ''}
+  ${dl ? (inverse === 'rows' ? deltaTail(sc) : blockedDeltaTail(sc, wb, inverse === 'blocked', prefetch, cut === 'inverse')) : ''}
 }
 `;
+}
+
+// A cut kernel still uses every binding (as a phony assignment), so the bind group layout is unchanged.
+const touchAll = (list: Binding[]) => list.filter((b) => b.kind !== 'uniform').map((b) => `_ = &${b.name};`).join(' ');
+
+/** Round 7's Gram tile loads (benchmark variant): each tile loaded after the previous one's math, its latency exposed. */
+function gramStaged(ch: boolean): string {
+  return `  for (var i0 = 0u; i0 < DK; i0 += TK) {
+    for (var e = t; e < C * TK; e += NT) {
+      let u = e / TK;
+      let c = i0 + e % TK;
+      var qv = 0.0;
+      var kv = 0.0;
+      ${ch ? 'var gv = 0.0;' : ''}
+      if (u < n && c < DK) {
+        let x = ((p0 + u) * H + h) * DK + c;
+        qv = q_in[x];
+        kv = k_in[x];
+        ${ch ? 'gv = G_out[x];' : ''}
+      }
+      let ti = (e % TK) * CQ4 + u / 4u;
+      tq[ti][u % 4u] = qv;
+      tk_[ti][u % 4u] = kv;
+      ${ch ? 'tg[ti][u % 4u] = gv;' : ''}
+    }
+    workgroupBarrier();`;
+}
+
+/**
+ * The Gram tile loads one tile ahead: thread t owns elements e = t + j·NT of every tile; the next
+ * tile's values are loaded into registers right after this tile is staged, so their latency
+ * overlaps this tile's FMAs instead of stalling the workgroup at every one of the DK / TK tiles.
+ */
+function gramPrefetched(ch: boolean): string {
+  const js = Array.from({ length: Math.ceil((MAX_CHUNK * 8) / 256) }, (_, j) => j); // TK <= 8, NT = 256
+  const load = (i0: string) =>
+    js
+      .map(
+        (j) => `    {
+      let e = t + ${j}u * NT;
+      let u = e / TK;
+      let c = ${i0} + e % TK;
+      nq${j} = 0.0; nk${j} = 0.0;${ch ? ` ng${j} = 0.0;` : ''}
+      if (e < C * TK && u < n && c < DK) {
+        let x = ((p0 + u) * H + h) * DK + c;
+        nq${j} = q_in[x]; nk${j} = k_in[x];${ch ? ` ng${j} = G_out[x];` : ''}
+      }
+    }`,
+      )
+      .join('\n');
+  return `${js.map((j) => `  var nq${j} = 0.0; var nk${j} = 0.0;${ch ? ` var ng${j} = 0.0;` : ''}`).join('\n')}
+${load('0u')}
+  for (var i0 = 0u; i0 < DK; i0 += TK) {
+${js
+  .map(
+    (j) => `    {
+      let e = t + ${j}u * NT;
+      if (e < C * TK) {
+        let u = e / TK;
+        let ti = (e % TK) * CQ4 + u / 4u;
+        tq[ti][u % 4u] = nq${j}; tk_[ti][u % 4u] = nk${j};${ch ? ` tg[ti][u % 4u] = ng${j};` : ''}
+      }
+    }`,
+  )
+  .join('\n')}
+    workgroupBarrier();
+    if (i0 + TK < DK) {
+${load('i0 + TK')}
+    }`;
 }
 
 /**
@@ -250,7 +310,7 @@ ${rows
  * Entries of `am` on and above the diagonal stay 0 (workgroup memory starts zeroed and only
  * s < r is written), so the unit diagonal is implicit and loops may run past it.
  */
-function blockedDeltaTail(sc: boolean, wb: number, columns: boolean): string {
+function blockedDeltaTail(sc: boolean, wb: number, columns: boolean, prefetch = true, cutAfterInverse = false): string {
   const cw = wb / 16;
   const diag = columns ? diagonalByColumns : diagonalBySteps;
   const vt = `vec${cw}<f32>`;
@@ -286,9 +346,7 @@ ${rows
   .join('\n')}
     workgroupBarrier();
   }`;
-  return /* wgsl */ `
-  workgroupBarrier();
-${diag}  // Row blocks below the first: T = L_{I,<I} (I + A_{<I,<I}), then A_{I,<I} = −(I + A_II) T.
+  const rowBlocks = /* wgsl */ `  // Row blocks below the first: T = L_{I,<I} (I + A_{<I,<I}), then A_{I,<I} = −(I + A_II) T.
   for (var bi = 1u; bi < 4u && bi * 16u < n; bi++) {
     let rb = bi * 16u;
     let width = rb;
@@ -309,11 +367,77 @@ ${diag}  // Row blocks below the first: T = L_{I,<I} (I + A_{<I,<I}), then A_{I,
     }
     workgroupBarrier();
   }
+${cutAfterInverse ? '  if (t < CM) { W_out[((p0 + min(t, n - 1u)) * H + h) * DK] = am[t * CM + t / 2u]; }\n  return;' : ''}`;
+  const wRhs = (u: string, c: string) => `k_in[((p0 + ${u}) * H + h) * DK + ${c}] * bs[${u}]${sc ? ` * exp(gs[${u}])` : ''}`;
+  const wOut = (u: string, c: string) => `W_out[((p0 + ${u}) * H + h) * DK + ${c}]`;
+  const uRhs = (u: string, c: string) => `v_in[((p0 + ${u}) * H + h) * DV + ${c}] * bs[${u}]`;
+  const uOut = (u: string, c: string) => `U_out[((p0 + ${u}) * H + h) * DV + ${c}]`;
+  if (!prefetch) {
+    return /* wgsl */ `
+  workgroupBarrier();
+${diag}${rowBlocks}
   // W and U: thread (t / 16, t % 16) owns rows wr..wr+3 and column group wc of each tile
   let wr = (t / 16u) * 4u;
   let wc = t % 16u;
-${matmul('DK', 'i0', (u, c) => `k_in[((p0 + ${u}) * H + h) * DK + ${c}] * bs[${u}]${sc ? ` * exp(gs[${u}])` : ''}`, (u, c) => `W_out[((p0 + ${u}) * H + h) * DK + ${c}]`)}
-${matmul('DV', 'j0', (u, c) => `v_in[((p0 + ${u}) * H + h) * DV + ${c}] * bs[${u}]`, (u, c) => `U_out[((p0 + ${u}) * H + h) * DV + ${c}]`)}`;
+${matmul('DK', 'i0', wRhs, wOut)}
+${matmul('DV', 'j0', uRhs, uOut)}`;
+  }
+  // Prefetched: thread t stages elements e = t + j·NT (j < 4) of every tile; the next tile is
+  // loaded into registers while this one is multiplied, and the first W tile before the inverse,
+  // whose serial substitution then hides its latency.
+  const js = [0, 1, 2, 3];
+  const load = (width: string, col0: string, rhs: (u: string, c: string) => string) =>
+    js
+      .map(
+        (j) => `    {
+      let e = t + ${j}u * NT;
+      let u = e / 16u;
+      ny${j} = ${vt}(0.0);
+      for (var m = 0u; m < ${cw}u; m++) {
+        let c = ${col0} + (e % 16u) * ${cw}u + m;
+        if (u < n && c < ${width}) { ny${j}[m] = ${rhs('u', 'c')}; }
+      }
+    }`,
+      )
+      .join('\n');
+  const tile = (width: string, col0: string, next: string, out: (u: string, c: string) => string) => `
+  for (var ${col0} = 0u; ${col0} < ${width}; ${col0} += ${wb}u) {
+${js.map((j) => `    stg[t + ${j}u * NT] = ny${j};`).join('\n')}
+    workgroupBarrier();
+${next}
+${rows.map((k) => `    var x${k} = stg[(wr + ${k}u) * 16u + wc];`).join('\n')}
+    for (var s = 0u; s < min(wr + 3u, n); s++) {
+      let y = stg[s * 16u + wc];
+${rows.map((k) => `      x${k} += am[(wr + ${k}u) * CM + s] * y;`).join('\n')}
+    }
+${rows
+  .map(
+    (k) => `    if (wr + ${k}u < n) {
+      for (var m = 0u; m < ${cw}u; m++) {
+        let c = ${col0} + wc * ${cw}u + m;
+        if (c < ${width}) { ${out(`wr + ${k}u`, 'c')} = x${k}[m]; }
+      }
+    }`,
+  )
+  .join('\n')}
+    workgroupBarrier();
+  }`;
+  return /* wgsl */ `
+  let wr = (t / 16u) * 4u;
+  let wc = t % 16u;
+${js.map((j) => `  var ny${j} = ${vt}(0.0);`).join('\n')}
+${load('DK', '0u', wRhs)}
+  workgroupBarrier();
+${diag}${rowBlocks}
+  // W and U: thread (t / 16, t % 16) owns rows wr..wr+3 and column group wc of each tile
+${tile('DK', 'i0', `    if (i0 + ${wb}u < DK) {
+${load('DK', `i0 + ${wb}u`, wRhs)}
+    } else {
+${load('DV', '0u', uRhs)}
+    }`, wOut)}
+${tile('DV', 'j0', `    if (j0 + ${wb}u < DV) {
+${load('DV', `j0 + ${wb}u`, uRhs)}
+    }`, uOut)}`;
 }
 
 /**
@@ -519,7 +643,10 @@ ${[0, 1, 2, 3].map((m) => `        let w${m} = vsh[(s + ${m}u) * CQ + q4];`).joi
  *   C  h ← e^{G_n} h + (K ⊙ e^{G_n − G})ᵀ V'     each thread its 4 x 4 block, in registers,
  *                           then copied to workgroup memory for the next chunk's A and B
  */
-export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false): string {
+/** Benchmark-only cuts of `scan` (see PrepareCut): without the W h correction (phase A's dot), the output (phase B) or the state update (phase C). */
+export type ScanCut = 'no-correction' | 'no-output' | 'no-update';
+
+export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false, cut?: ScanCut): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const { rq, cq, nt } = scanLayout(dk, maxColumns);
@@ -605,6 +732,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let DV = params.DV;
   let seg = wid.x;
   let h = wid.y;
+  ${cut ? touchAll(scanBindings(f, null, v4, io4, a4)) : ''}
   let cq = lid % CQ;
   let r0 = (lid / CQ) * 4u;
   let colBase = wid.z * CQ * 4u;
@@ -629,13 +757,13 @@ ${rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
       let x1 = (c0 + u1) * H + h;
       var a0 = uQuad(x0, colBase / 4u + q4);
       var a1 = uQuad(x1, colBase / 4u + q4);
-      ${f.delta ? (v4 ? dotOverDk4('a0 -=', 'a1 -=', (x, i4) => `W_in[${x} * DK4 + ${i4}]`) : dotOverDk('a0 -=', 'a1 -=', (x, i) => `W_in[${x} * DK + ${i}]`)) : ''}
+      ${f.delta && cut !== 'no-correction' ? (v4 ? dotOverDk4('a0 -=', 'a1 -=', (x, i4) => `W_in[${x} * DK4 + ${i4}]`) : dotOverDk('a0 -=', 'a1 -=', (x, i) => `W_in[${x} * DK + ${i}]`)) : ''}
       vsh[u * CQ + q4] = a0;
       if (u + 1u < n) { vsh[(u + 1u) * CQ + q4] = a1; }
     }
     workgroupBarrier();
 
-    // B: O = (Q ⊙ e^G) h + Aqk V'
+${cut === 'no-output' ? '' : `    // B: O = (Q ⊙ e^G) h + Aqk V'
     for (var e = lid; e < items; e += NT) {
       let q4 = e % CQ;
       let u = (e / CQ) * 2u;
@@ -651,9 +779,10 @@ ${a4 ? aqkTimesV4() : aqkTimesV()}
       if (u + 1u < n) { storeO(x1, colBase / 4u + q4, a1); }
     }
 
+`}
     // C: h ← e^{G_n} h + (K ⊙ e^{G_n − G})ᵀ V', this thread's rows r0..r0+3 and column quad cq
     let xl = (c0 + n - 1u) * H + h;
-    ${sc ? `let gl = gs[n - 1u];
+${cut === 'no-update' ? '' : `    ${sc ? `let gl = gs[n - 1u];
     let dl = exp(gl);
 ${rows.map((k) => `    h${k} *= dl;`).join('\n')}` : ''}
     ${ch && !v4 ? rows.map((k) => `h${k} *= select(1.0, exp(G_in[xl * DK + min(r0 + ${k}u, DK - 1u)]), r0 + ${k}u < DK);`).join('\n    ') : ''}
@@ -668,6 +797,7 @@ ${groupIdx.map(j => cTokenFmas(j)).join('\n')}
 ${cTokenLoads(0, 'u')}
 ${cTokenFmas(0)}
     }
+`}
     workgroupBarrier(); // B has finished reading hsh
 ${rows.map((k) => `    hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
   }
@@ -748,6 +878,11 @@ export interface ChunkOptions {
   inverse?: ChunkInverse;
   /** how `scan` reads and writes (default 'vec4'; 'vec4-keys' and 'scalar' are the round-5 and round-3 kernels, for the benchmark) */
   scanLoads?: ScanLoads;
+  /** `prepare` loads its Gram and W / U tiles one tile ahead into registers (default true; false is round 7's kernel, for the benchmark) */
+  prefetch?: boolean;
+  /** benchmark only: stop `prepare` / `scan` after a part, to time the parts (outputs then wrong) */
+  prepareCut?: PrepareCut;
+  scanCut?: ScanCut;
 }
 
 /**
@@ -763,6 +898,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
   const fixedColumns = options.scanColumns;
   const inverse = options.inverse ?? 'blocked';
   const scanLoads = options.scanLoads ?? 'vec4';
+  const prefetch = options.prefetch ?? true;
   if (fixedColumns !== undefined && (!Number.isInteger(fixedColumns / 4) || fixedColumns < 4)) {
     throw new GpuError(`rule '${spec.name}': scanColumns must be a positive multiple of 4, got ${fixedColumns}`);
   }
@@ -794,7 +930,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
       const pl = prepareLayout(form, limit);
       if (pl.tk < 1) checkWorkgroupBytes(ctx, pl.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, sl.bytes, what);
-      t = { prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse), scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads) };
+      t = { prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse, prefetch, options.prepareCut), scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut) };
       texts.set(key, t);
     }
     const b: ChunkBuffers = {
