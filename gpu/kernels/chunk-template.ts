@@ -127,7 +127,10 @@ var<workgroup> tk_: array<vec4<f32>, ${(CM / 4) * tk}>;
 ${ch ? `var<workgroup> tg: array<vec4<f32>, ${(CM / 4) * tk}>;` : ''}
 var<workgroup> gs: array<f32, ${CM}>;
 var<workgroup> bs: array<f32, ${CM}>;
-${dl ? `var<workgroup> am: array<f32, ${CM * CM}>;` : ''}
+${dl ? `// A = (I + L)^{-1}, row-major [CM][CM], as vec4 so that W / U read four s of a row in one load
+var<workgroup> am: array<vec4<f32>, ${(CM * CM) / 4}>;
+fn amAt(i: u32) -> f32 { return am[i / 4u][i % 4u]; }
+fn amPut(i: u32, v: f32) { am[i / 4u][i % 4u] = v; }` : ''}
 ${dl && inverse !== 'rows' ? `var<workgroup> stg: array<vec${wb / 16}<f32>, ${CM * 16}>; // a W / U input tile [u][column group]
 var<workgroup> tt: array<f32, ${16 * 48}>; // L_{I,<I} A_{<I,<I} of the blocked inverse` : ''}
 
@@ -220,7 +223,7 @@ ${rows
     let s = s0 + m;
     ${sc ? 'let d = exp(gs[min(r, CM - 1u)] - gs[s]);' : 'let d = 1.0;'}
     if (r < n && s <= r) { A_out[((p0 + r) * H + h) * C + s] = gq${k}[m] * d; }
-    ${dl ? `if (r < n && s < r) { am[r * CM + s] = bs[r] * gk${k}[m] * d; }` : ''}
+    ${dl ? `if (r < n && s < r) { amPut(r * CM + s, bs[r] * gk${k}[m] * d); }` : ''}
   }`,
   )
   .join('\n')}
@@ -332,7 +335,7 @@ ${rows.map((k) => `    var x${k} = stg[(wr + ${k}u) * 16u + wc];`).join('\n')}
     // A_rs = 0 for s >= r: the loop may run to the block's last row
     for (var s = 0u; s < min(wr + 3u, n); s++) {
       let y = stg[s * 16u + wc];
-${rows.map((k) => `      x${k} += am[(wr + ${k}u) * CM + s] * y;`).join('\n')}
+${rows.map((k) => `      x${k} += amAt((wr + ${k}u) * CM + s) * y;`).join('\n')}
     }
 ${rows
   .map(
@@ -353,8 +356,8 @@ ${rows
     for (var e = t; e < 16u * width; e += NT) {
       let rr = e / width;
       let c = e % width;
-      var val = am[(rb + rr) * CM + c];
-      for (var m = c + 1u; m < rb; m++) { val += am[(rb + rr) * CM + m] * am[m * CM + c]; }
+      var val = amAt((rb + rr) * CM + c);
+      for (var m = c + 1u; m < rb; m++) { val += amAt((rb + rr) * CM + m) * amAt(m * CM + c); }
       tt[e] = val;
     }
     workgroupBarrier();
@@ -362,12 +365,12 @@ ${rows
       let rr = e / width;
       let c = e % width;
       var val = tt[e];
-      for (var j = 0u; j < rr; j++) { val += am[(rb + rr) * CM + rb + j] * tt[j * width + c]; }
-      am[(rb + rr) * CM + c] = -val;
+      for (var j = 0u; j < rr; j++) { val += amAt((rb + rr) * CM + rb + j) * tt[j * width + c]; }
+      amPut((rb + rr) * CM + c, -val);
     }
     workgroupBarrier();
   }
-${cutAfterInverse ? '  if (t < CM) { W_out[((p0 + min(t, n - 1u)) * H + h) * DK] = am[t * CM + t / 2u]; }\n  return;' : ''}`;
+${cutAfterInverse ? '  if (t < CM) { W_out[((p0 + min(t, n - 1u)) * H + h) * DK] = amAt(t * CM + t / 2u); }\n  return;' : ''}`;
   const wRhs = (u: string, c: string) => `k_in[((p0 + ${u}) * H + h) * DK + ${c}] * bs[${u}]${sc ? ` * exp(gs[${u}])` : ''}`;
   const wOut = (u: string, c: string) => `W_out[((p0 + ${u}) * H + h) * DK + ${c}]`;
   const uRhs = (u: string, c: string) => `v_in[((p0 + ${u}) * H + h) * DV + ${c}] * bs[${u}]`;
@@ -406,9 +409,17 @@ ${js.map((j) => `    stg[t + ${j}u * NT] = ny${j};`).join('\n')}
     workgroupBarrier();
 ${next}
 ${rows.map((k) => `    var x${k} = stg[(wr + ${k}u) * 16u + wc];`).join('\n')}
-    for (var s = 0u; s < min(wr + 3u, n); s++) {
+    // four s per step: a row's A_r,s..s+3 is one vec4 of \`am\` (8 workgroup loads for 64 FMAs,
+    // where one s at a time took 20); A_rs = 0 for s >= r, so whole quads may run past the diagonal
+    let se = min(wr + 3u, n);
+    var s = 0u;
+    for (; s + 4u <= se; s += 4u) {
+${[0, 1, 2, 3].map((m) => `      let y${m} = stg[(s + ${m}u) * 16u + wc];`).join('\n')}
+${rows.map((k) => `      let a${k} = am[(wr + ${k}u) * (CM / 4u) + s / 4u];\n      x${k} += a${k}.x * y0 + a${k}.y * y1 + a${k}.z * y2 + a${k}.w * y3;`).join('\n')}
+    }
+    for (; s < se; s++) {
       let y = stg[s * 16u + wc];
-${rows.map((k) => `      x${k} += am[(wr + ${k}u) * CM + s] * y;`).join('\n')}
+${rows.map((k) => `      x${k} += amAt((wr + ${k}u) * CM + s) * y;`).join('\n')}
     }
 ${rows
   .map(
@@ -453,9 +464,9 @@ const diagonalByColumns = /* wgsl */ `
   let dc = t % 16u;
   if (t < 64u) {
     for (var r = dc + 1u; r < 16u; r++) {
-      var val = am[(db + r) * CM + db + dc];
-      for (var m = dc + 1u; m < r; m++) { val += am[(db + r) * CM + db + m] * am[(db + dc) * CM + db + m]; }
-      am[(db + dc) * CM + db + r] = -val;
+      var val = amAt((db + r) * CM + db + dc);
+      for (var m = dc + 1u; m < r; m++) { val += amAt((db + r) * CM + db + m) * amAt((db + dc) * CM + db + m); }
+      amPut((db + dc) * CM + db + r, -val);
     }
   }
   workgroupBarrier();
@@ -465,8 +476,8 @@ const diagonalByColumns = /* wgsl */ `
     let r = (e / 16u) % 16u;
     let c = e % 16u;
     if (c > r) {
-      am[(b + c) * CM + b + r] = am[(b + r) * CM + b + c];
-      am[(b + r) * CM + b + c] = 0.0;
+      amPut((b + c) * CM + b + r, amAt((b + r) * CM + b + c));
+      amPut((b + r) * CM + b + c, 0.0);
     }
   }
   workgroupBarrier();
@@ -482,11 +493,11 @@ const diagonalBySteps = /* wgsl */ `
     var val = 0.0;
     if (t < 64u && dc < j) {
       let r = db + j;
-      val = am[r * CM + db + dc];
-      for (var m = dc + 1u; m < j; m++) { val += am[r * CM + db + m] * am[(db + m) * CM + db + dc]; }
+      val = amAt(r * CM + db + dc);
+      for (var m = dc + 1u; m < j; m++) { val += amAt(r * CM + db + m) * amAt((db + m) * CM + db + dc); }
     }
     workgroupBarrier();
-    if (t < 64u && dc < j) { am[(db + j) * CM + db + dc] = -val; }
+    if (t < 64u && dc < j) { amPut((db + j) * CM + db + dc, -val); }
     workgroupBarrier();
   }
 `;
@@ -500,11 +511,11 @@ function deltaTail(sc: boolean): string {
   for (var r = 1u; r < n; r++) {
     var val = 0.0;
     if (t < r) {
-      val = am[r * CM + t];
-      for (var m = t + 1u; m < r; m++) { val += am[r * CM + m] * am[m * CM + t]; }
+      val = amAt(r * CM + t);
+      for (var m = t + 1u; m < r; m++) { val += amAt(r * CM + m) * amAt(m * CM + t); }
     }
     workgroupBarrier();
-    if (t < r) { am[r * CM + t] = -val; }
+    if (t < r) { amPut(r * CM + t, -val); }
     workgroupBarrier();
   }
   // W rows over key tiles, then U rows over value tiles: X_u = Y_u + Σ_{s<u} A_us Y_s.
@@ -528,7 +539,7 @@ function rowTiles(c0: string, width: string, input: string, output: string, scal
       let cc = e % TK;
       if (u < n && ${c0} + cc < ${width}) {
         var val = tk_[e / 4u][e % 4u];
-        for (var s = 0u; s < u; s++) { val += am[u * CM + s] * tk_[(s * TK + cc) / 4u][(s * TK + cc) % 4u]; }
+        for (var s = 0u; s < u; s++) { val += amAt(u * CM + s) * tk_[(s * TK + cc) / 4u][(s * TK + cc) % 4u]; }
         ${output}[((p0 + u) * H + h) * ${width} + ${c0} + cc] = val;
       }
     }
