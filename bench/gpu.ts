@@ -88,6 +88,8 @@ export interface ForwardRow {
   ruleMs: number;
   prepareMs?: number;
   scanMs?: number;
+  /** the split form's output kernel alone (O from V' and the chunk-start states) */
+  outputMs?: number;
   /** the kernel alone in other variants, ms (token-by-token: generic template, other reductions, no prefetch; chunk: the scan with narrower column blocks, scalar loads or round 5's loads) */
   variants?: Record<string, number>;
   flops: number;
@@ -170,6 +172,7 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
         row.ruleMs = (await part('both')).ms;
         row.prepareMs = (await part('prepare')).ms;
         row.scanMs = (await part('scan')).ms;
+        row.outputMs = (await part('output')).ms;
         row.variants = {};
         const form = { decay: 'scalar', delta: true } as const;
         const variant = (name: string, options: ChunkOptions, passes: ChunkPasses) => {
@@ -178,12 +181,12 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
         };
         // round 7's prepare (tiles loaded after the previous tile's math), timed beside the default
         await variant('prepare, no prefetch (round 7)', { prefetch: false }, 'prepare');
+        // the scan with O inside it (rounds 2-7), against scan + output of the split default
+        await variant('scan with fused output (round 7)', { output: 'fused' }, 'scan');
         // where the time goes: each kernel cut after a part (benchmark only: the outputs are then wrong)
-        await variant('prepare cut: locate only', { prepareCut: 'locate' }, 'prepare');
         await variant('prepare cut: Gram + Aqk', { prepareCut: 'gram' }, 'prepare');
         await variant('prepare cut: + inverse', { prepareCut: 'inverse' }, 'prepare');
         await variant('scan cut: no W h', { scanCut: 'no-correction' }, 'scan');
-        await variant('scan cut: no output', { scanCut: 'no-output' }, 'scan');
         await variant('scan cut: no update', { scanCut: 'no-update' }, 'scan');
       } else {
         row.ruleMs = (await timer.settledMedian((enc) => gatedDelta.encode(ctx, enc, pb.dims, pb.buffers, { mode }), repeats, 1)).ms;
@@ -223,7 +226,7 @@ export function formatRow(r: ForwardRow): string {
   const target = s.triton ? (r.mode === 'chunk' ? s.triton.chunk : s.triton.recurrent) : undefined;
   const parts =
     r.mode === 'chunk'
-      ? `prepare ${f(r.prepareMs)} + scan ${f(r.scanMs)}; ${Object.entries(r.variants ?? {}).map(([k, v]) => `${k} ${f(v)}`).join(', ')}`
+      ? `prepare ${f(r.prepareMs)} + scan ${f(r.scanMs)} + output ${f(r.outputMs)}; ${Object.entries(r.variants ?? {}).map(([k, v]) => `${k} ${f(v)}`).join(', ')}`
       : `recurrent; ${Object.entries(r.variants ?? {}).map(([k, v]) => `${k} ${f(v)}`).join(', ')}`;
   return (
     `${s.name} (B ${s.B}, T ${s.T}, H ${s.H}, dk ${s.dk}, dv ${s.dv}) ${r.mode}: ${f(r.ms, 4)} ms` +

@@ -64,6 +64,22 @@ const MAX_CHUNK = 64;
 // Runtime sizes (one pipeline per rule and dk serves every H, dv, C and segment count).
 const PARAMS_STRUCT = 'struct Params { S: u32, C: u32, H: u32, DV: u32 }';
 
+/** WGSL: (segment, first position, token count) of a chunk slot, by binary search over cu (see the header). */
+const LOCATE_WGSL = /* wgsl */ `// (segment, first position, token count) of chunk slot \`slot\`; count 0 when the slot is empty.
+fn locate(slot: u32) -> vec3u {
+  let C = params.C;
+  var lo = 0u;
+  var hi = params.S;
+  while (hi - lo > 1u) {
+    let mid = (lo + hi) / 2u;
+    if (cu[mid] / C + mid <= slot) { lo = mid; } else { hi = mid; }
+  }
+  let start = cu[lo] + (slot - (cu[lo] / C + lo)) * C;
+  let end = cu[lo + 1u];
+  if (start >= end) { return vec3u(lo, start, 0u); }
+  return vec3u(lo, start, min(C, end - start));
+}`;
+
 /**
  * Tiles of `prepare`, sized for the largest chunk against `budget` bytes of workgroup memory:
  * TK keys per Gram tile and, for delta rules, WB columns per W / U tile (64 where it fits, as on
@@ -134,21 +150,7 @@ fn amPut(i: u32, v: f32) { am[i / 4u][i % 4u] = v; }` : ''}
 ${dl && inverse !== 'rows' ? `var<workgroup> stg: array<vec${wb / 16}<f32>, ${CM * 16}>; // a W / U input tile [u][column group]
 var<workgroup> tt: array<f32, ${16 * 48}>; // L_{I,<I} A_{<I,<I} of the blocked inverse` : ''}
 
-// (segment, first position, token count) of chunk slot \`slot\`; count 0 when the slot is empty.
-fn locate(slot: u32) -> vec3u {
-  let C = params.C;
-  var lo = 0u;
-  var hi = params.S;
-  while (hi - lo > 1u) {
-    let mid = (lo + hi) / 2u;
-    if (cu[mid] / C + mid <= slot) { lo = mid; } else { hi = mid; }
-  }
-  let start = cu[lo] + (slot - (cu[lo] / C + lo)) * C;
-  let end = cu[lo + 1u];
-  if (start >= end) { return vec3u(lo, start, 0u); }
-  return vec3u(lo, start, min(C, end - start));
-}
-
+${LOCATE_WGSL}
 // 256 threads: thread t < CM also stands for token t where a per-token job is done (β, G)
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
@@ -657,7 +659,7 @@ ${[0, 1, 2, 3].map((m) => `        let w${m} = vsh[(s + ${m}u) * CQ + q4];`).joi
 /** Benchmark-only cuts of `scan` (see PrepareCut): without the W h correction (phase A's dot), the output (phase B) or the state update (phase C). */
 export type ScanCut = 'no-correction' | 'no-output' | 'no-update';
 
-export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false, cut?: ScanCut): string {
+export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false, cut?: ScanCut, split = false): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const { rq, cq, nt } = scanLayout(dk, maxColumns);
@@ -705,7 +707,7 @@ ${v4 ? `const DK4: u32 = ${dk / 4}u;` : ''}
 const CQ: u32 = ${cq}u;
 const NT: u32 = ${nt}u;
 ${PARAMS_STRUCT}
-${declareBindings(scanBindings(f, null, v4, io4, a4))}
+${declareBindings(scanBindings(f, null, v4, io4, a4, split))}
 var<workgroup> hsh: array<vec4<f32>, ${4 * rq * cq}>; // h[i][column quad]
 var<workgroup> vsh: array<vec4<f32>, ${MAX_CHUNK * cq}>; // V'[u][column quad]
 var<workgroup> gs: array<f32, ${MAX_CHUNK}>;
@@ -723,16 +725,22 @@ fn uQuad(x: u32, c4: u32) -> vec4<f32> {
   return r;
 }
 fn storeO(x: u32, c4: u32, v: vec4<f32>) {
-  if (c4 < params.DV / 4u) { o_out[x * (params.DV / 4u) + c4] = v; }
-}` : `// Row x, columns 4·c4.. of U / O, one f32 at a time (zero / not written past DV).
+  ${split ? '' : 'if (c4 < params.DV / 4u) { o_out[x * (params.DV / 4u) + c4] = v; }'}
+}
+${split && f.delta ? `fn storeVn(x: u32, c4: u32, v: vec4<f32>) {
+  if (c4 < params.DV / 4u) { vn_out[x * (params.DV / 4u) + c4] = v; }
+}` : ''}` : `// Row x, columns 4·c4.. of U / O, one f32 at a time (zero / not written past DV).
 fn uQuad(x: u32, c4: u32) -> vec4<f32> {
   var r = vec4<f32>(0.0);
   for (var m = 0u; m < 4u; m++) { if (4u * c4 + m < params.DV) { r[m] = u_in[x * params.DV + 4u * c4 + m]; } }
   return r;
 }
 fn storeO(x: u32, c4: u32, v: vec4<f32>) {
-  for (var m = 0u; m < 4u; m++) { if (4u * c4 + m < params.DV) { o_out[x * params.DV + 4u * c4 + m] = v[m]; } }
-}`}
+  ${split ? '' : 'for (var m = 0u; m < 4u; m++) { if (4u * c4 + m < params.DV) { o_out[x * params.DV + 4u * c4 + m] = v[m]; } }'}
+}
+${split && f.delta ? `fn storeVn(x: u32, c4: u32, v: vec4<f32>) {
+  for (var m = 0u; m < 4u; m++) { if (4u * c4 + m < params.DV) { vn_out[x * params.DV + 4u * c4 + m] = v[m]; } }
+}` : ''}`}
 ${v4 ? '' : `// k[x, r] (zero for the padding rows r >= DK)
 fn kAt(x: u32, r: u32) -> f32 { return select(0.0, k_in[x * DK + min(r, DK - 1u)], r < DK); }`}
 
@@ -743,7 +751,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let DV = params.DV;
   let seg = wid.x;
   let h = wid.y;
-  ${cut ? touchAll(scanBindings(f, null, v4, io4, a4)) : ''}
+  ${cut ? touchAll(scanBindings(f, null, v4, io4, a4, split)) : ''}
   let cq = lid % CQ;
   let r0 = (lid / CQ) * 4u;
   let colBase = wid.z * CQ * 4u;
@@ -757,7 +765,10 @@ ${rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
     workgroupBarrier(); // h of the previous chunk is in hsh; its V' and G are no longer read
     ${sc ? 'for (var u = lid; u < n; u += NT) { gs[u] = G_in[(c0 + u) * H + h]; }' : ''}
     workgroupBarrier();
-
+${split ? `    // the state at the chunk's start, for the output kernel (this thread's 4 x 4 block)
+    let hb = ((p0 / C + seg + (c0 - p0) / C) * H + h) * DK;
+${rows.map((k) => (io4 ? `    if (r0 + ${k}u < DK && colBase / 4u + cq < DV / 4u) { hc_out[((hb + r0 + ${k}u) * DV) / 4u + colBase / 4u + cq] = h${k}; }` : `    if (r0 + ${k}u < DK) { for (var m = 0u; m < 4u; m++) { let c = colBase + cq * 4u + m; if (c < DV) { hc_out[(hb + r0 + ${k}u) * DV + c] = h${k}[m]; } } }`)).join('\n')}
+` : ''}
     // A: V' = U − W h (V' = V without the delta rule), two tokens per item
     let items = ((n + 1u) / 2u) * CQ;
     for (var e = lid; e < items; e += NT) {
@@ -771,10 +782,12 @@ ${rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
       ${f.delta && cut !== 'no-correction' ? (v4 ? dotOverDk4('a0 -=', 'a1 -=', (x, i4) => `W_in[${x} * DK4 + ${i4}]`) : dotOverDk('a0 -=', 'a1 -=', (x, i) => `W_in[${x} * DK + ${i}]`)) : ''}
       vsh[u * CQ + q4] = a0;
       if (u + 1u < n) { vsh[(u + 1u) * CQ + q4] = a1; }
+      ${split && f.delta ? `storeVn(x0, colBase / 4u + q4, a0);
+      if (u + 1u < n) { storeVn(x1, colBase / 4u + q4, a1); }` : ''}
     }
     workgroupBarrier();
 
-${cut === 'no-output' ? '' : `    // B: O = (Q ⊙ e^G) h + Aqk V'
+${cut === 'no-output' || split ? '' : `    // B: O = (Q ⊙ e^G) h + Aqk V'
     for (var e = lid; e < items; e += NT) {
       let q4 = e % CQ;
       let u = (e / CQ) * 2u;
@@ -817,6 +830,150 @@ ${rows.map((k) => `  if (r0 + ${k}u < DK) { for (var m = 0u; m < 4u; m++) { let 
 `;
 }
 
+/**
+ * The `output` kernel of the split form (fla's chunk_fwd_o): with the scan writing V' and the state
+ * at every chunk start h_c, each chunk's output is independent of the others,
+ *     O = (Q ⊙ e^G) h_c + Aqk V'
+ * so it runs over all (chunk, head, block of 64 columns) at once instead of inside the sequential
+ * scan, where it was its largest phase (docs/perf.md, round 8). One workgroup of 256 threads, thread
+ * (t / 16, t % 16) owns a 4 x 4 block of O; both products are tiled matmuls over KT-wide slices of
+ * the inner dimension (dk, then the chunk's tokens), staged in workgroup memory as vec4 (rows of the
+ * left operand as token quads, as the Gram tiles of `prepare`), the next slice loaded into registers
+ * while this one is multiplied. Aqk holds stale values past its diagonal, so s > r is masked.
+ */
+export function outputKernelWgsl(f: ChunkForm, dk: number): string {
+  const sc = f.decay === 'scalar';
+  const ch = f.decay === 'channel';
+  const rows = [0, 1, 2, 3];
+  const js = [0, 1, 2, 3]; // CM x KT = KT x 64 = 1024 elements of a slice, 4 per thread
+  // this thread's four elements of the left (a) and right (b) slices
+  const loadSlices = (a: (u: string, i: string) => string, aOk: (u: string, i: string) => string, b: (i: string, c: string) => string, bOk: (i: string, c: string) => string, k0: string) =>
+    js
+      .map(
+        (j) => `      {
+        let e = t + ${j}u * NT;
+        let u = e / KT;
+        let i = ${k0} + e % KT;
+        na${j} = 0.0;
+        if (${aOk('u', 'i')}) { na${j} = ${a('u', 'i')}; }
+        let ib = ${k0} + e / 64u;
+        let c = cb * 64u + e % 64u;
+        nb${j} = 0.0;
+        if (${bOk('ib', 'c')}) { nb${j} = ${b('ib', 'c')}; }
+      }`,
+      )
+      .join('\n');
+  const stage = js
+    .map(
+      (j) => `      {
+        let e = t + ${j}u * NT;
+        let u = e / KT;
+        as_[(e % KT) * CQ4 + u / 4u][u % 4u] = na${j};
+        bs_[(e / 64u) * 16u + (e % 64u) / 4u][e % 4u] = nb${j};
+      }`,
+    )
+    .join('\n');
+  const fmas = `      for (var kk = 0u; kk < KT; kk++) {
+        let a = as_[kk * CQ4 + t / 16u];
+        let b = bs_[kk * 16u + t % 16u];
+${rows.map((k) => `        acc${k} += a[${k}] * b;`).join('\n')}
+      }`;
+  // one product: slices k0 = 0, KT, .. < bound, each loaded one slice ahead
+  const product = (k0: string, bound: string, a: Parameters<typeof loadSlices>[0], aOk: Parameters<typeof loadSlices>[1], b: Parameters<typeof loadSlices>[2], bOk: Parameters<typeof loadSlices>[3]) => `
+    {
+${loadSlices(a, aOk, b, bOk, '0u')}
+    }
+    for (var ${k0} = 0u; ${k0} < ${bound}; ${k0} += KT) {
+${stage}
+      workgroupBarrier();
+      if (${k0} + KT < ${bound}) {
+${loadSlices(a, aOk, b, bOk, `${k0} + KT`)}
+      }
+${fmas}
+      workgroupBarrier();
+    }`;
+  return /* wgsl */ `
+const DK: u32 = ${dk}u;
+const CM: u32 = ${MAX_CHUNK}u;
+const CQ4: u32 = ${MAX_CHUNK / 4}u;
+const NT: u32 = 256u;
+const KT: u32 = 16u; // inner-dimension slice
+${PARAMS_STRUCT}
+${declareBindings(outputBindings(f, null))}
+var<workgroup> as_: array<vec4<f32>, ${16 * (MAX_CHUNK / 4)}>; // left slice [kk][token quad]
+var<workgroup> bs_: array<vec4<f32>, ${16 * 16}>; // right slice [kk][column quad]
+${sc ? `var<workgroup> gsh: array<f32, ${MAX_CHUNK}>;` : ''}
+${LOCATE_WGSL}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
+  let C = params.C;
+  let H = params.H;
+  let DV = params.DV;
+  let NB = (DV + 63u) / 64u;
+  let h = wid.z / NB;
+  let cb = wid.z % NB;
+  let slot = wid.y * nwg.x + wid.x;
+  let loc = locate(slot);
+  let n = loc.z;
+  if (n == 0u) { return; }
+  let p0 = loc.y;
+  let hb = (slot * H + h) * DK;
+  let r0 = (t / 16u) * 4u;
+  let col0 = cb * 64u + (t % 16u) * 4u;
+  ${sc ? 'if (t < CM) { gsh[t] = select(0.0, G_in[(p0 + min(t, n - 1u)) * H + h], t < n); }' : ''}
+${rows.map((k) => `  var acc${k} = vec4<f32>(0.0);`).join('\n')}
+${js.map((j) => `  var na${j} = 0.0; var nb${j} = 0.0;`).join('\n')}
+  // (Q ⊙ e^G) h_c over dk
+${product(
+  'i0',
+  'DK',
+  (u, i) => `q_in[((p0 + ${u}) * H + h) * DK + ${i}]${ch ? ` * exp(G_in[((p0 + ${u}) * H + h) * DK + ${i}])` : ''}`,
+  (u, i) => `${u} < n && ${i} < DK`,
+  (i, c) => `hc_in[(hb + ${i}) * DV + ${c}]`,
+  (i, c) => `${i} < DK && ${c} < DV`,
+)}
+  ${sc ? rows.map((k) => `acc${k} *= exp(gsh[min(r0 + ${k}u, CM - 1u)]);`).join(' ') : ''}
+  // + Aqk V' over the chunk's tokens (s <= r)
+${product(
+  's0',
+  'n',
+  (u, i) => `A_in[((p0 + ${u}) * H + h) * C + ${i}]`,
+  (u, i) => `${u} < n && ${i} <= ${u}`,
+  (i, c) => `vn_in[((p0 + ${i}) * H + h) * DV + ${c}]`,
+  (i, c) => `${i} < n && ${c} < DV`,
+)}
+${rows
+  .map(
+    (k) => `  if (r0 + ${k}u < n) {
+    for (var m = 0u; m < 4u; m++) {
+      let c = col0 + m;
+      if (c < DV) { o_out[((p0 + r0 + ${k}u) * H + h) * DV + c] = acc${k}[m]; }
+    }
+  }`,
+  )
+  .join('\n')}
+}
+`;
+}
+
+function outputBindings(f: ChunkForm, b: ChunkBuffers | null): Binding[] {
+  const x = (buf: GPUBuffer | undefined) => buf as GPUBuffer;
+  const list: Binding[] = [
+    { name: 'cu', kind: 'read', type: 'array<u32>', buffer: x(b?.cu) },
+    { name: 'q_in', kind: 'read', buffer: x(b?.q) },
+  ];
+  if (f.decay !== 'none') list.push({ name: 'G_in', kind: 'read', buffer: x(b?.G) });
+  list.push(
+    { name: 'A_in', kind: 'read', buffer: x(b?.A) },
+    { name: 'vn_in', kind: 'read', buffer: x(f.delta ? b?.Vn : b?.v) },
+    { name: 'hc_in', kind: 'read', buffer: x(b?.Hc) },
+    { name: 'o_out', kind: 'read_write', buffer: x(b?.o) },
+    { name: 'params', kind: 'uniform', type: 'Params', buffer: x(b?.params) },
+  );
+  return list;
+}
+
 interface ChunkBuffers {
   cu: GPUBuffer;
   q: GPUBuffer;
@@ -831,6 +988,9 @@ interface ChunkBuffers {
   state: GPUBuffer;
   o: GPUBuffer;
   params: GPUBuffer;
+  /** split output: V' [P,H,dv] (delta rules) and the state at every chunk start [slots,H,dk,dv] */
+  Vn?: GPUBuffer;
+  Hc?: GPUBuffer;
 }
 
 // Declaration order is the binding order; `b` is null when only the WGSL text is wanted.
@@ -851,20 +1011,26 @@ function prepareBindings(f: ChunkForm, b: ChunkBuffers | null): Binding[] {
 
 // v4: the [.., dk] arrays (q, k, W, per-channel G) bound as vec4 (dk a multiple of 4);
 // io4: U (or V) and O as vec4 (dv a multiple of 4); a4: Aqk as vec4 (C a multiple of 4)
-function scanBindings(f: ChunkForm, b: ChunkBuffers | null, v4: boolean, io4: boolean, a4: boolean): Binding[] {
+function scanBindings(f: ChunkForm, b: ChunkBuffers | null, v4: boolean, io4: boolean, a4: boolean, split = false): Binding[] {
   const x = (buf: GPUBuffer | undefined) => buf as GPUBuffer;
   const t4 = v4 ? 'array<vec4<f32>>' : undefined;
   const vec = (on: boolean) => (on ? 'array<vec4<f32>>' : undefined);
-  const list: Binding[] = [
-    { name: 'cu', kind: 'read', type: 'array<u32>', buffer: x(b?.cu) },
-    { name: 'q_in', kind: 'read', type: t4, buffer: x(b?.q) },
+  const list: Binding[] = [{ name: 'cu', kind: 'read', type: 'array<u32>', buffer: x(b?.cu) }];
+  if (!split) list.push({ name: 'q_in', kind: 'read', type: t4, buffer: x(b?.q) });
+  list.push(
     { name: 'k_in', kind: 'read', type: t4, buffer: x(b?.k) },
     { name: 'u_in', kind: 'read', type: vec(io4), buffer: x(f.delta ? b?.U : b?.v) },
-  ];
+  );
   if (f.decay !== 'none') list.push({ name: 'G_in', kind: 'read', type: f.decay === 'channel' ? t4 : undefined, buffer: x(b?.G) });
-  list.push({ name: 'A_in', kind: 'read', type: vec(a4), buffer: x(b?.A) });
+  if (!split) list.push({ name: 'A_in', kind: 'read', type: vec(a4), buffer: x(b?.A) });
   if (f.delta) list.push({ name: 'W_in', kind: 'read', type: t4, buffer: x(b?.W) });
-  list.push({ name: 'state', kind: 'read_write', buffer: x(b?.state) }, { name: 'o_out', kind: 'read_write', type: vec(io4), buffer: x(b?.o) });
+  list.push({ name: 'state', kind: 'read_write', buffer: x(b?.state) });
+  if (split) {
+    if (f.delta) list.push({ name: 'vn_out', kind: 'read_write', type: vec(io4), buffer: x(b?.Vn) });
+    list.push({ name: 'hc_out', kind: 'read_write', type: vec(io4), buffer: x(b?.Hc) });
+  } else {
+    list.push({ name: 'o_out', kind: 'read_write', type: vec(io4), buffer: x(b?.o) });
+  }
   list.push({ name: 'params', kind: 'uniform', type: 'Params', buffer: x(b?.params) });
   return list;
 }
@@ -877,7 +1043,7 @@ function scanBindings(f: ChunkForm, b: ChunkBuffers | null, v4: boolean, io4: bo
 export type ScanLoads = 'scalar' | 'vec4-keys' | 'vec4';
 
 /** Which of the two dispatches to record: both (a forward), or one of them (the benchmark times each). */
-export type ChunkPasses = 'both' | 'prepare' | 'scan';
+export type ChunkPasses = 'both' | 'prepare' | 'scan' | 'output';
 
 export interface ChunkOptions {
   /**
@@ -894,6 +1060,12 @@ export interface ChunkOptions {
   /** benchmark only: stop `prepare` / `scan` after a part, to time the parts (outputs then wrong) */
   prepareCut?: PrepareCut;
   scanCut?: ScanCut;
+  /**
+   * where O is computed: 'split' (default) — the scan writes V' and the state at every chunk start
+   * and the `output` kernel computes O over all chunks at once; 'fused' — inside the scan (rounds
+   * 2-7). 'split' falls back to 'fused' when the per-chunk states exceed one storage binding.
+   */
+  output?: 'split' | 'fused';
 }
 
 /**
@@ -910,6 +1082,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
   const inverse = options.inverse ?? 'blocked';
   const scanLoads = options.scanLoads ?? 'vec4';
   const prefetch = options.prefetch ?? true;
+  const wantSplit = (options.output ?? 'split') === 'split';
   if (fixedColumns !== undefined && (!Number.isInteger(fixedColumns / 4) || fixedColumns < 4)) {
     throw new GpuError(`rule '${spec.name}': scanColumns must be a positive multiple of 4, got ${fixedColumns}`);
   }
@@ -923,7 +1096,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
   const iv = index('v');
   const ig = form.decay !== 'none' ? index('g') : -1;
   const ib = form.delta ? index('beta') : -1;
-  const texts = new Map<string, { prepare: string; scan: string }>();
+  const texts = new Map<string, { prepare: string; scan: string; output: string }>();
 
   return (ctx: GpuContext, enc: GPUCommandEncoder, dims: RuleDims, buffers: RuleBuffers, C: number, passes: ChunkPasses = 'both'): void => {
     checkRuleCall(spec.name, spec.inputs, dims, buffers);
@@ -935,13 +1108,20 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
     // the scan's text (and bindings) depend on whether dv and C are whole quads
     const dvQuads = dv % 4 === 0;
     const cQuads = C % 4 === 0;
-    const key = `${dk},${limit},${scanColumns},${dvQuads},${cQuads}`;
+    // Chunk slots (see the header); the split form keeps the state at each one's start.
+    const slots = Math.ceil(P / C) + S;
+    const split = wantSplit && 4 * slots * H * dk * dv <= ctx.limits.maxStorageBufferBindingSize;
+    const key = `${dk},${limit},${scanColumns},${dvQuads},${cQuads},${split}`;
     let t = texts.get(key);
     if (!t) {
       const pl = prepareLayout(form, limit);
       if (pl.tk < 1) checkWorkgroupBytes(ctx, pl.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, sl.bytes, what);
-      t = { prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse, prefetch, options.prepareCut), scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut) };
+      t = {
+        prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse, prefetch, options.prepareCut),
+        scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split),
+        output: split ? outputKernelWgsl(form, dk) : '',
+      };
       texts.set(key, t);
     }
     const b: ChunkBuffers = {
@@ -958,19 +1138,26 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
       state: buffers.state,
       o: buffers.o,
       params: cachedUniform(ctx, [S, C, H, dv]),
+      Vn: split && form.delta ? cachedScratch(ctx, 'chunk-Vn', P * H * dv) : undefined,
+      Hc: split ? cachedScratch(ctx, 'chunk-Hc', slots * H * dk * dv) : undefined,
     };
     const pre = prepareBindings(form, b);
-    const scan = scanBindings(form, b, scanLoads !== 'scalar' && dk % 4 === 0, scanLoads === 'vec4' && dvQuads, scanLoads === 'vec4' && cQuads);
+    const scan = scanBindings(form, b, scanLoads !== 'scalar' && dk % 4 === 0, scanLoads === 'vec4' && dvQuads, scanLoads === 'vec4' && cQuads, split);
+    const out = split ? outputBindings(form, b) : [];
     checkStorageBindings(ctx, pre, what);
     checkStorageBindings(ctx, scan, what);
+    checkStorageBindings(ctx, out, what);
 
     // Chunk slots on a 2-D grid when one dimension cannot hold them all.
-    const slots = Math.ceil(P / C) + S;
     const maxDim = ctx.limits.maxComputeWorkgroupsPerDimension;
     const gx = Math.min(slots, maxDim);
     const gy = gridDim(ctx, Math.ceil(slots / gx), `${what} prepare`);
     const grid = [gridDim(ctx, S, what), gridDim(ctx, H, what), gridDim(ctx, Math.ceil(dv / sl.bj), what)] as const;
-    if (passes !== 'scan') encodePass(ctx, enc, `${spec.name}:chunk-prepare`, ctx.pipeline(`${spec.name}:chunk-prepare`, t.prepare), pre, [gx, gy, gridDim(ctx, H, what)]);
-    if (passes !== 'prepare') encodePass(ctx, enc, `${spec.name}:chunk-scan`, ctx.pipeline(`${spec.name}:chunk-scan`, t.scan), scan, grid);
+    if (passes === 'both' || passes === 'prepare') encodePass(ctx, enc, `${spec.name}:chunk-prepare`, ctx.pipeline(`${spec.name}:chunk-prepare`, t.prepare), pre, [gx, gy, gridDim(ctx, H, what)]);
+    if (passes === 'both' || passes === 'scan') encodePass(ctx, enc, `${spec.name}:chunk-scan`, ctx.pipeline(`${spec.name}:chunk-scan`, t.scan), scan, grid);
+    if (split && (passes === 'both' || passes === 'output')) {
+      const z = gridDim(ctx, H * Math.ceil(dv / 64), `${what} output`);
+      encodePass(ctx, enc, `${spec.name}:chunk-output`, ctx.pipeline(`${spec.name}:chunk-output`, t.output), out, [gx, gy, z]);
+    }
   };
 }
