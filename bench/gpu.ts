@@ -88,6 +88,8 @@ export interface ForwardRow {
   ruleMs: number;
   prepareMs?: number;
   scanMs?: number;
+  /** router, gather and mix kernel by kernel, ms (each route-and-gather figure is a difference of timed prefixes) */
+  frontMs?: Record<string, number>;
   /** the split form's output kernel alone (O from V' and the chunk-start states) */
   outputMs?: number;
   /** the kernel alone in other variants, ms (token-by-token: generic template, other reductions, no prefetch; chunk: the scan with narrower column blocks, scalar loads or round 5's loads) */
@@ -158,14 +160,27 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
   for (const mode of modes) {
     const plan = await ForwardPlan.create(ctx, gatedDelta, cfg, { mode, chunk: CHUNK });
     let whole: { ms: number; repeats: number[]; rounds: number; settled: boolean };
+    let frontMs: Record<string, number> | undefined;
     try {
       plan.write(x);
       whole = await timer.settledMedian((enc) => plan.encode(enc), repeats, 2);
+      // router + gather + mix kernel by kernel: prefixes of the route-and-gather pass, then the mix
+      if (mode === 'chunk') {
+        frontMs = {};
+        const labels = plan.frontLabels();
+        let before = 0;
+        for (let i = 1; i <= labels.length; i++) {
+          const ms = (await timer.settledMedian((enc) => plan.encodePart(enc, 'front', i), repeats, 1)).ms;
+          frontMs[labels[i - 1]] = ms - before;
+          before = ms;
+        }
+        frontMs.mix = (await timer.settledMedian((enc) => plan.encodePart(enc, 'mix'), repeats, 1)).ms;
+      }
     } finally {
       plan.destroy();
     }
     const pb = gatheredProblem(ctx, s, seg);
-    const row: ForwardRow = { shape: s, mode, ms: whole.ms, repeats: whole.repeats, rounds: whole.rounds, settled: whole.settled, ruleMs: 0, flops, bytes, positions: seg.positions, longestSegment: Math.max(...seg.lengths) };
+    const row: ForwardRow = { shape: s, mode, ms: whole.ms, repeats: whole.repeats, rounds: whole.rounds, settled: whole.settled, ruleMs: 0, flops, bytes, positions: seg.positions, longestSegment: Math.max(...seg.lengths), frontMs };
     try {
       if (mode === 'chunk') {
         const part = (passes: ChunkPasses) => timer.settledMedian((enc) => chunkEncoder(ctx, enc, pb.dims, pb.buffers, CHUNK, passes), repeats, 1);
@@ -228,11 +243,12 @@ export function formatRow(r: ForwardRow): string {
     r.mode === 'chunk'
       ? `prepare ${f(r.prepareMs)} + scan ${f(r.scanMs)} + output ${f(r.outputMs)}; ${Object.entries(r.variants ?? {}).map(([k, v]) => `${k} ${f(v)}`).join(', ')}`
       : `recurrent; ${Object.entries(r.variants ?? {}).map(([k, v]) => `${k} ${f(v)}`).join(', ')}`;
+  const front = r.frontMs ? ` (${Object.entries(r.frontMs).map(([k, v]) => `${k} ${f(v)}`).join(', ')})` : '';
   return (
     `${s.name} (B ${s.B}, T ${s.T}, H ${s.H}, dk ${s.dk}, dv ${s.dv}) ${r.mode}: ${f(r.ms, 4)} ms` +
     (r.rounds ? ` [${r.rounds} rounds${r.settled ? '' : ', NOT settled'}]` : '') +
     (target ? ` (Triton f32 ${target} ms: ${r.ms <= target ? 'met' : `${(r.ms / target).toFixed(2)}x over`})` : '') +
-    `; kernel ${f(r.ruleMs)} ms (${parts}), router+gather+mix ${f(r.ms - r.ruleMs)} ms; ` +
+    `; kernel ${f(r.ruleMs)} ms (${parts}), router+gather+mix ${f(r.ms - r.ruleMs)} ms${front}; ` +
     `${f(tflops)} TFLOP/s of ${f(r.flops / 1e9)} GFLOP (chunk count); ${f(tbps)} TB/s of ${f(r.bytes / 1e9)} GB`
   );
 }

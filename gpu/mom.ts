@@ -264,6 +264,19 @@ export class ForwardPlan {
     mix.end();
   }
 
+  /** Labels of the route-and-gather kernels, in order (for the benchmark's per-kernel times). */
+  frontLabels(): string[] {
+    return ['router', 'gather: rank, offsets, scatter', 'gather q', ...this.rule.inputs.map((i) => `gather ${i.name}`)];
+  }
+
+  /** Benchmark: record only the first `count` route-and-gather kernels, or only the mix. */
+  encodePart(enc: GPUCommandEncoder, part: 'front' | 'mix', count = this.front.length): void {
+    const pass = enc.beginComputePass({ label: part });
+    if (part === 'front') for (const k of this.front.slice(0, count)) k.encode(pass);
+    else this.mixer.encode(pass);
+    pass.end();
+  }
+
   /** Run the recorded forward once (inputs already written). */
   async run(what: string): Promise<void> {
     await withErrorScope(this.ctx, what, () => {
