@@ -212,11 +212,14 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
           'workgroup reduction R 8': makeRecurrentFastEncoder(spec, { subgroups: false, threadsPerColumn: 8 }),
           'workgroup reduction R 8, no prefetch': makeRecurrentFastEncoder(spec, { subgroups: false, threadsPerColumn: 8, prefetch: false }),
           'workgroup reduction R 4': makeRecurrentFastEncoder(spec, { subgroups: false, threadsPerColumn: 4 }),
+          'workgroup reduction R 8, old-state read-out': makeRecurrentFastEncoder(spec, { subgroups: false, threadsPerColumn: 8, readout: 'old-state' }),
         };
         if (ctx.features.has('subgroups')) {
           variants['subgroups R 2'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2 });
           variants['subgroups R 2, no prefetch'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2, prefetch: false });
           variants['subgroups R 4'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 4 });
+          variants['subgroups R 2, old-state read-out'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2, readout: 'old-state' });
+          variants['subgroups R 4, old-state read-out'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 4, readout: 'old-state' });
         }
         row.variants = {};
         for (const [name, encode] of Object.entries(variants)) {

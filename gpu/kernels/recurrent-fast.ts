@@ -38,6 +38,17 @@
  *
  * `history` (the state after each token, mix-before path) is supported: each thread writes its
  * rows of its column.
+ *
+ * `readout: 'old-state'` reads the output from the state before the update instead:
+ * o_j = S'[:, j]·q = (a ⊙ S[:, j])·q + u_j (k·q). Both dots then read the old state and go through
+ * one reduction (a vec2 / vec3 butterfly, or partials stored before the delta rules' barrier), so
+ * the update has nothing waiting on it; the per-token chain loses a dk-long dot and its
+ * reduction. Same value, float32 rounding in a different order. k·q is shared by every column:
+ * `keyQuery` 'threads' (default) adds each thread's rows' k·q to the values it already reduces
+ * (NV4 more vec4 dots on operands the other two dots load; no barrier, no workgroup memory, and
+ * on the workgroup path it folds into the read-out partial: Σ_x (a qs_x + u kq_x)); 'tile' has
+ * the tile's first threads compute the TT tokens' k·q from workgroup memory after the staging
+ * barrier (one more barrier per tile, 4 bytes per token), kept to be timed against it.
  */
 import { GpuError } from '../../reference/errors.js';
 import type { InputDecl } from '../../reference/types.js';
@@ -75,19 +86,26 @@ export interface RecurrentFastParams {
    * latency then overlaps the tile's math instead of stalling every thread at the tile start)
    */
   prefetch?: boolean;
+  /** read the output from the state after the update (default) or from the old state (header comment) */
+  readout?: Readout;
+  /** with readout 'old-state': who computes k·q (default 'threads'; header comment) */
+  keyQuery?: KeyQuery;
 }
+
+export type Readout = 'after-update' | 'old-state';
+export type KeyQuery = 'threads' | 'tile';
 
 /** The smallest power of two >= n. */
 const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 
 /** Layout decisions shared by the WGSL text and the dispatch. */
-export function fastLayout(form: ChunkForm, dk: number, subgroups: boolean, budget: number, threadsPerColumn: number) {
+export function fastLayout(form: ChunkForm, dk: number, subgroups: boolean, budget: number, threadsPerColumn: number, kqTile = false) {
   // R is capped by dk itself (no thread without a row)
   const R = Math.max(1, Math.min(threadsPerColumn, pow2(Math.ceil(dk / 4))));
   const bv = NT / R;
   const dkp = Math.ceil(dk / (4 * R)) * 4 * R;
   const perToken =
-    4 * (2 * dkp + (form.decay === 'channel' ? dkp : form.decay === 'scalar' ? 1 : 0) + (form.delta ? 1 : 0) + bv + (subgroups ? 0 : NT));
+    4 * (2 * dkp + (form.decay === 'channel' ? dkp : form.decay === 'scalar' ? 1 : 0) + (form.delta ? 1 : 0) + (kqTile ? 1 : 0) + bv + (subgroups ? 0 : NT));
   const fixed = !subgroups && form.delta ? 4 * 2 * NT : 0;
   // Up to 32 tokens per tile amortise the tile's two barriers and load latency, within 24 KiB:
   // on the H200 a 32 KiB budget (16 instead of 8 tokens per tile for R 8) made the workgroup-
@@ -234,6 +252,51 @@ export function recurrentFastWgsl(p: RecurrentFastParams): string {
     : `_op[_t * NT + _lid] = ${qsPartial};`;
   const historyWrite = withHistory ? `if (_live) {\n    ${storeHistory}\n      }` : '';
 
+  // readout 'old-state': every dot reads the state before the update; per key channel the decayed
+  // old state a ⊙ S is formed once and shared by both dots and the update
+  const oldState = (p.readout ?? 'after-update') === 'old-state';
+  const kqTile = oldState && p.keyQuery === 'tile';
+  const sOld = (m: number) => (ch ? `_d${m}` : `_s${m}`);
+  const dOld = ch ? ms.map((m) => `let _d${m} = _wa[_kb + ${g4(m)}] * _s${m};`).join(' ') : '';
+  const kvOld = tree(ms.map((m) => `dot(${sOld(m)}, _wk[_kb + ${g4(m)}])`));
+  const qsOld = tree(ms.map((m) => `dot(${sOld(m)}, _wq[_kb + ${g4(m)}])`));
+  const kqOld = tree(ms.map((m) => `dot(_wk[_kb + ${g4(m)}], _wq[_kb + ${g4(m)}])`));
+  const updateOld = ms.map((m) => `_s${m} = fma(_wk[_kb + ${g4(m)}], vec4f(_u), ${ch ? `_d${m}` : decayed(m)});`).join('\n      ');
+  // scalar decay multiplies the reduced sums once, as kvScale does
+  const aTimes = (x: string) => (sc ? `_a * ${x}` : x);
+  let tokenOld: string;
+  if (subgroups) {
+    // one butterfly over (S·k, S·q, k·q) as a vector: the shuffles of one step are independent
+    const vals = [...(form.delta ? [kvOld] : []), qsOld, ...(kqTile ? [] : [kqOld])];
+    const at = (i: number) => (vals.length === 1 ? '_red' : `_red.${'xyz'[i]}`);
+    const kv = at(0);
+    const qs = at(form.delta ? 1 : 0);
+    const kq = kqTile ? '_wkq[_t]' : at(vals.length - 1);
+    tokenOld = `${dOld ? `${dOld}\n      ` : ''}var _red = ${vals.length === 1 ? vals[0] : `vec${vals.length}f(${vals.join(', ')})`}; ${reduce('_red')}
+      let _u = ${form.delta ? `_wb[_t] * (_vj - ${aTimes(kv)})` : '_vj'};
+      ${updateOld}
+      if (_live && _r == 0u) { out_o[(_p * H + _h) * DV + _j] = fma(_u, ${kq}, ${aTimes(qs)}); }`;
+  } else {
+    // The read-out partial stays reduced once per tile (_op); the S·q partial is taken before the
+    // barrier, and u k·q joins it once u is known: per thread Σ_x (a qs_x + u kq_x), or with the
+    // tile's k·q added by one thread of the column.
+    const kvSum = `
+      workgroupBarrier();
+      var _kv = 0.0;
+      for (var _x = 0u; _x < R; _x++) { _kv += _kvp[(_t & 1u) * NT + _c * R + _x]; }`;
+    const part = kqTile ? `${sc ? 'fma(_a, _qsp, ' : '_qsp + '}select(0.0, _u * _wkq[_t], _r == 0u)${sc ? ')' : ''}` : `fma(_u, _kqp, ${aTimes('_qsp')})`;
+    tokenOld = `${dOld ? `${dOld}\n      ` : ''}${form.delta ? `_kvp[(_t & 1u) * NT + _lid] = ${kvOld};\n      ` : ''}let _qsp = ${qsOld};${kqTile ? '' : ` let _kqp = ${kqOld};`}${form.delta ? kvSum : ''}
+      let _u = ${form.delta ? `_wb[_t] * (_vj - ${aTimes('_kv')})` : '_vj'};
+      ${updateOld}
+      _op[_t * NT + _lid] = ${part};`;
+  }
+  // readout 'old-state', keyQuery 'tile': the tile's first threads take its tokens' k·q (TT <= 32 < NT)
+  const kqTileCode = kqTile
+    ? `
+    if (_lid < _nt) { _wkq[_lid] = ${tree(Array.from({ length: KV4 }, (_, i) => `dot(_wk[_lid * KV4 + ${i}u], _wq[_lid * KV4 + ${i}u])`))}; }
+    workgroupBarrier(); // the tile's k·q are written`
+    : '';
+
   // The tile's loads straight into workgroup memory (every thread waits for them at the barrier).
   const directLoad = `    for (var _e = _lid; _e < _nt * DK; _e += NT) {
       let _ti = _e / DK;
@@ -266,7 +329,7 @@ var<workgroup> _wv: array<f32, ${TT * BV}>;
 ${ch ? `var<workgroup> _wa: array<vec4f, ${TT * KV4}>;` : sc ? `var<workgroup> _wa: array<f32, ${TT}>;` : ''}
 ${form.delta ? `var<workgroup> _wb: array<f32, ${TT}>;` : ''}
 ${subgroups ? 'var<workgroup> _slot: atomic<u32>;' : `var<workgroup> _op: array<f32, ${TT * NT}>;`}
-${!subgroups && form.delta ? `var<workgroup> _kvp: array<f32, ${2 * NT}>;` : ''}
+${!subgroups && form.delta ? `var<workgroup> _kvp: array<f32, ${2 * NT}>;` : ''}${kqTile ? `\nvar<workgroup> _wkq: array<f32, ${TT}>;` : ''}
 
 @compute @workgroup_size(${NT})
 fn main(@builtin(workgroup_id) _wid: vec3u, @builtin(local_invocation_index) _lid: u32${subgroups ? ', @builtin(subgroup_invocation_id) _sl: u32, @builtin(subgroup_size) _ss: u32' : ''}) {
@@ -298,14 +361,12 @@ ${prefetch ? `  ${pf.declare}
 ${prefetch ? pf.store : directLoad}
     workgroupBarrier();
 ${prefetch ? `    let _n0 = _t0 + TT;
-    if (_n0 < _p1) { ${pf.fetch('_n0', 'min(TT, _p1 - _n0)')} }` : ''}
+    if (_n0 < _p1) { ${pf.fetch('_n0', 'min(TT, _p1 - _n0)')} }` : ''}${kqTileCode}
     for (var _t = 0u; _t < _nt; _t++) {
       let _p = _t0 + _t;
       let _kb = _t * KV4;
       let _vj = _wv[_t * BV + _c];${sc ? '\n      let _a = _wa[_t];' : ''}
-      ${form.delta ? uDelta : 'let _u = _vj;'}
-      ${update}
-      ${readOut}
+      ${oldState ? tokenOld : `${form.delta ? uDelta : 'let _u = _vj;'}\n      ${update}\n      ${readOut}`}
       ${historyWrite}
     }
 ${
@@ -344,6 +405,10 @@ export interface RecurrentFastOptions {
   threadsPerColumn?: number;
   /** register prefetch of the next tile (default true) */
   prefetch?: boolean;
+  /** read the output after the update (default) or from the old state (see the header comment) */
+  readout?: Readout;
+  /** with readout 'old-state': k·q per thread (default) or once per tile (see the header comment) */
+  keyQuery?: KeyQuery;
 }
 
 /**
@@ -375,13 +440,16 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
     }
     const what = `rule '${spec.name}' (recurrent, dk=${dk}, dv=${dv})`;
     const prefetch = options.prefetch ?? true;
-    const key = `${H},${dk},${dv},${withHistory},${subgroups},${R},${prefetch}`;
+    const readout = options.readout ?? 'after-update';
+    const keyQuery = options.keyQuery ?? 'threads';
+    const kqTile = readout === 'old-state' && keyQuery === 'tile';
+    const key = `${H},${dk},${dv},${withHistory},${subgroups},${R},${prefetch},${readout},${keyQuery}`;
     let t = texts.get(key);
     if (!t) {
-      const lay = fastLayout(form, dk, subgroups, ctx.limits.maxComputeWorkgroupStorageSize, R);
+      const lay = fastLayout(form, dk, subgroups, ctx.limits.maxComputeWorkgroupStorageSize, R, kqTile);
       if (lay.tt < 1) checkWorkgroupBytes(ctx, lay.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, lay.bytes, what);
-      const code = recurrentFastWgsl({ form, H, dk, dv, withHistory, subgroups, threadsPerColumn: lay.R, tokensPerTile: lay.tt, prefetch });
+      const code = recurrentFastWgsl({ form, H, dk, dv, withHistory, subgroups, threadsPerColumn: lay.R, tokensPerTile: lay.tt, prefetch, readout, keyQuery });
       texts.set(key, (t = { code, bv: lay.bv }));
     }
     const list = bindings(form, withHistory, {
