@@ -21,7 +21,7 @@ import { threadGrid, type Prepared } from './grid.js';
 import { positionsOf, prepareGather, prepareRows, segmentsOf, type GatherDims } from './kernels/gather.js';
 import { prepareMix } from './kernels/mix.js';
 import { prepareRouter } from './kernels/router.js';
-import { CHUNK_SIZES, type ChunkSize, type GpuRule, type KernelMode, type RuleBuffers, type RuleDims } from './kernels/types.js';
+import { CHUNK_SIZES, type ChunkSize, type GpuRule, type KernelMode, type RuleDims } from './kernels/types.js';
 
 export type Mix = 'after' | 'before';
 
@@ -168,7 +168,6 @@ export class ForwardPlan {
   private readonly inputs: { logits: GPUBuffer; q: GPUBuffer; memories: GPUBuffer[] };
   private readonly host: Float32Array;
   private readonly front: Prepared[];
-  private readonly labels: string[];
   private readonly mixer: Prepared;
   private readonly ruleCall: (enc: GPUCommandEncoder) => void;
 
@@ -207,10 +206,8 @@ export class ForwardPlan {
     const counts = guarded('counts', E * B);
     const cu = guarded('cu', S + 1);
     const origin = guarded('origin', P);
-    // Kernels that read q and the inputs in place (RuleBuffers.rows) need no gathered copies.
-    const inPlace = rule.readsRows?.(kopts.mode) === true;
-    const qG = inPlace ? this.inputs.q : guarded('gathered q', P * H * dk);
-    const inputsG = inPlace ? this.inputs.memories : rule.inputs.map((i, n) => guarded(`gathered ${i.name}`, P * H * widths[n]));
+    const qG = guarded('gathered q', P * H * dk);
+    const inputsG = rule.inputs.map((i, n) => guarded(`gathered ${i.name}`, P * H * widths[n]));
     this.words = { o: B * T * H * dv, state: S * H * dk * dv };
     this.state = opts.state ?? own(stateBuffer(ctx, cfg, opts.initial));
     this.canaried.push({ buf: this.state, words: this.words.state });
@@ -223,24 +220,11 @@ export class ForwardPlan {
     this.front = [
       prepared(prepareRouter(ctx, B * T, E, K, { logits: this.inputs.logits, indices, weights })),
       prepared(prepareGather(ctx, gd, { indices, slot, counts, cu, origin })),
-      ...(inPlace
-        ? []
-        : [
-            prepared(prepareRows(ctx, 'gather q', P, H * dk, B * T, scale, origin, this.inputs.q, qG)),
-            ...rule.inputs.map((i, n) => prepared(prepareRows(ctx, `gather ${i.name}`, P, H * widths[n], slots * B * T, 1, origin, this.inputs.memories[n], inputsG[n]))),
-          ]),
+      prepared(prepareRows(ctx, 'gather q', P, H * dk, B * T, scale, origin, this.inputs.q, qG)),
+      ...rule.inputs.map((i, n) => prepared(prepareRows(ctx, `gather ${i.name}`, P, H * widths[n], slots * B * T, 1, origin, this.inputs.memories[n], inputsG[n]))),
     ];
-    this.labels = ['router', 'gather: rank, offsets, scatter', ...(inPlace ? [] : ['gather q', ...rule.inputs.map((i) => `gather ${i.name}`)])];
     const dims: RuleDims = { segments: S, positions: P, H, dk, dv };
-    const buffers: RuleBuffers = {
-      cu,
-      q: qG,
-      inputs: inputsG,
-      state: this.state,
-      o: oG,
-      ...(history ? { history } : {}),
-      ...(inPlace ? { rows: { origin, qRows: B * T, inputRows: slots * B * T, qScale: scale } } : {}),
-    };
+    const buffers = { cu, q: qG, inputs: inputsG, state: this.state, o: oG, ...(history ? { history } : {}) };
     this.ruleCall = (enc) => rule.encode(ctx, enc, dims, buffers, kopts);
     this.mixer = prepared(
       prepareMix(ctx, mix, { B, T, E, K, H, dk, dv, shared, scale }, { slot, weights, cu, o: this.o, gathered: history ?? oG, q: this.inputs.q }),
@@ -282,7 +266,7 @@ export class ForwardPlan {
 
   /** Labels of the route-and-gather kernels, in order (for the benchmark's per-kernel times). */
   frontLabels(): string[] {
-    return this.labels;
+    return ['router', 'gather: rank, offsets, scatter', 'gather q', ...this.rule.inputs.map((i) => `gather ${i.name}`)];
   }
 
   /** Benchmark: record only the first `count` route-and-gather kernels, or only the mix. */

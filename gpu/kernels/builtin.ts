@@ -30,8 +30,6 @@ export function makeBuiltinGpuRule(ref: BuiltinRule, body: RecurrentBody, form: 
     inputs: ref.inputs,
     readLinear: ref.readLinear,
     modes,
-    // both kernels read q and the inputs in place through the gather's origin
-    readsRows: () => true,
     body,
     form,
     encode(ctx, enc, dims, buffers, opts) {

@@ -62,22 +62,7 @@ export interface ChunkRuleSpec {
 const MAX_CHUNK = 64;
 
 // Runtime sizes (one pipeline per rule and dk serves every H, dv, C and segment count).
-const PARAMS_STRUCT = 'struct Params { S: u32, C: u32, H: u32, DV: u32, BT: u32, QS: u32 }';
-
-/**
- * Position p's row of the rule inputs (rin) and of q (rq), and the query scale: the positions
- * themselves over gathered buffers; with \`rows\` (RuleBuffers.rows) the uploaded buffers are read
- * in place through the gather's origin (q rows are its rows modulo B·T, and q is not yet scaled).
- */
-function rowFns(rows: boolean): string {
-  return rows
-    ? `fn rin(p: u32) -> u32 { return origin[p]; }
-fn rq(p: u32) -> u32 { return origin[p] % params.BT; }
-fn qscale() -> f32 { return bitcast<f32>(params.QS); }`
-    : `fn rin(p: u32) -> u32 { return p; }
-fn rq(p: u32) -> u32 { return p; }
-fn qscale() -> f32 { return 1.0; }`;
-}
+const PARAMS_STRUCT = 'struct Params { S: u32, C: u32, H: u32, DV: u32 }';
 
 /** WGSL: (segment, first position, token count) of a chunk slot, by binary search over cu (see the header). */
 const LOCATE_WGSL = /* wgsl */ `// (segment, first position, token count) of chunk slot \`slot\`; count 0 when the slot is empty.
@@ -141,7 +126,7 @@ export type PrepareCut = 'locate' | 'gram' | 'inverse';
 /** Which tiles of `prepare` are loaded one tile ahead: none (round 7), the Gram tiles, or also the W / U tiles. */
 export type PreparePrefetch = 'none' | 'gram' | 'all';
 
-export function prepareKernelWgsl(f: ChunkForm, dk: number, tk: number, wb = 32, inverse: ChunkInverse = 'blocked', prefetch: PreparePrefetch = 'all', cut?: PrepareCut, inPlace = false): string {
+export function prepareKernelWgsl(f: ChunkForm, dk: number, tk: number, wb = 32, inverse: ChunkInverse = 'blocked', prefetch: PreparePrefetch = 'all', cut?: PrepareCut): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const dl = f.delta;
@@ -154,8 +139,7 @@ const NT: u32 = 256u; // threads: 16 x 16 blocks of 4 x 4 of a CM x CM Gram matr
 const TK: u32 = ${tk}u;
 const CQ4: u32 = ${CM / 4}u; // token quads of a Gram tile row
 ${PARAMS_STRUCT}
-${declareBindings(prepareBindings(f, null, inPlace))}
-${rowFns(inPlace)}
+${declareBindings(prepareBindings(f, null))}
 // Gram tiles transposed, [key c][token quad]: a thread's four rows (or columns) are one vec4
 var<workgroup> tq: array<vec4<f32>, ${(CM / 4) * tk}>;
 var<workgroup> tk_: array<vec4<f32>, ${(CM / 4) * tk}>;
@@ -177,7 +161,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let H = params.H;
   let DV = params.DV;
   let h = wid.z;
-  ${cut ? touchAll(prepareBindings(f, null, inPlace)) : ''}
+  ${cut ? touchAll(prepareBindings(f, null)) : ''}
   let loc = locate(wid.y * nwg.x + wid.x);
   let n = loc.z;
   if (n == 0u) { return; }
@@ -187,10 +171,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let live = t < n;
   let pt = p0 + min(t, n - 1u);
 
-  ${dl ? `if (tok) { bs[t] = select(0.0, beta_in[rin(pt) * H + h], live); }` : ''}
+  ${dl ? `if (tok) { bs[t] = select(0.0, beta_in[pt * H + h], live); }` : ''}
   ${sc ? `
   // G_t = Σ_{u<=t} g_u: each thread sums its own prefix (C <= 64, cheaper than a scan's barriers).
-  if (tok) { gs[t] = select(0.0, g_in[rin(pt) * H + h], live); }
+  if (tok) { gs[t] = select(0.0, g_in[pt * H + h], live); }
   workgroupBarrier();
   var acc = 0.0;
   if (tok) { for (var u = 0u; u <= t; u++) { acc += gs[u]; } }
@@ -203,7 +187,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     var acc = 0.0;
     for (var u = 0u; u < n; u++) {
       let x = ((p0 + u) * H + h) * DK + i;
-      acc += g_in[(rin(p0 + u) * H + h) * DK + i];
+      acc += g_in[x];
       G_out[x] = acc;
     }
   }
@@ -268,8 +252,8 @@ function gramStaged(ch: boolean): string {
       ${ch ? 'var gv = 0.0;' : ''}
       if (u < n && c < DK) {
         let x = ((p0 + u) * H + h) * DK + c;
-        qv = q_in[(rq(p0 + u) * H + h) * DK + c] * qscale();
-        kv = k_in[(rin(p0 + u) * H + h) * DK + c];
+        qv = q_in[x];
+        kv = k_in[x];
         ${ch ? 'gv = G_out[x];' : ''}
       }
       let ti = (e % TK) * CQ4 + u / 4u;
@@ -297,7 +281,7 @@ function gramPrefetched(ch: boolean): string {
       nq${j} = 0.0; nk${j} = 0.0;${ch ? ` ng${j} = 0.0;` : ''}
       if (e < C * TK && u < n && c < DK) {
         let x = ((p0 + u) * H + h) * DK + c;
-        nq${j} = q_in[(rq(p0 + u) * H + h) * DK + c] * qscale(); nk${j} = k_in[(rin(p0 + u) * H + h) * DK + c];${ch ? ` ng${j} = G_out[x];` : ''}
+        nq${j} = q_in[x]; nk${j} = k_in[x];${ch ? ` ng${j} = G_out[x];` : ''}
       }
     }`,
       )
@@ -392,9 +376,9 @@ ${rows
     workgroupBarrier();
   }
 ${cutAfterInverse ? '  if (t < CM) { W_out[((p0 + min(t, n - 1u)) * H + h) * DK] = amAt(t * CM + t / 2u); }\n  return;' : ''}`;
-  const wRhs = (u: string, c: string) => `k_in[(rin(p0 + ${u}) * H + h) * DK + ${c}] * bs[${u}]${sc ? ` * exp(gs[${u}])` : ''}`;
+  const wRhs = (u: string, c: string) => `k_in[((p0 + ${u}) * H + h) * DK + ${c}] * bs[${u}]${sc ? ` * exp(gs[${u}])` : ''}`;
   const wOut = (u: string, c: string) => `W_out[((p0 + ${u}) * H + h) * DK + ${c}]`;
-  const uRhs = (u: string, c: string) => `v_in[(rin(p0 + ${u}) * H + h) * DV + ${c}] * bs[${u}]`;
+  const uRhs = (u: string, c: string) => `v_in[((p0 + ${u}) * H + h) * DV + ${c}] * bs[${u}]`;
   const uOut = (u: string, c: string) => `U_out[((p0 + ${u}) * H + h) * DV + ${c}]`;
   if (!prefetch) {
     return /* wgsl */ `
@@ -551,7 +535,7 @@ function rowTiles(c0: string, width: string, input: string, output: string, scal
       let u = e / TK;
       let c = ${c0} + e % TK;
       var ${load} = 0.0;
-      if (u < n && c < ${width}) { ${load} = ${input}[(rin(p0 + u) * H + h) * ${width} + c] * ${scale}; }
+      if (u < n && c < ${width}) { ${load} = ${input}[((p0 + u) * H + h) * ${width} + c] * ${scale}; }
       tk_[e / 4u][e % 4u] = ${load};
     }
     workgroupBarrier();
@@ -678,7 +662,7 @@ ${[0, 1, 2, 3].map((m) => `        let w${m} = vsh[(s + ${m}u) * CQ + q4];`).joi
 /** Benchmark-only cuts of `scan` (see PrepareCut): without the W h correction (phase A's dot), the output (phase B) or the state update (phase C). */
 export type ScanCut = 'no-correction' | 'no-output' | 'no-update';
 
-export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false, cut?: ScanCut, split = false, inPlace = false): string {
+export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false, cut?: ScanCut, split = false): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const { rq, cq, nt } = scanLayout(dk, maxColumns);
@@ -701,25 +685,24 @@ export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads:
       return [
         `      let v${j} = vsh[(${tok}) * CQ + cq];`,
         `      let x${j} = (c0 + ${tok}) * H + h;`,
-        `      let kk${j} = k_in[(rin(c0 + ${tok}) * H + h) * DK4 + r0 / 4u]${scale};`,
+        `      let kk${j} = k_in[x${j} * DK4 + r0 / 4u]${scale};`,
       ].join('\n');
     }
     const loads = [
       `      let v${j} = vsh[(${tok}) * CQ + cq];`,
       `      let x${j} = (c0 + ${tok}) * H + h;`,
-      `      let xk${j} = rin(c0 + ${tok}) * H + h;`,
       sc ? `      let ks${j} = exp(gl - gs[${tok}]);` : '',
     ];
     for (const k of rows) {
       const r = `min(r0 + ${k}u, DK - 1u)`;
       const scale = sc ? ` * ks${j}` : ch ? ` * exp(G_in[xl * DK + ${r}] - G_in[x${j} * DK + ${r}])` : '';
-      loads.push(`      let k${j}${k} = kAt(xk${j}, r0 + ${k}u)${scale};`);
+      loads.push(`      let k${j}${k} = kAt(x${j}, r0 + ${k}u)${scale};`);
     }
     return loads.filter((l) => l).join('\n');
   };
   const cTokenFmas = (j: number) => rows.map((k) => (v4 ? `      h${k} += kk${j}.${xyzw[k]} * v${j};` : `      h${k} += k${j}${k} * v${j};`)).join('\n');
-  const qTerm = (x: string, i: string) => (ch ? `q_in[q${x} * DK + ${i}] * exp(G_in[${x} * DK + ${i}])` : `q_in[q${x} * DK + ${i}]`);
-  const qTerm4 = (x: string, i4: string) => (ch ? `q_in[q${x} * DK4 + ${i4}] * exp(G_in[${x} * DK4 + ${i4}])` : `q_in[q${x} * DK4 + ${i4}]`);
+  const qTerm = (x: string, i: string) => (ch ? `q_in[${x} * DK + ${i}] * exp(G_in[${x} * DK + ${i}])` : `q_in[${x} * DK + ${i}]`);
+  const qTerm4 = (x: string, i4: string) => (ch ? `q_in[${x} * DK4 + ${i4}] * exp(G_in[${x} * DK4 + ${i4}])` : `q_in[${x} * DK4 + ${i4}]`);
   const groupIdx = Array.from({ length: group }, (_, j) => j);
   return /* wgsl */ `
 const DK: u32 = ${dk}u;
@@ -727,8 +710,7 @@ ${v4 ? `const DK4: u32 = ${dk / 4}u;` : ''}
 const CQ: u32 = ${cq}u;
 const NT: u32 = ${nt}u;
 ${PARAMS_STRUCT}
-${declareBindings(scanBindings(f, null, v4, io4, a4, split, inPlace))}
-${rowFns(inPlace)}
+${declareBindings(scanBindings(f, null, v4, io4, a4, split))}
 var<workgroup> hsh: array<vec4<f32>, ${4 * rq * cq}>; // h[i][column quad]
 var<workgroup> vsh: array<vec4<f32>, ${MAX_CHUNK * cq}>; // V'[u][column quad]
 var<workgroup> gs: array<f32, ${MAX_CHUNK}>;
@@ -772,7 +754,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let DV = params.DV;
   let seg = wid.x;
   let h = wid.y;
-  ${cut ? touchAll(scanBindings(f, null, v4, io4, a4, split, inPlace)) : ''}
+  ${cut ? touchAll(scanBindings(f, null, v4, io4, a4, split)) : ''}
   let cq = lid % CQ;
   let r0 = (lid / CQ) * 4u;
   let colBase = wid.z * CQ * 4u;
@@ -798,9 +780,8 @@ ${rows.map((k) => (io4 ? `    if (r0 + ${k}u < DK && colBase / 4u + cq < DV / 4u
       let u1 = min(u + 1u, n - 1u);
       let x0 = (c0 + u) * H + h;
       let x1 = (c0 + u1) * H + h;
-      // U is positional scratch; without the delta rule it is the input V itself (rows: in place)
-      var a0 = uQuad(${f.delta ? 'x0' : 'rin(c0 + u) * H + h'}, colBase / 4u + q4);
-      var a1 = uQuad(${f.delta ? 'x1' : 'rin(c0 + u1) * H + h'}, colBase / 4u + q4);
+      var a0 = uQuad(x0, colBase / 4u + q4);
+      var a1 = uQuad(x1, colBase / 4u + q4);
       ${f.delta && cut !== 'no-correction' ? (v4 ? dotOverDk4('a0 -=', 'a1 -=', (x, i4) => `W_in[${x} * DK4 + ${i4}]`) : dotOverDk('a0 -=', 'a1 -=', (x, i) => `W_in[${x} * DK + ${i}]`)) : ''}
       vsh[u * CQ + q4] = a0;
       if (u + 1u < n) { vsh[(u + 1u) * CQ + q4] = a1; }
@@ -816,12 +797,9 @@ ${cut === 'no-output' || split ? '' : `    // B: O = (Q ⊙ e^G) h + Aqk V'
       let u1 = min(u + 1u, n - 1u);
       let x0 = (c0 + u) * H + h;
       let x1 = (c0 + u1) * H + h;
-      let qx0 = rq(c0 + u) * H + h;
-      let qx1 = rq(c0 + u1) * H + h;
       var a0 = vec4<f32>(0.0);
       var a1 = vec4<f32>(0.0);
       ${v4 ? dotOverDk4('a0 +=', 'a1 +=', qTerm4) : dotOverDk('a0 +=', 'a1 +=', qTerm)}
-      a0 *= qscale(); a1 *= qscale();
       ${sc ? 'a0 *= exp(gs[u]); a1 *= exp(gs[u1]);' : ''}
 ${a4 ? aqkTimesV4() : aqkTimesV()}
       storeO(x0, colBase / 4u + q4, a0);
@@ -866,7 +844,7 @@ ${rows.map((k) => `  if (r0 + ${k}u < DK) { for (var m = 0u; m < 4u; m++) { let 
  * left operand as token quads, as the Gram tiles of `prepare`), the next slice loaded into registers
  * while this one is multiplied. Aqk holds stale values past its diagonal, so s > r is masked.
  */
-export function outputKernelWgsl(f: ChunkForm, dk: number, inPlace = false): string {
+export function outputKernelWgsl(f: ChunkForm, dk: number): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const rows = [0, 1, 2, 3];
@@ -924,8 +902,7 @@ const CQ4: u32 = ${MAX_CHUNK / 4}u;
 const NT: u32 = 256u;
 const KT: u32 = 16u; // inner-dimension slice
 ${PARAMS_STRUCT}
-${declareBindings(outputBindings(f, null, inPlace))}
-${rowFns(inPlace)}
+${declareBindings(outputBindings(f, null))}
 var<workgroup> as_: array<vec4<f32>, ${16 * (MAX_CHUNK / 4)}>; // left slice [kk][token quad]
 var<workgroup> bs_: array<vec4<f32>, ${16 * 16}>; // right slice [kk][column quad]
 ${sc ? `var<workgroup> gsh: array<f32, ${MAX_CHUNK}>;` : ''}
@@ -954,19 +931,19 @@ ${js.map((j) => `  var na${j} = 0.0; var nb${j} = 0.0;`).join('\n')}
 ${product(
   'i0',
   'DK',
-  (u, i) => `q_in[(rq(p0 + ${u}) * H + h) * DK + ${i}]${ch ? ` * exp(G_in[((p0 + ${u}) * H + h) * DK + ${i}])` : ''}`,
+  (u, i) => `q_in[((p0 + ${u}) * H + h) * DK + ${i}]${ch ? ` * exp(G_in[((p0 + ${u}) * H + h) * DK + ${i}])` : ''}`,
   (u, i) => `${u} < n && ${i} < DK`,
   (i, c) => `hc_in[(hb + ${i}) * DV + ${c}]`,
   (i, c) => `${i} < DK && ${c} < DV`,
 )}
-  ${rows.map((k) => `acc${k} *= qscale()${sc ? ` * exp(gsh[min(r0 + ${k}u, CM - 1u)])` : ''};`).join(' ')}
+  ${sc ? rows.map((k) => `acc${k} *= exp(gsh[min(r0 + ${k}u, CM - 1u)]);`).join(' ') : ''}
   // + Aqk V' over the chunk's tokens (s <= r)
 ${product(
   's0',
   'n',
   (u, i) => `A_in[((p0 + ${u}) * H + h) * C + ${i}]`,
   (u, i) => `${u} < n && ${i} <= ${u}`,
-  (i, c) => `vn_in[(${f.delta ? `(p0 + ${i})` : `rin(p0 + ${i})`} * H + h) * DV + ${c}]`,
+  (i, c) => `vn_in[((p0 + ${i}) * H + h) * DV + ${c}]`,
   (i, c) => `${i} < n && ${c} < DV`,
 )}
 ${rows
@@ -983,19 +960,10 @@ ${rows
 `;
 }
 
-/** The bits of a float32, for a uniform of u32 words (read back with bitcast<f32>). */
-const f32Bits = (x: number): number => new Uint32Array(Float32Array.of(x).buffer)[0];
-
-// The gather's origin [P] u32, bound when the inputs are read in place (RuleBuffers.rows).
-function originBinding(inPlace: boolean, b: ChunkBuffers | null): Binding[] {
-  return inPlace ? [{ name: 'origin', kind: 'read', type: 'array<u32>', buffer: b?.origin as GPUBuffer }] : [];
-}
-
-function outputBindings(f: ChunkForm, b: ChunkBuffers | null, inPlace = false): Binding[] {
+function outputBindings(f: ChunkForm, b: ChunkBuffers | null): Binding[] {
   const x = (buf: GPUBuffer | undefined) => buf as GPUBuffer;
   const list: Binding[] = [
     { name: 'cu', kind: 'read', type: 'array<u32>', buffer: x(b?.cu) },
-    ...originBinding(inPlace, b),
     { name: 'q_in', kind: 'read', buffer: x(b?.q) },
   ];
   if (f.decay !== 'none') list.push({ name: 'G_in', kind: 'read', buffer: x(b?.G) });
@@ -1023,19 +991,16 @@ interface ChunkBuffers {
   state: GPUBuffer;
   o: GPUBuffer;
   params: GPUBuffer;
-  /** RuleBuffers.rows: the gather's origin, when q and the inputs are read in place */
-  origin?: GPUBuffer;
   /** split output: V' [P,H,dv] (delta rules) and the state at every chunk start [slots,H,dk,dv] */
   Vn?: GPUBuffer;
   Hc?: GPUBuffer;
 }
 
 // Declaration order is the binding order; `b` is null when only the WGSL text is wanted.
-function prepareBindings(f: ChunkForm, b: ChunkBuffers | null, inPlace = false): Binding[] {
+function prepareBindings(f: ChunkForm, b: ChunkBuffers | null): Binding[] {
   const x = (buf: GPUBuffer | undefined) => buf as GPUBuffer;
   const list: Binding[] = [
     { name: 'cu', kind: 'read', type: 'array<u32>', buffer: x(b?.cu) },
-    ...originBinding(inPlace, b),
     { name: 'q_in', kind: 'read', buffer: x(b?.q) },
     { name: 'k_in', kind: 'read', buffer: x(b?.k) },
   ];
@@ -1049,11 +1014,11 @@ function prepareBindings(f: ChunkForm, b: ChunkBuffers | null, inPlace = false):
 
 // v4: the [.., dk] arrays (q, k, W, per-channel G) bound as vec4 (dk a multiple of 4);
 // io4: U (or V) and O as vec4 (dv a multiple of 4); a4: Aqk as vec4 (C a multiple of 4)
-function scanBindings(f: ChunkForm, b: ChunkBuffers | null, v4: boolean, io4: boolean, a4: boolean, split = false, inPlace = false): Binding[] {
+function scanBindings(f: ChunkForm, b: ChunkBuffers | null, v4: boolean, io4: boolean, a4: boolean, split = false): Binding[] {
   const x = (buf: GPUBuffer | undefined) => buf as GPUBuffer;
   const t4 = v4 ? 'array<vec4<f32>>' : undefined;
   const vec = (on: boolean) => (on ? 'array<vec4<f32>>' : undefined);
-  const list: Binding[] = [{ name: 'cu', kind: 'read', type: 'array<u32>', buffer: x(b?.cu) }, ...originBinding(inPlace, b)];
+  const list: Binding[] = [{ name: 'cu', kind: 'read', type: 'array<u32>', buffer: x(b?.cu) }];
   if (!split) list.push({ name: 'q_in', kind: 'read', type: t4, buffer: x(b?.q) });
   list.push(
     { name: 'k_in', kind: 'read', type: t4, buffer: x(b?.k) },
@@ -1149,17 +1114,16 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
     // Chunk slots (see the header); the split form keeps the state at each one's start.
     const slots = Math.ceil(P / C) + S;
     const split = wantSplit && 4 * slots * H * dk * dv <= ctx.limits.maxStorageBufferBindingSize;
-    const inPlace = buffers.rows !== undefined;
-    const key = `${dk},${limit},${scanColumns},${dvQuads},${cQuads},${split},${inPlace}`;
+    const key = `${dk},${limit},${scanColumns},${dvQuads},${cQuads},${split}`;
     let t = texts.get(key);
     if (!t) {
       const pl = prepareLayout(form, limit);
       if (pl.tk < 1) checkWorkgroupBytes(ctx, pl.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, sl.bytes, what);
       t = {
-        prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse, prefetch, options.prepareCut, inPlace),
-        scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split, inPlace),
-        output: split ? outputKernelWgsl(form, dk, inPlace) : '',
+        prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse, prefetch, options.prepareCut),
+        scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split),
+        output: split ? outputKernelWgsl(form, dk) : '',
       };
       texts.set(key, t);
     }
@@ -1176,14 +1140,13 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
       U: form.delta ? cachedScratch(ctx, 'chunk-U', P * H * dv) : undefined,
       state: buffers.state,
       o: buffers.o,
-      params: cachedUniform(ctx, [S, C, H, dv, buffers.rows?.qRows ?? 0, f32Bits(buffers.rows?.qScale ?? 1)]),
-      origin: buffers.rows?.origin,
+      params: cachedUniform(ctx, [S, C, H, dv]),
       Vn: split && form.delta ? cachedScratch(ctx, 'chunk-Vn', P * H * dv) : undefined,
       Hc: split ? cachedScratch(ctx, 'chunk-Hc', slots * H * dk * dv) : undefined,
     };
-    const pre = prepareBindings(form, b, inPlace);
-    const scan = scanBindings(form, b, scanLoads !== 'scalar' && dk % 4 === 0, scanLoads === 'vec4' && dvQuads, scanLoads === 'vec4' && cQuads, split, inPlace);
-    const out = split ? outputBindings(form, b, inPlace) : [];
+    const pre = prepareBindings(form, b);
+    const scan = scanBindings(form, b, scanLoads !== 'scalar' && dk % 4 === 0, scanLoads === 'vec4' && dvQuads, scanLoads === 'vec4' && cQuads, split);
+    const out = split ? outputBindings(form, b) : [];
     checkStorageBindings(ctx, pre, what);
     checkStorageBindings(ctx, scan, what);
     checkStorageBindings(ctx, out, what);

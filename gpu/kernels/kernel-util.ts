@@ -94,11 +94,8 @@ export function checkRuleCall(rule: string, inputs: readonly InputDecl[], dims: 
     if (buf.size < words * 4) throw new ShapeError(`rule '${rule}': buffer '${label}' holds ${buf.size} bytes, needs ${words * 4} (${words} values)`);
   };
   need('cu', buffers.cu, segments + 1);
-  // gathered: [P, H, w]; read in place: q [qRows, H, dk] and inputs [inputRows, H, w] through origin [P]
-  const rows = buffers.rows;
-  if (rows) need('origin', rows.origin, positions);
-  need('q', buffers.q, (rows ? rows.qRows : positions) * H * dk);
-  inputs.forEach((d, i) => need(d.name, buffers.inputs[i], (rows ? rows.inputRows : positions) * H * widthOf(d.width, { dk, dv })));
+  need('q', buffers.q, positions * H * dk);
+  inputs.forEach((d, i) => need(d.name, buffers.inputs[i], positions * H * widthOf(d.width, { dk, dv })));
   need('state', buffers.state, segments * H * dk * dv);
   need('o', buffers.o, positions * H * dv);
   if (buffers.history) need('history', buffers.history, positions * H * dk * dv);

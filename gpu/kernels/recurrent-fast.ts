@@ -55,7 +55,6 @@ import type { InputDecl } from '../../reference/types.js';
 import type { GpuContext } from '../device.js';
 import type { ChunkForm } from './chunk-template.js';
 import {
-  cachedUniform,
   checkRuleCall,
   checkStorageBindings,
   checkWorkgroupBytes,
@@ -72,8 +71,6 @@ const NT = 128;
 
 export interface RecurrentFastParams {
   form: ChunkForm;
-  /** read q and the inputs in place through the gather's origin (RuleBuffers.rows) */
-  inPlace?: boolean;
   H: number;
   dk: number;
   dv: number;
@@ -144,12 +141,9 @@ interface FastBuffers {
   state: GPUBuffer;
   o: GPUBuffer;
   history?: GPUBuffer;
-  /** RuleBuffers.rows: the gather's origin and a uniform { B·T, bits of the query scale } */
-  origin?: GPUBuffer;
-  rowParams?: GPUBuffer;
 }
 
-function bindings(form: ChunkForm, withHistory: boolean, b: FastBuffers | null, inPlace = false): Binding[] {
+function bindings(form: ChunkForm, withHistory: boolean, b: FastBuffers | null): Binding[] {
   const x = (buf: GPUBuffer | undefined) => buf as GPUBuffer; // text-only callers pass no buffers
   const list: Binding[] = [
     { name: 'cu', kind: 'read', type: 'array<u32>', buffer: x(b?.cu) },
@@ -161,26 +155,7 @@ function bindings(form: ChunkForm, withHistory: boolean, b: FastBuffers | null, 
   if (form.delta) list.push({ name: 'in_beta', kind: 'read', buffer: x(b?.beta) });
   list.push({ name: 'state', kind: 'read_write', buffer: x(b?.state) }, { name: 'out_o', kind: 'read_write', buffer: x(b?.o) });
   if (withHistory) list.push({ name: 'history', kind: 'read_write', buffer: x(b?.history) });
-  if (inPlace) {
-    list.push({ name: 'origin', kind: 'read', type: 'array<u32>', buffer: x(b?.origin) }, { name: 'rowp', kind: 'uniform', type: 'RowParams', buffer: x(b?.rowParams) });
-  }
   return list;
-}
-
-/**
- * Position p's row of the inputs (rin) and of q (rq), and the query scale: the positions over
- * gathered buffers; read in place (RuleBuffers.rows), rows of the uploaded buffers through the
- * gather's origin, q not yet scaled.
- */
-function rowFns(inPlace: boolean): string {
-  return inPlace
-    ? `struct RowParams { BT: u32, QS: u32 }
-fn rin(p: u32) -> u32 { return origin[p]; }
-fn rq(p: u32) -> u32 { return origin[p] % rowp.BT; }
-fn qscale() -> f32 { return bitcast<f32>(rowp.QS); }`
-    : `fn rin(p: u32) -> u32 { return p; }
-fn rq(p: u32) -> u32 { return p; }
-fn qscale() -> f32 { return 1.0; }`;
 }
 
 /** Σ over m of f(m), as a balanced tree of `+` (shorter dependency chain than a running sum). */
@@ -210,9 +185,9 @@ function prefetchCode(form: ChunkForm, TT: number, dk: number, BV: number, nt: n
   ].join(' ');
   const fetch = (t0: string, n: string) =>
     [
-      ...lk.map((i) => `{ let _e = _lid + ${i * nt}u; if (_e < ${n} * DK) { let _p = ${t0} + _e / DK; let _i = (rin(_p) * H + _h) * DK + _e % DK; _pk${i} = in_k[_i]; _pq${i} = in_q[(rq(_p) * H + _h) * DK + _e % DK] * qscale();${ch ? ` _pg${i} = in_g[_i];` : ''} } }`),
-      ...lv.map((i) => `{ let _e = _lid + ${i * nt}u; if (_e < ${n} * BV) { _pv${i} = in_v[(rin(${t0} + _e / BV) * H + _h) * DV + min(_j0 + _e % BV, DV - 1u)]; } }`),
-      hasScalar ? `if (_lid < ${n}) {${sc ? ` _pgs = in_g[rin(${t0} + _lid) * H + _h];` : ''}${form.delta ? ` _pb = in_beta[rin(${t0} + _lid) * H + _h];` : ''} }` : '',
+      ...lk.map((i) => `{ let _e = _lid + ${i * nt}u; if (_e < ${n} * DK) { let _i = ((${t0} + _e / DK) * H + _h) * DK + _e % DK; _pk${i} = in_k[_i]; _pq${i} = in_q[_i];${ch ? ` _pg${i} = in_g[_i];` : ''} } }`),
+      ...lv.map((i) => `{ let _e = _lid + ${i * nt}u; if (_e < ${n} * BV) { _pv${i} = in_v[((${t0} + _e / BV) * H + _h) * DV + min(_j0 + _e % BV, DV - 1u)]; } }`),
+      hasScalar ? `if (_lid < ${n}) {${sc ? ` _pgs = in_g[(${t0} + _lid) * H + _h];` : ''}${form.delta ? ` _pb = in_beta[(${t0} + _lid) * H + _h];` : ''} }` : '',
     ].join('\n    ');
   const store = [
     ...lk.map((i) => `    { let _e = _lid + ${i * nt}u; if (_e < _nt * DK) { let _w = (_e / DK) * KV4 + (_e % DK) / 4u; _wk[_w][(_e % DK) % 4u] = _pk${i}; _wq[_w][(_e % DK) % 4u] = _pq${i};${ch ? ` _wa[_w][(_e % DK) % 4u] = exp(_pg${i});` : ''} } }`),
@@ -225,7 +200,6 @@ function prefetchCode(form: ChunkForm, TT: number, dk: number, BV: number, nt: n
 /** The WGSL of the fast token-by-token kernel (entry point `main`). */
 export function recurrentFastWgsl(p: RecurrentFastParams): string {
   const { form, dk, dv, H, withHistory, subgroups } = p;
-  const inPlace = p.inPlace ?? false;
   const prefetch = p.prefetch ?? true;
   const R = p.threadsPerColumn;
   const TT = p.tokensPerTile;
@@ -327,15 +301,15 @@ export function recurrentFastWgsl(p: RecurrentFastParams): string {
   const directLoad = `    for (var _e = _lid; _e < _nt * DK; _e += NT) {
       let _ti = _e / DK;
       let _ri = _e % DK;
-      let _i = (rin(_t0 + _ti) * H + _h) * DK + _ri;
+      let _i = ((_t0 + _ti) * H + _h) * DK + _ri;
       let _w = _ti * KV4 + _ri / 4u;
       _wk[_w][_ri % 4u] = in_k[_i];
-      _wq[_w][_ri % 4u] = in_q[(rq(_t0 + _ti) * H + _h) * DK + _ri] * qscale();${ch ? '\n      _wa[_w][_ri % 4u] = exp(in_g[_i]);' : ''}
+      _wq[_w][_ri % 4u] = in_q[_i];${ch ? '\n      _wa[_w][_ri % 4u] = exp(in_g[_i]);' : ''}
     }
     for (var _e = _lid; _e < _nt * BV; _e += NT) {
-      _wv[_e] = in_v[(rin(_t0 + _e / BV) * H + _h) * DV + min(_j0 + _e % BV, DV - 1u)];
+      _wv[_e] = in_v[((_t0 + _e / BV) * H + _h) * DV + min(_j0 + _e % BV, DV - 1u)];
     }
-    for (var _e = _lid; _e < _nt; _e += NT) {${sc ? '\n      _wa[_e] = exp(in_g[rin(_t0 + _e) * H + _h]);' : ''}${form.delta ? '\n      _wb[_e] = in_beta[rin(_t0 + _e) * H + _h];' : ''}
+    for (var _e = _lid; _e < _nt; _e += NT) {${sc ? '\n      _wa[_e] = exp(in_g[(_t0 + _e) * H + _h]);' : ''}${form.delta ? '\n      _wb[_e] = in_beta[(_t0 + _e) * H + _h];' : ''}
     }`;
   const pf = prefetchCode(form, TT, dk, BV, NT);
 
@@ -348,8 +322,7 @@ const BV: u32 = ${BV}u;
 const NT: u32 = ${NT}u;
 const TT: u32 = ${TT}u;
 const KV4: u32 = ${KV4}u;
-${declareBindings(bindings(form, withHistory, null, inPlace))}
-${rowFns(inPlace)}
+${declareBindings(bindings(form, withHistory, null))}
 var<workgroup> _wk: array<vec4f, ${TT * KV4}>;
 var<workgroup> _wq: array<vec4f, ${TT * KV4}>;
 var<workgroup> _wv: array<f32, ${TT * BV}>;
@@ -470,14 +443,13 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
     const readout = options.readout ?? 'after-update';
     const keyQuery = options.keyQuery ?? 'threads';
     const kqTile = readout === 'old-state' && keyQuery === 'tile';
-    const inPlace = buffers.rows !== undefined;
-    const key = `${H},${dk},${dv},${withHistory},${subgroups},${R},${prefetch},${readout},${keyQuery},${inPlace}`;
+    const key = `${H},${dk},${dv},${withHistory},${subgroups},${R},${prefetch},${readout},${keyQuery}`;
     let t = texts.get(key);
     if (!t) {
       const lay = fastLayout(form, dk, subgroups, ctx.limits.maxComputeWorkgroupStorageSize, R, kqTile);
       if (lay.tt < 1) checkWorkgroupBytes(ctx, lay.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, lay.bytes, what);
-      const code = recurrentFastWgsl({ form, H, dk, dv, withHistory, subgroups, threadsPerColumn: lay.R, tokensPerTile: lay.tt, prefetch, readout, keyQuery, inPlace });
+      const code = recurrentFastWgsl({ form, H, dk, dv, withHistory, subgroups, threadsPerColumn: lay.R, tokensPerTile: lay.tt, prefetch, readout, keyQuery });
       texts.set(key, (t = { code, bv: lay.bv }));
     }
     const list = bindings(form, withHistory, {
@@ -490,9 +462,7 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
       state: buffers.state,
       o: buffers.o,
       history: buffers.history,
-      origin: buffers.rows?.origin,
-      rowParams: buffers.rows ? cachedUniform(ctx, [buffers.rows.qRows, new Uint32Array(Float32Array.of(buffers.rows.qScale).buffer)[0]]) : undefined,
-    }, inPlace);
+    });
     checkStorageBindings(ctx, list, what);
     const label = `${spec.name}:recurrent-fast`;
     const grid = [gridDim(ctx, segments, label), gridDim(ctx, H, label), gridDim(ctx, Math.ceil(dv / t.bv), label)] as const;

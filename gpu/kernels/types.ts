@@ -11,7 +11,6 @@
  *   cu       u32 [S + 1]             segment offsets into the positions
  *   q        [P, H, dk]              queries, already scaled by s (SPEC 4)
  *   inputs   one per rule input, in `rule.inputs` order: [P, H, width] (width dk, dv or 1)
- *            (or both in place, read through the gather's origin: see `rows`)
  *   state    [S, H, dk, dv]          read_write: the initial state in, the final state out
  *   o        [P, H, dv]              the memory's own read-out after each token's update
  *   history  [P, H, dk, dv]          optional: the state after each token (mix-before path)
@@ -40,13 +39,6 @@ export interface RuleBuffers {
   state: GPUBuffer;
   o: GPUBuffer;
   history?: GPUBuffer;
-  /**
-   * Inputs read in place instead of gathered (kernels that support it: `GpuRule.readsRows`):
-   * then q is the uploaded [B*T, H, dk], unscaled, and each input the uploaded [slots*B*T, H, w];
-   * position p reads input row origin[p] and q row origin[p] % qRows, times qScale. This saves the
-   * copies of the gather (on the H200 about 0.7 ms of a 13 ms forward at B 4, T 8192, H 8).
-   */
-  rows?: { origin: GPUBuffer; qRows: number; inputRows: number; qScale: number };
 }
 
 export interface RuleRunOptions {
@@ -61,8 +53,6 @@ export interface GpuRule {
   readonly readLinear: boolean;
   /** Modes this rule has kernels for (text rules: 'recurrent' only). */
   readonly modes: readonly KernelMode[];
-  /** whether the kernels of `mode` can read the inputs in place (RuleBuffers.rows) */
-  readonly readsRows?: (mode: KernelMode) => boolean;
   /**
    * Record the rule's kernel dispatches into `enc` (no submit, no readback, no allocation of
    * buffers that depend on T, so decode stays allocation-free after its first step).
