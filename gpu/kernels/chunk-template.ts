@@ -580,22 +580,19 @@ ${four.map((m) => `          let hv${m} = hsh[(i + ${m}u) * CQ + q4];`).join('\n
  * eight of them per step (two quads of two tokens), so one storage load brings four entries
  * where the scalar form issued four loads, and twice as many are in flight per step.
  */
-function dotOverDk4(acc0: string, acc1: string, a: (x: string, i4: string) => string): string {
+function dotOverDk4(acc0: string, acc1: string, a: (x: string, i4: string) => string, step = 2): string {
   const quad = (p: string, m: number) => `${p}.x * hv${m}0 + ${p}.y * hv${m}1 + ${p}.z * hv${m}2 + ${p}.w * hv${m}3`;
   const hv = (m: number, i4: string) => [0, 1, 2, 3].map((l) => `          let hv${m}${l} = hsh[(4u * (${i4}) + ${l}u) * CQ + q4];`).join('\n');
+  const ms = Array.from({ length: step }, (_, m) => m);
   return `{
         var i4 = 0u;
-        for (; i4 + 2u <= DK4; i4 += 2u) {
-          let pa0 = ${a('x0', 'i4')};
-          let pb0 = ${a('x1', 'i4')};
-          let pa1 = ${a('x0', 'i4 + 1u')};
-          let pb1 = ${a('x1', 'i4 + 1u')};
-${hv(0, 'i4')}
-${hv(1, 'i4 + 1u')}
-          ${acc0} ${quad('pa0', 0)} + ${quad('pa1', 1)};
-          ${acc1} ${quad('pb0', 0)} + ${quad('pb1', 1)};
+        for (; i4 + ${step}u <= DK4; i4 += ${step}u) {
+${ms.map((m) => `          let pa${m} = ${a('x0', `i4 + ${m}u`)};\n          let pb${m} = ${a('x1', `i4 + ${m}u`)};`).join('\n')}
+${ms.map((m) => hv(m, `i4 + ${m}u`)).join('\n')}
+          ${acc0} ${ms.map((m) => quad(`pa${m}`, m)).join(' + ')};
+          ${acc1} ${ms.map((m) => quad(`pb${m}`, m)).join(' + ')};
         }
-        if (i4 < DK4) {
+        for (; i4 < DK4; i4++) {
           let pa0 = ${a('x0', 'i4')};
           let pb0 = ${a('x1', 'i4')};
 ${hv(0, 'i4')}
@@ -662,7 +659,7 @@ ${[0, 1, 2, 3].map((m) => `        let w${m} = vsh[(s + ${m}u) * CQ + q4];`).joi
 /** Benchmark-only cuts of `scan` (see PrepareCut): without the W h correction (phase A's dot), the output (phase B) or the state update (phase C). */
 export type ScanCut = 'no-correction' | 'no-output' | 'no-update';
 
-export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false, cut?: ScanCut, split = false): string {
+export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false, cut?: ScanCut, split = false, wide = false): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const { rq, cq, nt } = scanLayout(dk, maxColumns);
@@ -673,7 +670,7 @@ export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads:
   const io4 = loads === 'vec4' && dvQuads;
   const a4 = loads === 'vec4' && cQuads;
   // Phase C's token group: with vec4 keys a token costs two loads, so twice the tokens fit in flight
-  const group = v4 ? 8 : 4;
+  const group = v4 ? (wide ? 16 : 8) : 4;
   const xyzw = ['x', 'y', 'z', 'w'];
   // q ⊙ e^G for scalar decay is applied once per token after the dot product
   // Phase C, token `tok` as the j-th of a group: its loads (V' row, decay scale, keys of this
@@ -782,7 +779,7 @@ ${rows.map((k) => (io4 ? `    if (r0 + ${k}u < DK && colBase / 4u + cq < DV / 4u
       let x1 = (c0 + u1) * H + h;
       var a0 = uQuad(x0, colBase / 4u + q4);
       var a1 = uQuad(x1, colBase / 4u + q4);
-      ${f.delta && cut !== 'no-correction' ? (v4 ? dotOverDk4('a0 -=', 'a1 -=', (x, i4) => `W_in[${x} * DK4 + ${i4}]`) : dotOverDk('a0 -=', 'a1 -=', (x, i) => `W_in[${x} * DK + ${i}]`)) : ''}
+      ${f.delta && cut !== 'no-correction' ? (v4 ? dotOverDk4('a0 -=', 'a1 -=', (x, i4) => `W_in[${x} * DK4 + ${i4}]`, wide ? 4 : 2) : dotOverDk('a0 -=', 'a1 -=', (x, i) => `W_in[${x} * DK + ${i}]`)) : ''}
       vsh[u * CQ + q4] = a0;
       if (u + 1u < n) { vsh[(u + 1u) * CQ + q4] = a1; }
       ${split && f.delta ? `storeVn(x0, colBase / 4u + q4, a0);
@@ -799,7 +796,7 @@ ${cut === 'no-output' || split ? '' : `    // B: O = (Q ⊙ e^G) h + Aqk V'
       let x1 = (c0 + u1) * H + h;
       var a0 = vec4<f32>(0.0);
       var a1 = vec4<f32>(0.0);
-      ${v4 ? dotOverDk4('a0 +=', 'a1 +=', qTerm4) : dotOverDk('a0 +=', 'a1 +=', qTerm)}
+      ${v4 ? dotOverDk4('a0 +=', 'a1 +=', qTerm4, wide ? 4 : 2) : dotOverDk('a0 +=', 'a1 +=', qTerm)}
       ${sc ? 'a0 *= exp(gs[u]); a1 *= exp(gs[u1]);' : ''}
 ${a4 ? aqkTimesV4() : aqkTimesV()}
       storeO(x0, colBase / 4u + q4, a0);
@@ -1069,6 +1066,8 @@ export interface ChunkOptions {
    * 2-7). 'split' falls back to 'fused' when the per-chunk states exceed one storage binding.
    */
   output?: 'split' | 'fused';
+  /** scan: four key quads per dot step and 16 tokens per update group, twice the loads in flight (default false) */
+  scanWide?: boolean;
 }
 
 /**
@@ -1122,7 +1121,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
       checkWorkgroupBytes(ctx, sl.bytes, what);
       t = {
         prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse, prefetch, options.prepareCut),
-        scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split),
+        scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split, options.scanWide ?? false),
         output: split ? outputKernelWgsl(form, dk) : '',
       };
       texts.set(key, t);

@@ -71,6 +71,8 @@ const NT = 128;
 
 export interface RecurrentFastParams {
   form: ChunkForm;
+  /** workgroup tiles nested [token][thread part][m] instead of flat (see tileType) */
+  nested?: boolean;
   H: number;
   dk: number;
   dv: number;
@@ -171,7 +173,7 @@ function tree(terms: string[]): string {
  * consecutive addresses), `store` writes the fetched tile (of `_nt` tokens) to workgroup memory.
  * Each thread holds ceil(TT·DK/NT) keys and queries, ceil(TT·BV/NT) values and one decay/β.
  */
-function prefetchCode(form: ChunkForm, TT: number, dk: number, BV: number, nt: number) {
+function prefetchCode(form: ChunkForm, TT: number, dk: number, BV: number, nt: number, tileAt: (arr: string, tok: string, g: string) => string) {
   const ch = form.decay === 'channel';
   const sc = form.decay === 'scalar';
   const lk = Array.from({ length: Math.ceil((TT * dk) / nt) }, (_, i) => i);
@@ -190,7 +192,7 @@ function prefetchCode(form: ChunkForm, TT: number, dk: number, BV: number, nt: n
       hasScalar ? `if (_lid < ${n}) {${sc ? ` _pgs = in_g[(${t0} + _lid) * H + _h];` : ''}${form.delta ? ` _pb = in_beta[(${t0} + _lid) * H + _h];` : ''} }` : '',
     ].join('\n    ');
   const store = [
-    ...lk.map((i) => `    { let _e = _lid + ${i * nt}u; if (_e < _nt * DK) { let _w = (_e / DK) * KV4 + (_e % DK) / 4u; _wk[_w][(_e % DK) % 4u] = _pk${i}; _wq[_w][(_e % DK) % 4u] = _pq${i};${ch ? ` _wa[_w][(_e % DK) % 4u] = exp(_pg${i});` : ''} } }`),
+    ...lk.map((i) => `    { let _e = _lid + ${i * nt}u; if (_e < _nt * DK) { ${tileAt('_wk', '_e / DK', '(_e % DK) / 4u')}[(_e % DK) % 4u] = _pk${i}; ${tileAt('_wq', '_e / DK', '(_e % DK) / 4u')}[(_e % DK) % 4u] = _pq${i};${ch ? ` ${tileAt('_wa', '_e / DK', '(_e % DK) / 4u')}[(_e % DK) % 4u] = exp(_pg${i});` : ''} } }`),
     ...lv.map((i) => `    { let _e = _lid + ${i * nt}u; if (_e < _nt * BV) { _wv[_e] = _pv${i}; } }`),
     hasScalar ? `    if (_lid < _nt) {${sc ? ' _wa[_lid] = exp(_pgs);' : ''}${form.delta ? ' _wb[_lid] = _pb;' : ''} }` : '',
   ].join('\n');
@@ -200,6 +202,7 @@ function prefetchCode(form: ChunkForm, TT: number, dk: number, BV: number, nt: n
 /** The WGSL of the fast token-by-token kernel (entry point `main`). */
 export function recurrentFastWgsl(p: RecurrentFastParams): string {
   const { form, dk, dv, H, withHistory, subgroups } = p;
+  const nested = p.nested ?? false;
   const prefetch = p.prefetch ?? true;
   const R = p.threadsPerColumn;
   const TT = p.tokensPerTile;
@@ -213,13 +216,19 @@ export function recurrentFastWgsl(p: RecurrentFastParams): string {
 
   // row group m of this thread: vec4 index m R + r of a dk vector
   const g4 = (m: number) => `${m * R}u + _r`;
+  // A tile of keys / queries (/ per-channel decays) in workgroup memory: flat [token][vec4 row group]
+  // or nested [token][thread part r][m] (\`nested\`), where a thread's own group m·R + r is then
+  // indexed by constants after [_t][_r], which robustness need not clamp per access.
+  const tileType = nested ? `array<array<array<vec4f, ${KV4 / R}>, ${R}>, ${TT}>` : `array<vec4f, ${TT * KV4}>`;
+  const tileAt = (arr: string, tok: string, g: string) => (nested ? `${arr}[${tok}][(${g}) % R][(${g}) / R]` : `${arr}[(${tok}) * KV4 + ${g}]`);
+  const mine = (arr: string, m: number) => (nested ? `${arr}[_t][_r][${m}u]` : `${arr}[_kb + ${g4(m)}]`);
   const reduce = (v: string) => {
     if (R === 1) return '';
     const steps: string[] = [];
     for (let mask = 1; mask < R; mask <<= 1) steps.push(`${v} += subgroupShuffleXor(${v}, ${mask}u);`);
     return steps.join(' ');
   };
-  const decayed = (m: number) => (ch ? `_wa[_kb + ${g4(m)}] * _s${m}` : sc ? `_a * _s${m}` : `_s${m}`);
+  const decayed = (m: number) => (ch ? `${mine('_wa', m)} * _s${m}` : sc ? `_a * _s${m}` : `_s${m}`);
 
   // each of this thread's rows (row < DK only: padding rows are never read or written)
   const eachRow = (f: (m: number, c: number, row: string) => string) =>
@@ -233,7 +242,7 @@ export function recurrentFastWgsl(p: RecurrentFastParams): string {
   const storeState = eachRow((m, c, row) => `state[_sb + ${row} * DV] = _s${m}[${c}];`);
   const storeHistory = eachRow((m, c, row) => `history[((_p * H + _h) * DK + ${row}) * DV + _j] = _s${m}[${c}];`);
 
-  const kvPartial = tree(ms.map((m) => `dot(${form.decay === 'channel' ? `_wa[_kb + ${g4(m)}] * _s${m}` : `_s${m}`}, _wk[_kb + ${g4(m)}])`));
+  const kvPartial = tree(ms.map((m) => `dot(${form.decay === 'channel' ? `${mine('_wa', m)} * _s${m}` : `_s${m}`}, ${mine('_wk', m)})`));
   // scalar decay: (a S)·k = a (S·k): the decay multiplies the reduced sum once
   const kvScale = sc ? '_a * ' : '';
   const uDelta = subgroups
@@ -244,8 +253,8 @@ export function recurrentFastWgsl(p: RecurrentFastParams): string {
       var _kv = 0.0;
       for (var _x = 0u; _x < R; _x++) { _kv += _kvp[(_t & 1u) * NT + _c * R + _x]; }
       let _u = _wb[_t] * (_vj - ${kvScale}_kv);`;
-  const update = ms.map((m) => `_s${m} = fma(_wk[_kb + ${g4(m)}], vec4f(_u), ${decayed(m)});`).join('\n      ');
-  const qsPartial = tree(ms.map((m) => `dot(_s${m}, _wq[_kb + ${g4(m)}])`));
+  const update = ms.map((m) => `_s${m} = fma(${mine('_wk', m)}, vec4f(_u), ${decayed(m)});`).join('\n      ');
+  const qsPartial = tree(ms.map((m) => `dot(_s${m}, ${mine('_wq', m)})`));
   const readOut = subgroups
     ? `var _qs = ${qsPartial}; ${reduce('_qs')}
       if (_live && _r == 0u) { out_o[(_p * H + _h) * DV + _j] = _qs; }`
@@ -257,11 +266,11 @@ export function recurrentFastWgsl(p: RecurrentFastParams): string {
   const oldState = (p.readout ?? 'after-update') === 'old-state';
   const kqTile = oldState && p.keyQuery === 'tile';
   const sOld = (m: number) => (ch ? `_d${m}` : `_s${m}`);
-  const dOld = ch ? ms.map((m) => `let _d${m} = _wa[_kb + ${g4(m)}] * _s${m};`).join(' ') : '';
-  const kvOld = tree(ms.map((m) => `dot(${sOld(m)}, _wk[_kb + ${g4(m)}])`));
-  const qsOld = tree(ms.map((m) => `dot(${sOld(m)}, _wq[_kb + ${g4(m)}])`));
-  const kqOld = tree(ms.map((m) => `dot(_wk[_kb + ${g4(m)}], _wq[_kb + ${g4(m)}])`));
-  const updateOld = ms.map((m) => `_s${m} = fma(_wk[_kb + ${g4(m)}], vec4f(_u), ${ch ? `_d${m}` : decayed(m)});`).join('\n      ');
+  const dOld = ch ? ms.map((m) => `let _d${m} = ${mine('_wa', m)} * _s${m};`).join(' ') : '';
+  const kvOld = tree(ms.map((m) => `dot(${sOld(m)}, ${mine('_wk', m)})`));
+  const qsOld = tree(ms.map((m) => `dot(${sOld(m)}, ${mine('_wq', m)})`));
+  const kqOld = tree(ms.map((m) => `dot(${mine('_wk', m)}, ${mine('_wq', m)})`));
+  const updateOld = ms.map((m) => `_s${m} = fma(${mine('_wk', m)}, vec4f(_u), ${ch ? `_d${m}` : decayed(m)});`).join('\n      ');
   // scalar decay multiplies the reduced sums once, as kvScale does
   const aTimes = (x: string) => (sc ? `_a * ${x}` : x);
   let tokenOld: string;
@@ -293,7 +302,7 @@ export function recurrentFastWgsl(p: RecurrentFastParams): string {
   // readout 'old-state', keyQuery 'tile': the tile's first threads take its tokens' k·q (TT <= 32 < NT)
   const kqTileCode = kqTile
     ? `
-    if (_lid < _nt) { _wkq[_lid] = ${tree(Array.from({ length: KV4 }, (_, i) => `dot(_wk[_lid * KV4 + ${i}u], _wq[_lid * KV4 + ${i}u])`))}; }
+    if (_lid < _nt) { _wkq[_lid] = ${tree(Array.from({ length: KV4 }, (_, i) => `dot(${tileAt('_wk', '_lid', `${i}u`)}, ${tileAt('_wq', '_lid', `${i}u`)})`))}; }
     workgroupBarrier(); // the tile's k·q are written`
     : '';
 
@@ -302,16 +311,15 @@ export function recurrentFastWgsl(p: RecurrentFastParams): string {
       let _ti = _e / DK;
       let _ri = _e % DK;
       let _i = ((_t0 + _ti) * H + _h) * DK + _ri;
-      let _w = _ti * KV4 + _ri / 4u;
-      _wk[_w][_ri % 4u] = in_k[_i];
-      _wq[_w][_ri % 4u] = in_q[_i];${ch ? '\n      _wa[_w][_ri % 4u] = exp(in_g[_i]);' : ''}
+      ${tileAt('_wk', '_ti', '_ri / 4u')}[_ri % 4u] = in_k[_i];
+      ${tileAt('_wq', '_ti', '_ri / 4u')}[_ri % 4u] = in_q[_i];${ch ? `\n      ${tileAt('_wa', '_ti', '_ri / 4u')}[_ri % 4u] = exp(in_g[_i]);` : ''}
     }
     for (var _e = _lid; _e < _nt * BV; _e += NT) {
       _wv[_e] = in_v[((_t0 + _e / BV) * H + _h) * DV + min(_j0 + _e % BV, DV - 1u)];
     }
     for (var _e = _lid; _e < _nt; _e += NT) {${sc ? '\n      _wa[_e] = exp(in_g[(_t0 + _e) * H + _h]);' : ''}${form.delta ? '\n      _wb[_e] = in_beta[(_t0 + _e) * H + _h];' : ''}
     }`;
-  const pf = prefetchCode(form, TT, dk, BV, NT);
+  const pf = prefetchCode(form, TT, dk, BV, NT, tileAt);
 
   return /* wgsl */ `${subgroups ? 'enable subgroups;\n' : ''}
 const DK: u32 = ${dk}u;
@@ -323,10 +331,10 @@ const NT: u32 = ${NT}u;
 const TT: u32 = ${TT}u;
 const KV4: u32 = ${KV4}u;
 ${declareBindings(bindings(form, withHistory, null))}
-var<workgroup> _wk: array<vec4f, ${TT * KV4}>;
-var<workgroup> _wq: array<vec4f, ${TT * KV4}>;
+var<workgroup> _wk: ${tileType};
+var<workgroup> _wq: ${tileType};
 var<workgroup> _wv: array<f32, ${TT * BV}>;
-${ch ? `var<workgroup> _wa: array<vec4f, ${TT * KV4}>;` : sc ? `var<workgroup> _wa: array<f32, ${TT}>;` : ''}
+${ch ? `var<workgroup> _wa: ${tileType};` : sc ? `var<workgroup> _wa: array<f32, ${TT}>;` : ''}
 ${form.delta ? `var<workgroup> _wb: array<f32, ${TT}>;` : ''}
 ${subgroups ? 'var<workgroup> _slot: atomic<u32>;' : `var<workgroup> _op: array<f32, ${TT * NT}>;`}
 ${!subgroups && form.delta ? `var<workgroup> _kvp: array<f32, ${2 * NT}>;` : ''}${kqTile ? `\nvar<workgroup> _wkq: array<f32, ${TT}>;` : ''}
@@ -409,6 +417,8 @@ export interface RecurrentFastOptions {
   readout?: Readout;
   /** with readout 'old-state': k·q per thread (default) or once per tile (see the header comment) */
   keyQuery?: KeyQuery;
+  /** workgroup tiles nested [token][thread part][m] (default false: flat) */
+  nested?: boolean;
 }
 
 /**
@@ -443,13 +453,14 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
     const readout = options.readout ?? 'after-update';
     const keyQuery = options.keyQuery ?? 'threads';
     const kqTile = readout === 'old-state' && keyQuery === 'tile';
-    const key = `${H},${dk},${dv},${withHistory},${subgroups},${R},${prefetch},${readout},${keyQuery}`;
+    const nested = options.nested ?? false;
+    const key = `${H},${dk},${dv},${withHistory},${subgroups},${R},${prefetch},${readout},${keyQuery},${nested}`;
     let t = texts.get(key);
     if (!t) {
       const lay = fastLayout(form, dk, subgroups, ctx.limits.maxComputeWorkgroupStorageSize, R, kqTile);
       if (lay.tt < 1) checkWorkgroupBytes(ctx, lay.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, lay.bytes, what);
-      const code = recurrentFastWgsl({ form, H, dk, dv, withHistory, subgroups, threadsPerColumn: lay.R, tokensPerTile: lay.tt, prefetch, readout, keyQuery });
+      const code = recurrentFastWgsl({ form, H, dk, dv, withHistory, subgroups, threadsPerColumn: lay.R, tokensPerTile: lay.tt, prefetch, readout, keyQuery, nested });
       texts.set(key, (t = { code, bv: lay.bv }));
     }
     const list = bindings(form, withHistory, {
