@@ -101,13 +101,15 @@ export type KeyQuery = 'threads' | 'tile';
 const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 
 /** Layout decisions shared by the WGSL text and the dispatch. */
-export function fastLayout(form: ChunkForm, dk: number, subgroups: boolean, budget: number, threadsPerColumn: number, kqTile = false) {
+export function fastLayout(form: ChunkForm, dk: number, subgroups: boolean, budget: number, threadsPerColumn: number, kqTile = false, nested = false) {
   // R is capped by dk itself (no thread without a row)
   const R = Math.max(1, Math.min(threadsPerColumn, pow2(Math.ceil(dk / 4))));
   const bv = NT / R;
   const dkp = Math.ceil(dk / (4 * R)) * 4 * R;
   const perToken =
-    4 * (2 * dkp + (form.decay === 'channel' ? dkp : form.decay === 'scalar' ? 1 : 0) + (form.delta ? 1 : 0) + (kqTile ? 1 : 0) + bv + (subgroups ? 0 : NT));
+    4 * (2 * dkp + (form.decay === 'channel' ? dkp : form.decay === 'scalar' ? 1 : 0) + (form.delta ? 1 : 0) + (kqTile ? 1 : 0) + bv + (subgroups ? 0 : NT)) +
+    // nested tiles: one padding vec4 per thread part in each of the k, q (and gla decay) tiles
+    (nested ? 16 * R * (form.decay === 'channel' ? 3 : 2) : 0);
   const fixed = !subgroups && form.delta ? 4 * 2 * NT : 0;
   // Up to 32 tokens per tile amortise the tile's two barriers and load latency, within 24 KiB:
   // on the H200 a 32 KiB budget (16 instead of 8 tokens per tile for R 8) made the workgroup-
@@ -219,7 +221,9 @@ export function recurrentFastWgsl(p: RecurrentFastParams): string {
   // A tile of keys / queries (/ per-channel decays) in workgroup memory: flat [token][vec4 row group]
   // or nested [token][thread part r][m] (\`nested\`), where a thread's own group m·R + r is then
   // indexed by constants after [_t][_r], which robustness need not clamp per access.
-  const tileType = nested ? `array<array<array<vec4f, ${KV4 / R}>, ${R}>, ${TT}>` : `array<vec4f, ${TT * KV4}>`;
+  // (the inner arrays padded by one vec4: unpadded, the R threads of a column read addresses
+  // KV4/R vec4 apart, on the same banks; run 18: R 4 2.4x slower than flat)
+  const tileType = nested ? `array<array<array<vec4f, ${KV4 / R + 1}>, ${R}>, ${TT}>` : `array<vec4f, ${TT * KV4}>`;
   const tileAt = (arr: string, tok: string, g: string) => (nested ? `${arr}[${tok}][(${g}) % R][(${g}) / R]` : `${arr}[(${tok}) * KV4 + ${g}]`);
   const mine = (arr: string, m: number) => (nested ? `${arr}[_t][_r][${m}u]` : `${arr}[_kb + ${g4(m)}]`);
   const reduce = (v: string) => {
@@ -457,7 +461,7 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
     const key = `${H},${dk},${dv},${withHistory},${subgroups},${R},${prefetch},${readout},${keyQuery},${nested}`;
     let t = texts.get(key);
     if (!t) {
-      const lay = fastLayout(form, dk, subgroups, ctx.limits.maxComputeWorkgroupStorageSize, R, kqTile);
+      const lay = fastLayout(form, dk, subgroups, ctx.limits.maxComputeWorkgroupStorageSize, R, kqTile, nested);
       if (lay.tt < 1) checkWorkgroupBytes(ctx, lay.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, lay.bytes, what);
       const code = recurrentFastWgsl({ form, H, dk, dv, withHistory, subgroups, threadsPerColumn: lay.R, tokensPerTile: lay.tt, prefetch, readout, keyQuery, nested });
