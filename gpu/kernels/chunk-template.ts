@@ -1,6 +1,6 @@
 /**
  * The chunkwise-parallel form (SPEC 5) of the built-in rules over the varlen contract of
- * gpu/kernels/types.ts, in two kernels, one dispatch each over all segments:
+ * gpu/kernels/types.ts, in three kernels, one dispatch each over all segments:
  *
  * 1. `prepare`, one workgroup per (chunk, head), all chunks of all segments in parallel. Per
  *    chunk of n <= C tokens starting at position c0:
@@ -13,8 +13,12 @@
  * 2. `scan`, one workgroup per (segment, head, block of BV state columns), sequential over the
  *    segment's chunks; the block of h is spread over the threads (4 x 4 each, see scanLayout):
  *      V' = U − W h          (V' = V for linear/decay/gla)
- *      O  = (Q ⊙ e^{G}) h + Aqk V'
  *      h  ← e^{G_n} h + (K ⊙ e^{G_n − G})ᵀ V'      (G_n: G at the chunk's last token)
+ *    writing V' and the state h_c at every chunk start to scratch.
+ * 3. `output` (fla's chunk_fwd_o), over all (chunk, head, block of 64 columns) at once:
+ *      O  = (Q ⊙ e^{G}) h_c + Aqk V'
+ *    (The 'fused' option computes O inside the scan instead, rounds 2-7; it is the fallback when the
+ *    chunk-start states do not fit one storage binding.)
  *
  * Chunk index space: segment lengths live only on the GPU (in `cu`), so `prepare` is dispatched
  * over an upper bound of ceil(P/C) + S chunk slots. Segment s owns slots
@@ -25,8 +29,8 @@
  * Numerics: every decay enters as e^{G_t − G_s} with t >= s, or e^{G} with G <= 0, so no factor
  * exceeds 1 (no e^{G_t}/e^{G_s}, which overflows for long chunks of strong decay).
  *
- * Scratch (G, Aqk, W, U) is sized by P and cached per device (kernel-util.ts), so repeated
- * calls with the same or fewer positions allocate nothing.
+ * Scratch (G, Aqk, W, U, V', the chunk-start states) is sized by P and cached per device
+ * (kernel-util.ts), so repeated calls with the same or fewer positions allocate nothing.
  */
 import { GpuError } from '../../reference/errors.js';
 import type { InputDecl } from '../../reference/types.js';
@@ -1078,11 +1082,14 @@ export interface ChunkOptions {
  * Measured on the H200 (docs/perf.md, run 8, gated-delta, the scan alone, ms, 32 / 16 / 8
  * columns): dk = 128: standard 15.0 / 14.2 / 21.2, long 50.5 / 42.0 / 50.4; dk = 64 (small
  * heads) 4.12 / 4.33 / 6.01. 16 columns from dk = 128 (two workgroups where there was one, each
- * of 128 threads), 32 below.
+ * of 128 threads), 32 below. With the split output and wide steps (run 19: 32 / 16 / 8 columns)
+ * standard 6.00 / 4.69 / 5.52, long 19.1 / 13.4 / 12.2: where the chains (segment x head) are few,
+ * as at long (5 x 8 = 40 chains; standard has 160), 8 columns give the sequential chains more
+ * workgroups to hide their latency, so 8 below 64 chains at dk >= 128.
  */
-export const defaultScanColumns = (dk: number): number => (dk >= 128 ? 16 : 32);
+export const defaultScanColumns = (dk: number, chains = Infinity): number => (dk >= 128 ? (chains < 64 ? 8 : 16) : 32);
 
-/** `encode` for mode 'chunk': two dispatches (prepare over all chunks, scan over all segments). */
+/** `encode` for mode 'chunk': three dispatches (prepare over all chunks, scan over all segments, output over all chunks). */
 export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}) {
   const fixedColumns = options.scanColumns;
   const inverse = options.inverse ?? 'blocked';
@@ -1109,7 +1116,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
     const { segments: S, positions: P, H, dk, dv } = dims;
     const what = `rule '${spec.name}' (chunk ${C}, dk=${dk}, dv=${dv})`;
     const limit = ctx.limits.maxComputeWorkgroupStorageSize;
-    const scanColumns = fixedColumns ?? defaultScanColumns(dk);
+    const scanColumns = fixedColumns ?? defaultScanColumns(dk, S * H);
     const sl = scanLayout(dk, scanColumns);
     // the scan's text (and bindings) depend on whether dv and C are whole quads
     const dvQuads = dv % 4 === 0;
