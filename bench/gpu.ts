@@ -199,15 +199,11 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
         // the scan with O inside it (rounds 2-7), against scan + output of the split default
         await variant('scan with fused output (round 7)', { output: 'fused' }, 'scan');
         await variant('scan, narrow steps (2 quads, 8-token groups; round 8)', { scanWide: false }, 'scan');
-        // the UT transform in the scan (V' = A·β(V − e^G K h)) instead of W and U in prepare
-        await variant('kernel, UT in the scan', { ut: 'scan' }, 'both');
-        await variant('prepare, UT in the scan', { ut: 'scan' }, 'prepare');
-        await variant('scan, UT in the scan', { ut: 'scan' }, 'scan');
         await variant('scan, 8 columns', { scanColumns: 8 }, 'scan');
         await variant('scan, 16 columns', { scanColumns: 16 }, 'scan');
         // where the time goes: each kernel cut after a part (benchmark only: the outputs are then wrong)
-        await variant('prepare cut: Gram + Aqk', { prepareCut: 'gram', ut: 'prepare' }, 'prepare');
-        await variant('prepare cut: + inverse', { prepareCut: 'inverse', ut: 'prepare' }, 'prepare');
+        await variant('prepare cut: Gram + Aqk', { prepareCut: 'gram' }, 'prepare');
+        await variant('prepare cut: + inverse', { prepareCut: 'inverse' }, 'prepare');
         await variant('scan cut: no W h', { scanCut: 'no-correction' }, 'scan');
         await variant('scan cut: no update', { scanCut: 'no-update' }, 'scan');
       } else {

@@ -108,11 +108,10 @@ function prepareLayout(f: ChunkForm, budget: number) {
  * 32 x 4 (BV = 16, defaultScanColumns) or 32 x 8 (BV = 32), dk = 256 64 x 4 (BV = 16).
  * Workgroup memory: h [dkp, BV] and V' [C, BV] as vec4 of columns, plus the chunk's G.
  */
-function scanLayout(dk: number, maxColumns = 32, utInScan = false) {
+function scanLayout(dk: number, maxColumns = 32) {
   const rq = Math.ceil(dk / 4);
   const cq = Math.max(1, Math.min(Math.floor(maxColumns / 4), Math.floor(256 / rq)));
-  // (utInScan: Y [C, BV] beside V')
-  return { rq, cq, nt: rq * cq, bj: 4 * cq, bytes: 16 * (4 * rq * cq + (utInScan ? 2 : 1) * MAX_CHUNK * cq) + 4 * MAX_CHUNK };
+  return { rq, cq, nt: rq * cq, bj: 4 * cq, bytes: 16 * (4 * rq * cq + MAX_CHUNK * cq) + 4 * MAX_CHUNK };
 }
 
 /**
@@ -131,8 +130,7 @@ export type PrepareCut = 'locate' | 'gram' | 'inverse';
 /** Which tiles of `prepare` are loaded one tile ahead: none (round 7), the Gram tiles, or also the W / U tiles. */
 export type PreparePrefetch = 'none' | 'gram' | 'all';
 
-export function prepareKernelWgsl(f: ChunkForm, dk: number, tk: number, wb = 32, inverse: ChunkInverse = 'blocked', prefetch: PreparePrefetch = 'all', cut?: PrepareCut, utInScan = false): string {
-  const ut = utInScan && f.delta && inverse !== 'rows';
+export function prepareKernelWgsl(f: ChunkForm, dk: number, tk: number, wb = 32, inverse: ChunkInverse = 'blocked', prefetch: PreparePrefetch = 'all', cut?: PrepareCut): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const dl = f.delta;
@@ -145,7 +143,7 @@ const NT: u32 = 256u; // threads: 16 x 16 blocks of 4 x 4 of a CM x CM Gram matr
 const TK: u32 = ${tk}u;
 const CQ4: u32 = ${CM / 4}u; // token quads of a Gram tile row
 ${PARAMS_STRUCT}
-${declareBindings(prepareBindings(f, null, ut))}
+${declareBindings(prepareBindings(f, null))}
 // Gram tiles transposed, [key c][token quad]: a thread's four rows (or columns) are one vec4
 var<workgroup> tq: array<vec4<f32>, ${(CM / 4) * tk}>;
 var<workgroup> tk_: array<vec4<f32>, ${(CM / 4) * tk}>;
@@ -167,7 +165,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let H = params.H;
   let DV = params.DV;
   let h = wid.z;
-  ${cut ? touchAll(prepareBindings(f, null, ut)) : ''}
+  ${cut ? touchAll(prepareBindings(f, null)) : ''}
   let loc = locate(wid.y * nwg.x + wid.x);
   let n = loc.z;
   if (n == 0u) { return; }
@@ -239,7 +237,7 @@ ${rows
   )
   .join('\n')}
   ${cut === 'gram' ? 'return;' : ''}
-  ${dl ? (inverse === 'rows' ? deltaTail(sc) : blockedDeltaTail(sc, wb, inverse === 'blocked', prefetch === 'all', cut === 'inverse', ut)) : ''}
+  ${dl ? (inverse === 'rows' ? deltaTail(sc) : blockedDeltaTail(sc, wb, inverse === 'blocked', prefetch === 'all', cut === 'inverse')) : ''}
 }
 `;
 }
@@ -324,7 +322,7 @@ ${load('i0 + TK')}
  * Entries of `am` on and above the diagonal stay 0 (workgroup memory starts zeroed and only
  * s < r is written), so the unit diagonal is implicit and loops may run past it.
  */
-function blockedDeltaTail(sc: boolean, wb: number, columns: boolean, prefetch = true, cutAfterInverse = false, ut = false): string {
+function blockedDeltaTail(sc: boolean, wb: number, columns: boolean, prefetch = true, cutAfterInverse = false): string {
   const cw = wb / 16;
   const diag = columns ? diagonalByColumns : diagonalBySteps;
   const vt = `vec${cw}<f32>`;
@@ -382,17 +380,6 @@ ${rows
     workgroupBarrier();
   }
 ${cutAfterInverse ? '  if (t < CM) { W_out[((p0 + min(t, n - 1u)) * H + h) * DK] = amAt(t * CM + t / 2u); }\n  return;' : ''}`;
-  if (ut) {
-    // UT transform in the scan: only A leaves \`prepare\` (its strictly lower part, rows of C)
-    return /* wgsl */ `
-  workgroupBarrier();
-${diag}${rowBlocks}
-  for (var e = t; e < n * CM; e += NT) {
-    let r = e / CM;
-    let s = e % CM;
-    if (s < r) { Ai_out[((p0 + r) * H + h) * C + s] = amAt(r * CM + s); }
-  }`;
-  }
   const wRhs = (u: string, c: string) => `k_in[((p0 + ${u}) * H + h) * DK + ${c}] * bs[${u}]${sc ? ` * exp(gs[${u}])` : ''}`;
   const wOut = (u: string, c: string) => `W_out[((p0 + ${u}) * H + h) * DK + ${c}]`;
   const uRhs = (u: string, c: string) => `v_in[((p0 + ${u}) * H + h) * DV + ${c}] * bs[${u}]`;
@@ -619,66 +606,6 @@ ${hv(0, 'i4')}
       }`;
 }
 
-/**
- * Phase A of a delta rule's scan with the UT transform applied in the scan (\`utInScan\`): instead
- * of V' = U − W h with W = A((β e^G) ⊙ K) and U = A(β ⊙ V) from \`prepare\`,
- *   Y  = β ⊙ (V − e^G ⊙ (K h))      (the same dot products over dk, against K instead of W)
- *   V' = A Y                         (A's unit diagonal implicit, strictly lower part from \`prepare\`)
- * which is the same V' (A(βV) − A((βe^G) ⊙ K) h), and spares \`prepare\` both tiled matmuls
- * for one more barrier and a triangular C x C product per scan step.
- */
-function utPhaseA(sc: boolean, v4: boolean, wide: boolean, split: boolean, cut?: ScanCut): string {
-  const dot = cut === 'no-correction' ? '' : v4 ? dotOverDk4('d0 +=', 'd1 +=', (x, i4) => `k_in[${x} * DK4 + ${i4}]`, wide ? 4 : 2) : dotOverDk('d0 +=', 'd1 +=', (x, i) => `k_in[${x} * DK + ${i}]`);
-  const four = [0, 1, 2, 3];
-  return `    // A: Y = β (V − e^G K h), two tokens per item
-    let items = ((n + 1u) / 2u) * CQ;
-    for (var e = lid; e < items; e += NT) {
-      let q4 = e % CQ;
-      let u = (e / CQ) * 2u;
-      let u1 = min(u + 1u, n - 1u);
-      let x0 = (c0 + u) * H + h;
-      let x1 = (c0 + u1) * H + h;
-      var d0 = vec4<f32>(0.0);
-      var d1 = vec4<f32>(0.0);
-      ${dot}
-      let y0 = beta_in[x0] * (uQuad(x0, colBase / 4u + q4) - ${sc ? 'exp(gs[u]) * ' : ''}d0);
-      let y1 = beta_in[x1] * (uQuad(x1, colBase / 4u + q4) - ${sc ? 'exp(gs[u1]) * ' : ''}d1);
-      ysh[u * CQ + q4] = y0;
-      if (u + 1u < n) { ysh[(u + 1u) * CQ + q4] = y1; }
-    }
-    workgroupBarrier();
-    // A': V' = A Y, rows u and u1 = u + 1 of the item share the s < u terms
-    for (var e = lid; e < items; e += NT) {
-      let q4 = e % CQ;
-      let u = (e / CQ) * 2u;
-      let u1 = min(u + 1u, n - 1u);
-      let x0 = (c0 + u) * H + h;
-      let x1 = (c0 + u1) * H + h;
-      var a0 = ysh[u * CQ + q4];
-      var a1 = ysh[u1 * CQ + q4];
-      var s = 0u;
-      for (; s + 4u <= u; s += 4u) {
-${four.map((m) => `        let aa${m} = Ai_in[x0 * C + s + ${m}u];
-        let ab${m} = Ai_in[x1 * C + s + ${m}u];`).join('\n')}
-${four.map((m) => `        let w${m} = ysh[(s + ${m}u) * CQ + q4];`).join('\n')}
-        a0 += aa0 * w0 + aa1 * w1 + aa2 * w2 + aa3 * w3;
-        a1 += ab0 * w0 + ab1 * w1 + ab2 * w2 + ab3 * w3;
-      }
-      for (; s < u; s++) {
-        let w = ysh[s * CQ + q4];
-        a0 += Ai_in[x0 * C + s] * w;
-        a1 += Ai_in[x1 * C + s] * w;
-      }
-      if (u1 > u) { a1 += Ai_in[x1 * C + u] * ysh[u * CQ + q4]; }
-      vsh[u * CQ + q4] = a0;
-      if (u + 1u < n) { vsh[(u + 1u) * CQ + q4] = a1; }
-      ${split ? `storeVn(x0, colBase / 4u + q4, a0);
-      if (u + 1u < n) { storeVn(x1, colBase / 4u + q4, a1); }` : ''}
-    }
-    workgroupBarrier();
-`;
-}
-
 // Phase B's a0 += Σ_{s<=u} Aqk[x0, s] V'_s and a1 += Σ_{s<=u+1} Aqk[x1, s] V'_s, Aqk one f32 per load.
 function aqkTimesV(): string {
   return `      // four s at a time: the eight Aqk loads of a step are issued together (one latency, not four)
@@ -736,8 +663,7 @@ ${[0, 1, 2, 3].map((m) => `        let w${m} = vsh[(s + ${m}u) * CQ + q4];`).joi
 /** Benchmark-only cuts of `scan` (see PrepareCut): without the W h correction (phase A's dot), the output (phase B) or the state update (phase C). */
 export type ScanCut = 'no-correction' | 'no-output' | 'no-update';
 
-export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false, cut?: ScanCut, split = false, wide = false, utInScan = false): string {
-  const ut = utInScan && f.delta;
+export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false, cut?: ScanCut, split = false, wide = false): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const { rq, cq, nt } = scanLayout(dk, maxColumns);
@@ -785,10 +711,9 @@ ${v4 ? `const DK4: u32 = ${dk / 4}u;` : ''}
 const CQ: u32 = ${cq}u;
 const NT: u32 = ${nt}u;
 ${PARAMS_STRUCT}
-${declareBindings(scanBindings(f, null, v4, io4, a4, split, ut))}
+${declareBindings(scanBindings(f, null, v4, io4, a4, split))}
 var<workgroup> hsh: array<vec4<f32>, ${4 * rq * cq}>; // h[i][column quad]
 var<workgroup> vsh: array<vec4<f32>, ${MAX_CHUNK * cq}>; // V'[u][column quad]
-${ut ? `var<workgroup> ysh: array<vec4<f32>, ${MAX_CHUNK * cq}>; // Y = β(V − e^G K h)[u][column quad]` : ''}
 var<workgroup> gs: array<f32, ${MAX_CHUNK}>;
 
 // Four consecutive values of a [rows, DV] row-major array from column c, zero past DV.
@@ -830,7 +755,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let DV = params.DV;
   let seg = wid.x;
   let h = wid.y;
-  ${cut ? touchAll(scanBindings(f, null, v4, io4, a4, split, ut)) : ''}
+  ${cut ? touchAll(scanBindings(f, null, v4, io4, a4, split)) : ''}
   let cq = lid % CQ;
   let r0 = (lid / CQ) * 4u;
   let colBase = wid.z * CQ * 4u;
@@ -848,7 +773,7 @@ ${split ? `    // the state at the chunk's start, for the output kernel (this th
     let hb = ((p0 / C + seg + (c0 - p0) / C) * H + h) * DK;
 ${rows.map((k) => (io4 ? `    if (r0 + ${k}u < DK && colBase / 4u + cq < DV / 4u) { hc_out[((hb + r0 + ${k}u) * DV) / 4u + colBase / 4u + cq] = h${k}; }` : `    if (r0 + ${k}u < DK) { for (var m = 0u; m < 4u; m++) { let c = colBase + cq * 4u + m; if (c < DV) { hc_out[(hb + r0 + ${k}u) * DV + c] = h${k}[m]; } } }`)).join('\n')}
 ` : ''}
-${ut ? utPhaseA(sc, v4, wide, split, cut) : `    // A: V' = U − W h (V' = V without the delta rule), two tokens per item
+    // A: V' = U − W h (V' = V without the delta rule), two tokens per item
     let items = ((n + 1u) / 2u) * CQ;
     for (var e = lid; e < items; e += NT) {
       let q4 = e % CQ;
@@ -866,7 +791,6 @@ ${ut ? utPhaseA(sc, v4, wide, split, cut) : `    // A: V' = U − W h (V' = V wi
     }
     workgroupBarrier();
 
-`}
 ${cut === 'no-output' || split ? '' : `    // B: O = (Q ⊙ e^G) h + Aqk V'
     for (var e = lid; e < items; e += NT) {
       let q4 = e % CQ;
@@ -1071,31 +995,27 @@ interface ChunkBuffers {
   /** split output: V' [P,H,dv] (delta rules) and the state at every chunk start [slots,H,dk,dv] */
   Vn?: GPUBuffer;
   Hc?: GPUBuffer;
-  /** UT transform in the scan: the strictly lower part of A = (I + L)^{-1} per chunk [P,H,C] */
-  Ai?: GPUBuffer;
 }
 
 // Declaration order is the binding order; `b` is null when only the WGSL text is wanted.
-function prepareBindings(f: ChunkForm, b: ChunkBuffers | null, ut = false): Binding[] {
+function prepareBindings(f: ChunkForm, b: ChunkBuffers | null): Binding[] {
   const x = (buf: GPUBuffer | undefined) => buf as GPUBuffer;
   const list: Binding[] = [
     { name: 'cu', kind: 'read', type: 'array<u32>', buffer: x(b?.cu) },
     { name: 'q_in', kind: 'read', buffer: x(b?.q) },
     { name: 'k_in', kind: 'read', buffer: x(b?.k) },
   ];
-  if (f.delta && !ut) list.push({ name: 'v_in', kind: 'read', buffer: x(b?.v) });
-  if (f.delta) list.push({ name: 'beta_in', kind: 'read', buffer: x(b?.beta) });
+  if (f.delta) list.push({ name: 'v_in', kind: 'read', buffer: x(b?.v) }, { name: 'beta_in', kind: 'read', buffer: x(b?.beta) });
   if (f.decay !== 'none') list.push({ name: 'g_in', kind: 'read', buffer: x(b?.g) }, { name: 'G_out', kind: 'read_write', buffer: x(b?.G) });
   list.push({ name: 'A_out', kind: 'read_write', buffer: x(b?.A) });
-  if (f.delta && !ut) list.push({ name: 'W_out', kind: 'read_write', buffer: x(b?.W) }, { name: 'U_out', kind: 'read_write', buffer: x(b?.U) });
-  if (f.delta && ut) list.push({ name: 'Ai_out', kind: 'read_write', buffer: x(b?.Ai) });
+  if (f.delta) list.push({ name: 'W_out', kind: 'read_write', buffer: x(b?.W) }, { name: 'U_out', kind: 'read_write', buffer: x(b?.U) });
   list.push({ name: 'params', kind: 'uniform', type: 'Params', buffer: x(b?.params) });
   return list;
 }
 
 // v4: the [.., dk] arrays (q, k, W, per-channel G) bound as vec4 (dk a multiple of 4);
 // io4: U (or V) and O as vec4 (dv a multiple of 4); a4: Aqk as vec4 (C a multiple of 4)
-function scanBindings(f: ChunkForm, b: ChunkBuffers | null, v4: boolean, io4: boolean, a4: boolean, split = false, ut = false): Binding[] {
+function scanBindings(f: ChunkForm, b: ChunkBuffers | null, v4: boolean, io4: boolean, a4: boolean, split = false): Binding[] {
   const x = (buf: GPUBuffer | undefined) => buf as GPUBuffer;
   const t4 = v4 ? 'array<vec4<f32>>' : undefined;
   const vec = (on: boolean) => (on ? 'array<vec4<f32>>' : undefined);
@@ -1103,13 +1023,11 @@ function scanBindings(f: ChunkForm, b: ChunkBuffers | null, v4: boolean, io4: bo
   if (!split) list.push({ name: 'q_in', kind: 'read', type: t4, buffer: x(b?.q) });
   list.push(
     { name: 'k_in', kind: 'read', type: t4, buffer: x(b?.k) },
-    // U, or V itself without the delta rule or with the UT transform in the scan
-    { name: 'u_in', kind: 'read', type: vec(io4), buffer: x(f.delta && !ut ? b?.U : b?.v) },
+    { name: 'u_in', kind: 'read', type: vec(io4), buffer: x(f.delta ? b?.U : b?.v) },
   );
   if (f.decay !== 'none') list.push({ name: 'G_in', kind: 'read', type: f.decay === 'channel' ? t4 : undefined, buffer: x(b?.G) });
   if (!split) list.push({ name: 'A_in', kind: 'read', type: vec(a4), buffer: x(b?.A) });
-  if (f.delta && !ut) list.push({ name: 'W_in', kind: 'read', type: t4, buffer: x(b?.W) });
-  if (ut) list.push({ name: 'beta_in', kind: 'read', buffer: x(b?.beta) }, { name: 'Ai_in', kind: 'read', buffer: x(b?.Ai) });
+  if (f.delta) list.push({ name: 'W_in', kind: 'read', type: t4, buffer: x(b?.W) });
   list.push({ name: 'state', kind: 'read_write', buffer: x(b?.state) });
   if (split) {
     if (f.delta) list.push({ name: 'vn_out', kind: 'read_write', type: vec(io4), buffer: x(b?.Vn) });
@@ -1158,11 +1076,6 @@ export interface ChunkOptions {
    * quads and 8 tokens, for standard / long / small heads)
    */
   scanWide?: boolean;
-  /**
-   * delta rules: where the UT transform is applied: 'prepare' computes W and U there (rounds 4-8),
-   * 'scan' keeps only A = (I + L)^{-1} and has the scan form V' = A·β(V − e^G K h) (utPhaseA)
-   */
-  ut?: 'prepare' | 'scan';
 }
 
 /**
@@ -1183,8 +1096,6 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
   const scanLoads = options.scanLoads ?? 'vec4';
   const prefetch = options.prefetch ?? 'all';
   const wantSplit = (options.output ?? 'split') === 'split';
-  const utInScan = (options.ut ?? 'prepare') === 'scan' && spec.form.delta;
-  if (utInScan && (options.inverse ?? 'blocked') === 'rows') throw new GpuError(`rule '${spec.name}': ut 'scan' needs a blocked inverse, not 'rows'`);
   if (fixedColumns !== undefined && (!Number.isInteger(fixedColumns / 4) || fixedColumns < 4)) {
     throw new GpuError(`rule '${spec.name}': scanColumns must be a positive multiple of 4, got ${fixedColumns}`);
   }
@@ -1206,7 +1117,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
     const what = `rule '${spec.name}' (chunk ${C}, dk=${dk}, dv=${dv})`;
     const limit = ctx.limits.maxComputeWorkgroupStorageSize;
     const scanColumns = fixedColumns ?? defaultScanColumns(dk, S * H);
-    const sl = scanLayout(dk, scanColumns, utInScan);
+    const sl = scanLayout(dk, scanColumns);
     // the scan's text (and bindings) depend on whether dv and C are whole quads
     const dvQuads = dv % 4 === 0;
     const cQuads = C % 4 === 0;
@@ -1220,8 +1131,8 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
       if (pl.tk < 1) checkWorkgroupBytes(ctx, pl.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, sl.bytes, what);
       t = {
-        prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse, prefetch, options.prepareCut, utInScan),
-        scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split, options.scanWide ?? true, utInScan),
+        prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse, prefetch, options.prepareCut),
+        scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split, options.scanWide ?? true),
         output: split ? outputKernelWgsl(form, dk) : '',
       };
       texts.set(key, t);
@@ -1235,17 +1146,16 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
       beta: ib >= 0 ? buffers.inputs[ib] : undefined,
       G: form.decay !== 'none' ? cachedScratch(ctx, `chunk-G${form.decay}`, P * H * (form.decay === 'channel' ? dk : 1)) : undefined,
       A: cachedScratch(ctx, 'chunk-Aqk', P * H * C),
-      W: form.delta && !utInScan ? cachedScratch(ctx, 'chunk-W', P * H * dk) : undefined,
-      U: form.delta && !utInScan ? cachedScratch(ctx, 'chunk-U', P * H * dv) : undefined,
-      Ai: utInScan ? cachedScratch(ctx, 'chunk-Ainv', P * H * C) : undefined,
+      W: form.delta ? cachedScratch(ctx, 'chunk-W', P * H * dk) : undefined,
+      U: form.delta ? cachedScratch(ctx, 'chunk-U', P * H * dv) : undefined,
       state: buffers.state,
       o: buffers.o,
       params: cachedUniform(ctx, [S, C, H, dv]),
       Vn: split && form.delta ? cachedScratch(ctx, 'chunk-Vn', P * H * dv) : undefined,
       Hc: split ? cachedScratch(ctx, 'chunk-Hc', slots * H * dk * dv) : undefined,
     };
-    const pre = prepareBindings(form, b, utInScan);
-    const scan = scanBindings(form, b, scanLoads !== 'scalar' && dk % 4 === 0, scanLoads === 'vec4' && dvQuads, scanLoads === 'vec4' && cQuads, split, utInScan);
+    const pre = prepareBindings(form, b);
+    const scan = scanBindings(form, b, scanLoads !== 'scalar' && dk % 4 === 0, scanLoads === 'vec4' && dvQuads, scanLoads === 'vec4' && cQuads, split);
     const out = split ? outputBindings(form, b) : [];
     checkStorageBindings(ctx, pre, what);
     checkStorageBindings(ctx, scan, what);
