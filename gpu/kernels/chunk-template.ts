@@ -327,6 +327,18 @@ function blockedDeltaTail(sc: boolean, wb: number, columns: boolean, prefetch = 
   const diag = columns ? diagonalByColumns : diagonalBySteps;
   const vt = `vec${cw}<f32>`;
   const rows = [0, 1, 2, 3];
+  // This thread's four rows of an X tile to storage (rows < n, columns < width).
+  const storeRows = (col0: string, width: string, out: (u: string, c: string) => string) =>
+    rows
+      .map(
+        (k) => `    if (wr + ${k}u < n) {
+      for (var m = 0u; m < ${cw}u; m++) {
+        let c = ${col0} + wc * ${cw}u + m;
+        if (c < ${width}) { ${out(`wr + ${k}u`, 'c')} = x${k}[m]; }
+      }
+    }`,
+      )
+      .join('\n');
   // One W / U pass: X = Y + (strictly lower A) Y, Y = rhs(u, c) over \`width\` columns from storage.
   const matmul = (width: string, col0: string, rhs: (u: string, c: string) => string, out: (u: string, c: string) => string) => `
   for (var ${col0} = 0u; ${col0} < ${width}; ${col0} += ${wb}u) {
@@ -346,16 +358,7 @@ ${rows.map((k) => `    var x${k} = stg[(wr + ${k}u) * 16u + wc];`).join('\n')}
       let y = stg[s * 16u + wc];
 ${rows.map((k) => `      x${k} += amAt((wr + ${k}u) * CM + s) * y;`).join('\n')}
     }
-${rows
-  .map(
-    (k) => `    if (wr + ${k}u < n) {
-      for (var m = 0u; m < ${cw}u; m++) {
-        let c = ${col0} + wc * ${cw}u + m;
-        if (c < ${width}) { ${out(`wr + ${k}u`, 'c')} = x${k}[m]; }
-      }
-    }`,
-  )
-  .join('\n')}
+${storeRows(col0, width, out)}
     workgroupBarrier();
   }`;
   const rowBlocks = /* wgsl */ `  // Row blocks below the first: T = L_{I,<I} (I + A_{<I,<I}), then A_{I,<I} = −(I + A_II) T.
@@ -430,16 +433,7 @@ ${rows.map((k) => `      let a${k} = am[(wr + ${k}u) * (CM / 4u) + s / 4u];\n   
       let y = stg[s * 16u + wc];
 ${rows.map((k) => `      x${k} += amAt((wr + ${k}u) * CM + s) * y;`).join('\n')}
     }
-${rows
-  .map(
-    (k) => `    if (wr + ${k}u < n) {
-      for (var m = 0u; m < ${cw}u; m++) {
-        let c = ${col0} + wc * ${cw}u + m;
-        if (c < ${width}) { ${out(`wr + ${k}u`, 'c')} = x${k}[m]; }
-      }
-    }`,
-  )
-  .join('\n')}
+${storeRows(col0, width, out)}
     workgroupBarrier();
   }`;
   return /* wgsl */ `
