@@ -56,16 +56,23 @@ export function chunkFlops(seg: Segments, s: WorkShape, C: number): number {
   return total * H;
 }
 
-/** Compulsory bytes of the chunked forward (router, gather, prepare, scan, mix) in float32. */
+/**
+ * Compulsory bytes of the chunked forward (router, gather, prepare, scan, output, mix) in float32,
+ * as implemented from round 8 (split output: the scan writes V' and the state at each chunk start,
+ * the output kernel reads them back). Runs 1-20 counted the fused form (no V' / chunk-start traffic).
+ */
 export function forwardBytes(seg: Segments, s: WorkShape, C: number): number {
   const { B, T, H, E, topk: K, dk, dv } = s;
   const P = seg.positions;
   const S = seg.lengths.length;
+  const chunks = seg.lengths.reduce((a, n) => a + Math.ceil(n / C), 0);
+  const states = chunks * H * dk * dv; // one chunk-start state per chunk
   const perPos = H * (2 * dk + dv + 2); // q, k, v, g, beta of one gathered position
   const router = B * T * E + 2 * B * T * K;
   const gather = 2 * P * perPos; // read the rows, write them gathered
   const prepare = P * perPos + P * H * (1 + C + dk + dv); // writes G, Aqk, W, U
-  const scan = P * H * (2 * dk + dv + 1 + C + dk) + 2 * S * H * dk * dv + P * H * dv; // reads q, k, U, G, Aqk, W; state in/out; o
+  const scan = P * H * (dk + dv + 1 + dk) + 2 * S * H * dk * dv + P * H * dv + states; // reads k, U, G, W; state in/out; writes V' and the chunk-start states
+  const output = P * H * (dk + 1 + C + dv + dv) + states; // reads q, G, Aqk, V', the chunk-start states; writes o
   const mix = P * H * dv + B * T * K * 2 + B * T * H * dv;
-  return 4 * (router + gather + prepare + scan + mix);
+  return 4 * (router + gather + prepare + scan + output + mix);
 }
