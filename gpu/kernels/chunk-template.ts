@@ -1040,7 +1040,7 @@ function scanBindings(f: ChunkForm, b: ChunkBuffers | null, v4: boolean, io4: bo
  */
 export type ScanLoads = 'scalar' | 'vec4-keys' | 'vec4';
 
-/** Which of the two dispatches to record: both (a forward), or one of them (the benchmark times each). */
+/** Which dispatches to record: all (a forward: 'both' for history's sake), or one of them (the benchmark times each). */
 export type ChunkPasses = 'both' | 'prepare' | 'scan' | 'output';
 
 export interface ChunkOptions {
