@@ -219,9 +219,11 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
         if (ctx.features.has('subgroups')) {
           variants['subgroups R 2'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2 });
           variants['subgroups R 4'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 4 });
-          variants['subgroups R 2, old-state read-out'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2, readout: 'old-state' });
-          variants['subgroups R 4, old-state read-out'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 4, readout: 'old-state' });
           variants['subgroups R 2, flat tiles (round 8)'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2, nested: false });
+          // token tiles of 48 / 12 KiB instead of 24 (32 / 8 tokens instead of 16 at dk = 128)
+          variants['subgroups R 2, 48 KiB tiles'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2, tileBudget: 49152 });
+          variants['subgroups R 2, 12 KiB tiles'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2, tileBudget: 12288 });
+          variants['subgroups R 4, 48 KiB tiles'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 4, tileBudget: 49152 });
         }
         row.variants = {};
         for (const [name, encode] of Object.entries(variants)) {

@@ -101,7 +101,7 @@ export type KeyQuery = 'threads' | 'tile';
 const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 
 /** Layout decisions shared by the WGSL text and the dispatch. */
-export function fastLayout(form: ChunkForm, dk: number, subgroups: boolean, budget: number, threadsPerColumn: number, kqTile = false, nested = false) {
+export function fastLayout(form: ChunkForm, dk: number, subgroups: boolean, budget: number, threadsPerColumn: number, kqTile = false, nested = false, tileBudget = 24576) {
   // R is capped by dk itself (no thread without a row)
   const R = Math.max(1, Math.min(threadsPerColumn, pow2(Math.ceil(dk / 4))));
   const bv = NT / R;
@@ -115,7 +115,7 @@ export function fastLayout(form: ChunkForm, dk: number, subgroups: boolean, budg
   // on the H200 a 32 KiB budget (16 instead of 8 tokens per tile for R 8) made the workgroup-
   // reduction kernel 2x slower (run 6: 96 vs 49.5 ms long, 40 vs 17 ms standard), fewer
   // workgroups fitting per multiprocessor.
-  const tt = fitCount(perToken, fixed, Math.min(budget, 24576), 32);
+  const tt = fitCount(perToken, fixed, Math.min(budget, tileBudget), 32);
   return { R, bv, dkp, tt, bytes: fixed + Math.max(1, tt) * perToken };
 }
 
@@ -423,6 +423,8 @@ export interface RecurrentFastOptions {
   keyQuery?: KeyQuery;
   /** workgroup tiles nested [token][thread part][m] (default: with subgroups and R <= 2) */
   nested?: boolean;
+  /** bytes of workgroup memory the token tiles may take (default 24 KiB; benchmark variants) */
+  tileBudget?: number;
 }
 
 /**
@@ -461,10 +463,11 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
     // standard shape 8.07 / 8.09 ms against 8.54 / 8.57 flat; small heads 1.58 / 1.53 against 1.53);
     // with R 4 and the workgroup reduction they were slower (runs 18-19).
     const nested = options.nested ?? (subgroups && R <= 2);
-    const key = `${H},${dk},${dv},${withHistory},${subgroups},${R},${prefetch},${readout},${keyQuery},${nested}`;
+    const tileBudget = options.tileBudget ?? 24576;
+    const key = `${H},${dk},${dv},${withHistory},${subgroups},${R},${prefetch},${readout},${keyQuery},${nested},${tileBudget}`;
     let t = texts.get(key);
     if (!t) {
-      const lay = fastLayout(form, dk, subgroups, ctx.limits.maxComputeWorkgroupStorageSize, R, kqTile, nested);
+      const lay = fastLayout(form, dk, subgroups, ctx.limits.maxComputeWorkgroupStorageSize, R, kqTile, nested, tileBudget);
       if (lay.tt < 1) checkWorkgroupBytes(ctx, lay.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, lay.bytes, what);
       const code = recurrentFastWgsl({ form, H, dk, dv, withHistory, subgroups, threadsPerColumn: lay.R, tokensPerTile: lay.tt, prefetch, readout, keyQuery, nested });
