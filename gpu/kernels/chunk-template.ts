@@ -125,7 +125,7 @@ export type ChunkInverse = 'blocked' | 'blocked-steps' | 'rows';
  * Benchmark-only cuts of `prepare` (`cut`) and `scan` (`ScanCut`): the kernel stops after a part
  * (its later outputs are wrong), so that timing it shows what each part costs. Never used by a forward.
  */
-export type PrepareCut = 'locate' | 'gram' | 'inverse';
+export type PrepareCut = 'gram' | 'inverse';
 
 /** Which tiles of `prepare` are loaded one tile ahead: none (round 7), the Gram tiles, or also the W / U tiles. */
 export type PreparePrefetch = 'none' | 'gram' | 'all';
@@ -169,7 +169,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let loc = locate(wid.y * nwg.x + wid.x);
   let n = loc.z;
   if (n == 0u) { return; }
-  ${cut === 'locate' ? 'if (n > 0u) { return; }' : ''}
   let p0 = loc.y;
   let tok = t < CM;
   let live = t < n;
