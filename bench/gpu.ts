@@ -3,7 +3,7 @@
  * shared memory on, float32, q / k / v / g / β and router logits given.
  *
  *   npx tsx bench/gpu.ts --sizes small|large [--parts forward,ceilings,decode]
- *                        [--modes chunk,recurrent] [--repeats N] [--out DIR]
+ *                        [--modes chunk,recurrent] [--shapes standard,long,small] [--repeats N] [--out DIR]
  *
  * For each shape and kernel path (chunked, C = 64; token-by-token), the median of N repeats (in rounds until two consecutive medians agree within 3%) of
  * the whole forward (router, gather, per-memory kernel, mix: one ForwardPlan.encode, bracketed
@@ -23,7 +23,7 @@ import { pathToFileURL } from 'node:url';
 import { scratchBuffer } from '../gpu/buffers.js';
 import { getGpu, type GpuContext } from '../gpu/device.js';
 import { makeChunkEncoder, type ChunkOptions, type ChunkPasses } from '../gpu/kernels/chunk-template.js';
-import { makeRecurrentFastEncoder } from '../gpu/kernels/recurrent-fast.js';
+import { makeRecurrentFastEncoder, type RecurrentFastOptions } from '../gpu/kernels/recurrent-fast.js';
 import { gatedDelta } from '../gpu/kernels/gated-delta.js';
 import type { KernelMode, RuleBuffers, RuleDims } from '../gpu/kernels/types.js';
 import { ForwardPlan, gpuMomForward } from '../gpu/mom.js';
@@ -34,7 +34,7 @@ import { measureCeilings, type Ceilings } from './ceilings.js';
 import { benchDecode, type DecodeResult, type DecodeShape } from './decode.js';
 import { benchInputs, tiled } from './inputs.js';
 import { decodeSvg } from './svg.js';
-import { GpuTimer, type TimingKind } from './timer.js';
+import { GpuTimer, median, type TimingKind } from './timer.js';
 import { chunkFlops, forwardBytes, segmentsOf, type Segments } from './work.js';
 
 export type Sizes = 'small' | 'large';
@@ -91,6 +91,11 @@ export interface ForwardRow {
   frontMs?: Record<string, number>;
   /** the split form's output kernel alone (O from V' and the chunk-start states) */
   outputMs?: number;
+  /**
+   * the default kernel alone on the routed segments only and on the shared segments only (the
+   * others given no tokens): whether the longest chains (shared) or the total work bounds it
+   */
+  groupsMs?: { routed: number; shared: number } & Record<string, number>;
   /** the kernel alone in other variants, ms (token-by-token: generic template, other reductions, no prefetch; chunk: the scan with narrower column blocks, scalar loads or round 5's loads) */
   variants?: Record<string, number>;
   flops: number;
@@ -144,7 +149,7 @@ function gatheredProblem(ctx: GpuContext, s: ForwardShape, seg: Segments) {
   };
   const names = gatedDeltaRef.inputs.map((d) => d.name).join(',');
   if (names !== 'k,v,g,beta') throw new Error(`bench: gated-delta's inputs are now ${names}; update gatheredProblem`);
-  const dims: RuleDims = { segments: S, positions: P, H, dk, dv };
+  const dims: RuleDims = { segments: S, positions: P, H, dk, dv, sharedSegments: s.B };
   return { buffers, dims, destroy: () => owned.forEach((b) => b.destroy()) };
 }
 
@@ -160,11 +165,20 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
     const plan = await ForwardPlan.create(ctx, gatedDelta, cfg, { mode, chunk: CHUNK });
     let whole: { ms: number; repeats: number[]; rounds: number; settled: boolean };
     let frontMs: Record<string, number> | undefined;
+    let split: number[] | undefined;
     try {
       plan.write(x);
       whole = await timer.settledMedian((enc) => plan.encode(enc), repeats, 2);
+      // right after it, the same forward with a timestamp after each of its three passes
+      // (route and gather, rule kernels, mix): medians of `repeats` submits
+      const pieces: number[][] = [];
+      for (let i = 0; i < repeats; i++) {
+        const t = await timer.timePieces([(enc) => plan.encodePart(enc, 'front'), (enc) => plan.encodePart(enc, 'rule'), (enc) => plan.encodePart(enc, 'mix')]);
+        if (t) pieces.push(t);
+      }
+      if (pieces.length) split = ['route and gather', 'rule kernels', 'mix'].map((_, i) => median(pieces.map((p) => p[i])));
       // router + gather + mix kernel by kernel: prefixes of the route-and-gather pass, then the mix
-      if (mode === 'chunk') {
+      {
         frontMs = {};
         const labels = plan.frontLabels();
         let before = 0;
@@ -174,6 +188,15 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
           before = ms;
         }
         frontMs.mix = (await timer.settledMedian((enc) => plan.encodePart(enc, 'mix'), repeats, 1)).ms;
+        // the rule's kernels on the plan's own gathered buffers (the kernel figure below uses a
+        // separate gathered problem with the same segments)
+        frontMs['rule kernels in the plan'] = (await timer.settledMedian((enc) => plan.encodePart(enc, 'rule'), repeats, 1)).ms;
+        // the whole forward again, after the parts: an order or clock effect shows as a difference
+        if (split) ['route and gather', 'rule kernels', 'mix'].forEach((name, i) => (frontMs![`first timing, ${name} piece`] = split![i]));
+        frontMs['whole forward, timed again'] = (await timer.settledMedian((enc) => plan.encode(enc), repeats, 2)).ms;
+        // ten forwards in one timed submit, per forward: no host round trip between them (as
+        // triton's do_bench, which queues its repeats without waiting)
+        frontMs['whole forward, 10 back to back, per forward'] = (await timer.settledMedian((enc) => { for (let i = 0; i < 10; i++) plan.encode(enc); }, repeats, 1)).ms / 10;
       }
     } finally {
       plan.destroy();
@@ -211,23 +234,47 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
         // the other layouts of the same kernel (the generic template it replaced and the variants
         // without prefetch were timed in runs 1-15 and are no longer repeated)
         const spec = { name: gatedDelta.name, inputs: gatedDelta.inputs, form: gatedDelta.form };
+        // (R 4 workgroup, old-state read-out, 12 / 48 KiB tiles and deferred decay on other
+        // layouts were timed in runs 17-24 and are no longer repeated)
         const variants: Record<string, (c: GpuContext, e: GPUCommandEncoder, d: RuleDims, b: RuleBuffers) => void> = {
           'workgroup reduction R 8': makeRecurrentFastEncoder(spec, { subgroups: false, threadsPerColumn: 8 }),
-          'workgroup reduction R 4': makeRecurrentFastEncoder(spec, { subgroups: false, threadsPerColumn: 4 }),
-          'workgroup reduction R 8, old-state read-out': makeRecurrentFastEncoder(spec, { subgroups: false, threadsPerColumn: 8, readout: 'old-state' }),
         };
         if (ctx.features.has('subgroups')) {
-          variants['subgroups R 2'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2 });
+          variants['subgroups R 2, one layout (round 9 start)'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2 });
+          variants['subgroups R 2, decay per entry (round 8)'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2, deferDecay: false });
+          variants['two layouts, shared R 4 with deferred decay'] = makeRecurrentFastEncoder(spec, { sharedLayout: { threadsPerColumn: 4, deferDecay: true } });
           variants['subgroups R 4'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 4 });
-          variants['subgroups R 2, flat tiles (round 8)'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2, nested: false });
-          // token tiles of 48 / 12 KiB instead of 24 (32 / 8 tokens instead of 16 at dk = 128)
-          variants['subgroups R 2, 48 KiB tiles'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2, tileBudget: 49152 });
-          variants['subgroups R 2, 12 KiB tiles'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2, tileBudget: 12288 });
-          variants['subgroups R 4, 48 KiB tiles'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 4, tileBudget: 49152 });
         }
         row.variants = {};
         for (const [name, encode] of Object.entries(variants)) {
           row.variants[name] = (await timer.settledMedian((enc) => encode(ctx, enc, pb.dims, pb.buffers), name === 'generic template' ? 3 : repeats, 1)).ms;
+        }
+      }
+      row.groupsMs = { routed: 0, shared: 0 } as ForwardRow['groupsMs'] & object;
+      for (const group of ['routed', 'shared'] as const) {
+        const routedCount = seg.lengths.length - s.B;
+        const lengths = seg.lengths.map((n, i) => ((i < routedCount) === (group === 'routed') ? n : 0));
+        const gp = gatheredProblem(ctx, s, { lengths, positions: lengths.reduce((a, b) => a + b, 0) });
+        try {
+          const encode = (enc: GPUCommandEncoder) => (mode === 'chunk' ? chunkEncoder(ctx, enc, gp.dims, gp.buffers, CHUNK, 'both') : gatedDelta.encode(ctx, enc, gp.dims, gp.buffers, { mode }));
+          row.groupsMs[group] = (await timer.settledMedian(encode, repeats, 1)).ms;
+          // the token-by-token kernel's other layouts on one group alone: the shared memory's
+          // chains are the longest, and more threads per column shorten a token's latency
+          if (mode === 'recurrent' && ctx.features.has('subgroups')) {
+            const spec = { name: gatedDelta.name, inputs: gatedDelta.inputs, form: gatedDelta.form };
+            const layouts: Record<string, RecurrentFastOptions> = {
+              'subgroups R 2': { subgroups: true, threadsPerColumn: 2 },
+              'subgroups R 4': { subgroups: true, threadsPerColumn: 4 },
+              'subgroups R 4, deferred decay': { subgroups: true, threadsPerColumn: 4, deferDecay: true },
+              'workgroup R 8': { subgroups: false, threadsPerColumn: 8 },
+            };
+            for (const [name, o] of Object.entries(layouts)) {
+              const enc = makeRecurrentFastEncoder(spec, o);
+              row.groupsMs[`${group} only, ${name}`] = (await timer.settledMedian((e) => enc(ctx, e, gp.dims, gp.buffers), repeats, 1)).ms;
+            }
+          }
+        } finally {
+          gp.destroy();
         }
       }
     } finally {
@@ -255,12 +302,12 @@ export function formatRow(r: ForwardRow): string {
     `${s.name} (B ${s.B}, T ${s.T}, H ${s.H}, dk ${s.dk}, dv ${s.dv}) ${r.mode}: ${f(r.ms, 4)} ms` +
     (r.rounds ? ` [${r.rounds} rounds${r.settled ? '' : ', NOT settled'}]` : '') +
     (target ? ` (Triton f32 ${target} ms: ${r.ms <= target ? 'met' : `${(r.ms / target).toFixed(2)}x over`})` : '') +
-    `; kernel ${f(r.ruleMs)} ms (${parts}), router+gather+mix ${f(r.ms - r.ruleMs)} ms${front}; ` +
+    `; kernel ${f(r.ruleMs)} ms (${parts})${r.groupsMs ? `, kernel on routed segments only ${f(r.groupsMs.routed)}, shared only ${f(r.groupsMs.shared)}${Object.entries(r.groupsMs).filter(([k]) => k.includes(',')).map(([k, v]) => `, ${k} ${f(v)}`).join('')}` : ''}, router+gather+mix ${f(r.ms - r.ruleMs)} ms${front}; ` +
     `${f(tflops)} TFLOP/s of ${f(r.flops / 1e9)} GFLOP (chunk count); ${f(tbps)} TB/s of ${f(r.bytes / 1e9)} GB`
   );
 }
 
-export async function benchGpu(opts: { sizes: Sizes; parts?: string[]; modes?: KernelMode[]; repeats?: number; command?: string; log?: (m: string) => void }): Promise<GpuBenchResult> {
+export async function benchGpu(opts: { sizes: Sizes; parts?: string[]; modes?: KernelMode[]; shapes?: string[]; repeats?: number; command?: string; log?: (m: string) => void }): Promise<GpuBenchResult> {
   const log = opts.log ?? ((m: string) => console.log(m));
   const parts = opts.parts ?? ['check', 'ceilings', 'forward', 'decode'];
   const modes = opts.modes ?? ['chunk', 'recurrent'];
@@ -287,7 +334,7 @@ export async function benchGpu(opts: { sizes: Sizes; parts?: string[]; modes?: K
     result.check = await checkForward(ctx, opts.sizes, log);
   }
   if (parts.includes('forward')) {
-    for (const s of SHAPES[opts.sizes]) result.forward.push(...(await benchForward(ctx, timer, s, modes, repeats, log)));
+    for (const s of SHAPES[opts.sizes].filter((x) => !opts.shapes || opts.shapes.includes(x.name.split(' ')[0]))) result.forward.push(...(await benchForward(ctx, timer, s, modes, repeats, log)));
   }
   if (parts.includes('decode')) {
     const d = DECODE[opts.sizes];
@@ -340,6 +387,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     sizes,
     parts: argValue(argv, '--parts')?.split(','),
     modes: argValue(argv, '--modes')?.split(',') as KernelMode[] | undefined,
+    // shapes by their first word: standard, long, small
+    shapes: argValue(argv, '--shapes')?.split(','),
     repeats: argValue(argv, '--repeats') ? Number(argValue(argv, '--repeats')) : undefined,
     command: `bench/gpu.ts ${argv.join(' ')}`,
   });

@@ -15,6 +15,9 @@ export const median = (a: readonly number[]): number => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/** Timestamps per timed submit: the start and the end of each of up to MARKS - 1 pieces. */
+const MARKS = 8;
+
 export class GpuTimer {
   readonly kind: TimingKind;
   private readonly querySet?: GPUQuerySet;
@@ -24,9 +27,9 @@ export class GpuTimer {
   constructor(private readonly ctx: GpuContext) {
     this.kind = ctx.features.has('timestamp-query') ? 'gpu-timestamps' : 'wall-clock';
     if (this.kind === 'gpu-timestamps') {
-      this.querySet = ctx.device.createQuerySet({ type: 'timestamp', count: 2 });
-      this.resolve = ctx.device.createBuffer({ size: 16, usage: Usage.QUERY_RESOLVE | Usage.COPY_SRC });
-      this.staging = ctx.device.createBuffer({ size: 16, usage: Usage.MAP_READ | Usage.COPY_DST });
+      this.querySet = ctx.device.createQuerySet({ type: 'timestamp', count: MARKS });
+      this.resolve = ctx.device.createBuffer({ size: 8 * MARKS, usage: Usage.QUERY_RESOLVE | Usage.COPY_SRC });
+      this.staging = ctx.device.createBuffer({ size: 8 * MARKS, usage: Usage.MAP_READ | Usage.COPY_DST });
     }
   }
 
@@ -53,6 +56,31 @@ export class GpuTimer {
     this.staging!.unmap();
     this.ctx.checkHealthy();
     return Number(t[1] - t[0]) / 1e6;
+  }
+
+  /**
+   * Milliseconds of each piece of one submit: a timestamp before the first piece and after each
+   * (GPU timestamps only; undefined on the wall-clock fallback).
+   */
+  async timePieces(pieces: ((enc: GPUCommandEncoder) => void)[]): Promise<number[] | undefined> {
+    if (this.kind === 'wall-clock') return undefined;
+    if (pieces.length >= MARKS) throw new Error(`timePieces: at most ${MARKS - 1} pieces`);
+    const { device } = this.ctx;
+    const qs = this.querySet!;
+    const enc = device.createCommandEncoder({ label: 'bench pieces' });
+    enc.beginComputePass({ label: 'mark 0', timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0 } }).end();
+    pieces.forEach((record, i) => {
+      record(enc);
+      enc.beginComputePass({ label: `mark ${i + 1}`, timestampWrites: { querySet: qs, endOfPassWriteIndex: i + 1 } }).end();
+    });
+    enc.resolveQuerySet(qs, 0, pieces.length + 1, this.resolve!, 0);
+    enc.copyBufferToBuffer(this.resolve!, 0, this.staging!, 0, 8 * MARKS);
+    device.queue.submit([enc.finish()]);
+    await this.staging!.mapAsync(0x1);
+    const t = new BigUint64Array(this.staging!.getMappedRange().slice(0));
+    this.staging!.unmap();
+    this.ctx.checkHealthy();
+    return pieces.map((_, i) => Number(t[i + 1] - t[i]) / 1e6);
   }
 
   /** `warmup` untimed runs, then the median (and every repeat) of `repeats` timed ones. */
@@ -82,8 +110,7 @@ export class GpuTimer {
     // Untimed runs for at least `warmMs` of wall clock too: a 3 ms kernel settled at 3.58 ms
     // over two rounds of 7 and read 1.53 ms later in the same run (H200 run 8, small heads),
     // so a count of runs alone does not bring a short kernel's clocks up.
-    const t0 = performance.now();
-    for (let i = 0; i < warmup || performance.now() - t0 < warmMs; i++) await this.time(record);
+    await this.busy(record, warmup, warmMs);
     let last = await this.median(record, repeats, 0);
     for (let round = 2; round <= maxRounds; round++) {
       const now = await this.median(record, repeats, 0);
@@ -92,6 +119,27 @@ export class GpuTimer {
       if (agree) return { ...now, rounds: round, settled: true };
     }
     return { ...last, rounds: maxRounds, settled: false };
+  }
+
+  /**
+   * Warm-up that keeps the device busy: batches of 8 untimed runs submitted back to back (no wait
+   * between them), at least `runs` runs and `ms` milliseconds. Timing one run at a time leaves the
+   * device idle for a host round trip after each, and the first forward figures of a shape were
+   * then bimodal or high (H200 run 25: standard token by token 8.18 or 8.98 ms within one round,
+   * small heads 6.5 ms where the same forward timed after its parts read 1.84).
+   */
+  private async busy(record: (enc: GPUCommandEncoder) => void, runs: number, ms: number): Promise<void> {
+    const { device } = this.ctx;
+    const t0 = performance.now();
+    for (let n = 0; n < runs || performance.now() - t0 < ms; ) {
+      for (let i = 0; i < 8; i++, n++) {
+        const enc = device.createCommandEncoder({ label: 'warm-up' });
+        record(enc);
+        device.queue.submit([enc.finish()]);
+      }
+      await device.queue.onSubmittedWorkDone();
+    }
+    this.ctx.checkHealthy();
   }
 
   destroy(): void {

@@ -69,7 +69,7 @@ export function forwardBytes(seg: Segments, s: WorkShape, C: number): number {
   const states = chunks * H * dk * dv; // one chunk-start state per chunk
   const perPos = H * (2 * dk + dv + 2); // q, k, v, g, beta of one gathered position
   const router = B * T * E + 2 * B * T * K;
-  const gather = 2 * P * perPos; // read the rows, write them gathered
+  const gather = 2 * (P - B * T) * perPos; // read the routed rows, write them gathered (the shared memory's are uploaded in place; the bench always has it)
   const prepare = P * perPos + P * H * (1 + C + dk + dv); // writes G, Aqk, W, U
   const scan = P * H * (dk + dv + 1 + dk) + 2 * S * H * dk * dv + P * H * dv + states; // reads k, U, G, W; state in/out; writes V' and the chunk-start states
   const output = P * H * (dk + 1 + C + dv + dv) + states; // reads q, G, Aqk, V', the chunk-start states; writes o

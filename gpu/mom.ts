@@ -79,7 +79,6 @@ type Sizes = Pick<CoreConfig, 'B' | 'T' | 'H' | 'E' | 'topk' | 'dk' | 'dv' | 'sh
 /** Every buffer of a forward with its size in bytes (canaries included), before allocating any. */
 export function forwardBuffers(rule: Pick<GpuRule, 'inputs'>, cfg: Sizes, mix: Mix = 'after'): { label: string; bytes: number }[] {
   const { B, T, H, E, topk: K, dk, dv } = cfg;
-  const slots = E + (cfg.shared ? 1 : 0);
   const d: GatherDims = { B, T, E, K, shared: cfg.shared };
   const S = segmentsOf(d);
   const P = positionsOf(d);
@@ -87,7 +86,8 @@ export function forwardBuffers(rule: Pick<GpuRule, 'inputs'>, cfg: Sizes, mix: M
   const list = [
     { label: 'logits', bytes: 4 * B * T * E },
     { label: 'q', bytes: 4 * B * T * H * dk },
-    ...rule.inputs.map((i) => ({ label: `input ${i.name}`, bytes: 4 * slots * B * T * H * widthOf(i.width, cfg) })),
+    // the routed memories' rows only: the shared memory's go straight into the gathered tails
+    ...rule.inputs.map((i) => ({ label: `input ${i.name}`, bytes: 4 * E * B * T * H * widthOf(i.width, cfg) })),
     { label: 'indices', bytes: out(B * T * K) },
     { label: 'weights', bytes: out(B * T * K) },
     { label: 'slot', bytes: out(B * T * K) },
@@ -166,6 +166,8 @@ export class ForwardPlan {
   private readonly owned: GPUBuffer[] = [];
   private readonly canaried: { buf: GPUBuffer; words: number }[] = [];
   private readonly inputs: { logits: GPUBuffer; q: GPUBuffer; memories: GPUBuffer[] };
+  /** the gathered q and rule inputs [P, H, width]: the shared memory's positions are written directly */
+  private readonly gathered: { q: GPUBuffer; memories: GPUBuffer[]; routedPositions: number };
   private readonly host: Float32Array;
   private readonly front: Prepared[];
   private readonly mixer: Prepared;
@@ -181,7 +183,6 @@ export class ForwardPlan {
     const mix = opts.mix ?? 'after';
     const kopts = kernelOptions(rule, { mode: opts.mode, chunk: opts.chunk, mix });
     checkForwardLimits(ctx.limits, rule, cfg, mix);
-    const slots = E + (shared ? 1 : 0);
     const gd: GatherDims = { B, T, E, K, shared };
     const S = segmentsOf(gd);
     const P = positionsOf(gd);
@@ -197,7 +198,7 @@ export class ForwardPlan {
     this.inputs = {
       logits: own(scratchBuffer(ctx, 'logits', B * T * E)),
       q: own(scratchBuffer(ctx, 'q', B * T * H * dk)),
-      memories: rule.inputs.map((i, n) => own(scratchBuffer(ctx, `input ${i.name}`, slots * B * T * H * widths[n]))),
+      memories: rule.inputs.map((i, n) => own(scratchBuffer(ctx, `input ${i.name}`, E * B * T * H * widths[n]))),
     };
     this.host = new Float32Array(Math.max(B * T * E, B * T * H * Math.max(dk, ...widths)));
     const indices = guarded('indices', B * T * K);
@@ -208,6 +209,12 @@ export class ForwardPlan {
     const origin = guarded('origin', P);
     const qG = guarded('gathered q', P * H * dk);
     const inputsG = rule.inputs.map((i, n) => guarded(`gathered ${i.name}`, P * H * widths[n]));
+    // Positions [0, B·T·k) are the routed memories' (gathered on the device); the shared memory's
+    // segment b is positions B·T·k + b·T + t, its tokens in order: the same layout as its inputs
+    // [B, T, ...], so write() uploads them there and nothing copies them (H200 run 20: the three
+    // copies of q, k and v took 0.70 ms of a 12.8 ms forward, a third of it the shared rows).
+    const routedPositions = B * T * K;
+    this.gathered = { q: qG, memories: inputsG, routedPositions };
     this.words = { o: B * T * H * dv, state: S * H * dk * dv };
     this.state = opts.state ?? own(stateBuffer(ctx, cfg, opts.initial));
     this.canaried.push({ buf: this.state, words: this.words.state });
@@ -216,18 +223,18 @@ export class ForwardPlan {
     this.o = guarded('o', this.words.o);
 
     const prepared = (p: Prepared) => (p.owned.forEach(own), p);
-    const scale = queryScale(cfg);
     this.front = [
       prepared(prepareRouter(ctx, B * T, E, K, { logits: this.inputs.logits, indices, weights })),
       prepared(prepareGather(ctx, gd, { indices, slot, counts, cu, origin })),
-      prepared(prepareRows(ctx, 'gather q', P, H * dk, B * T, scale, origin, this.inputs.q, qG)),
-      ...rule.inputs.map((i, n) => prepared(prepareRows(ctx, `gather ${i.name}`, P, H * widths[n], slots * B * T, 1, origin, this.inputs.memories[n], inputsG[n]))),
+      // q is scaled on the host (write), so every copy here is a plain copy
+      prepared(prepareRows(ctx, 'gather q', routedPositions, H * dk, B * T, 1, origin, this.inputs.q, qG)),
+      ...rule.inputs.map((i, n) => prepared(prepareRows(ctx, `gather ${i.name}`, routedPositions, H * widths[n], E * B * T, 1, origin, this.inputs.memories[n], inputsG[n]))),
     ];
-    const dims: RuleDims = { segments: S, positions: P, H, dk, dv };
+    const dims: RuleDims = { segments: S, positions: P, H, dk, dv, sharedSegments: shared ? B : 0 };
     const buffers = { cu, q: qG, inputs: inputsG, state: this.state, o: oG, ...(history ? { history } : {}) };
     this.ruleCall = (enc) => rule.encode(ctx, enc, dims, buffers, kopts);
     this.mixer = prepared(
-      prepareMix(ctx, mix, { B, T, E, K, H, dk, dv, shared, scale }, { slot, weights, cu, o: this.o, gathered: history ?? oG, q: this.inputs.q }),
+      prepareMix(ctx, mix, { B, T, E, K, H, dk, dv, shared, scale: 1 }, { slot, weights, cu, o: this.o, gathered: history ?? oG, q: this.inputs.q }),
     );
   }
 
@@ -236,20 +243,26 @@ export class ForwardPlan {
     return withErrorScope(ctx, `preparing the ${rule.name} forward`, () => new ForwardPlan(ctx, rule, cfg, opts));
   }
 
-  /** Copy the inputs to the device (float64 -> float32), reusing one host buffer. */
+  /**
+   * Copy the inputs to the device (float64 -> float32), reusing one host buffer. q is scaled here
+   * (rounded once, from float64); the shared memory's inputs and q go straight to their gathered
+   * positions.
+   */
   write(x: CoreInputs): void {
     const { queue } = this.ctx.device;
-    const put = (buf: GPUBuffer, offsetWords: number, data: Float64Array) => {
-      this.host.set(data);
-      queue.writeBuffer(buf, offsetWords * 4, this.host, 0, data.length);
+    const put = (bufs: GPUBuffer[], offsetWords: number[], data: Float64Array, scale = 1) => {
+      if (scale === 1) this.host.set(data);
+      else for (let i = 0; i < data.length; i++) this.host[i] = data[i] * scale;
+      bufs.forEach((buf, i) => queue.writeBuffer(buf, offsetWords[i] * 4, this.host, 0, data.length));
     };
-    put(this.inputs.logits, 0, x.logits);
-    put(this.inputs.q, 0, x.q);
-    const { B, T, H, E } = this.cfg;
+    const { B, T, H, E, dk, shared } = this.cfg;
+    const tail = this.gathered.routedPositions * H; // first row of the shared positions
+    put([this.inputs.logits], [0], x.logits);
+    put(shared ? [this.inputs.q, this.gathered.q] : [this.inputs.q], [0, tail * dk], x.q, queryScale(this.cfg));
     this.rule.inputs.forEach((decl, n) => {
-      const rows = B * T * H * widthOf(decl.width, this.cfg);
-      for (let e = 0; e < E; e++) put(this.inputs.memories[n], e * rows, x.memories[e][decl.name]);
-      if (this.cfg.shared) put(this.inputs.memories[n], E * rows, x.shared![decl.name]);
+      const w = widthOf(decl.width, this.cfg);
+      for (let e = 0; e < E; e++) put([this.inputs.memories[n]], [e * B * T * H * w], x.memories[e][decl.name]);
+      if (shared) put([this.gathered.memories[n]], [tail * w], x.shared![decl.name]);
     });
   }
 
@@ -269,8 +282,9 @@ export class ForwardPlan {
     return ['router', 'gather: rank, offsets, scatter', 'gather q', ...this.rule.inputs.map((i) => `gather ${i.name}`)];
   }
 
-  /** Benchmark: record only the first `count` route-and-gather kernels, or only the mix. */
-  encodePart(enc: GPUCommandEncoder, part: 'front' | 'mix', count = this.front.length): void {
+  /** Benchmark: record only the first `count` route-and-gather kernels, only the rule's kernels, or only the mix. */
+  encodePart(enc: GPUCommandEncoder, part: 'front' | 'rule' | 'mix', count = this.front.length): void {
+    if (part === 'rule') return this.ruleCall(enc);
     const pass = enc.beginComputePass({ label: part });
     if (part === 'front') for (const k of this.front.slice(0, count)) k.encode(pass);
     else this.mixer.encode(pass);

@@ -85,6 +85,8 @@ export function checkRuleCall(rule: string, inputs: readonly InputDecl[], dims: 
   for (const [name, v, min] of [['segments', segments, 1], ['positions', positions, 0], ['H', H, 1], ['dk', dk, 1], ['dv', dv, 1]] as const) {
     if (!Number.isInteger(v) || v < min) throw new ShapeError(`rule '${rule}': dims.${name} must be an integer >= ${min}, got ${v}`);
   }
+  const shared = dims.sharedSegments ?? 0;
+  if (!Number.isInteger(shared) || shared < 0 || shared > segments) throw new ShapeError(`rule '${rule}': dims.sharedSegments must be an integer in 0..segments (${segments}), got ${shared}`);
   if (dk > MAX_DK) throw new ConfigError(`rule '${rule}': dk = ${dk} is over the largest supported head size ${MAX_DK}`);
   if (buffers.inputs.length !== inputs.length) {
     throw new ShapeError(`rule '${rule}' takes ${inputs.length} inputs (${inputs.map((d) => d.name).join(', ')}), got ${buffers.inputs.length} input buffers`);

@@ -58,7 +58,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 export function mixBeforeWgsl(K: number, shared: boolean): string {
   return /* wgsl */ `${header(K, shared)}
 @group(0) @binding(5) var<storage, read> hist: array<f32>;     // [P, H, dk, dv]
-@group(0) @binding(6) var<storage, read> q: array<f32>;        // [B, T, H, dk], not scaled
+@group(0) @binding(6) var<storage, read> q: array<f32>;        // [B, T, H, dk], times P.scale here
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -109,7 +109,7 @@ export interface MixBuffers {
   o: GPUBuffer;
   /** after: the memories' outputs [P, H, dv]; before: their states after each token [P, H, dk, dv] */
   gathered: GPUBuffer;
-  /** before only: the queries [B, T, H, dk], unscaled */
+  /** before only: the queries [B, T, H, dk], multiplied by `scale` in the kernel (ForwardPlan scales them on the host and passes 1) */
   q?: GPUBuffer;
 }
 

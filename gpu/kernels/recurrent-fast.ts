@@ -49,6 +49,15 @@
  * on the workgroup path it folds into the read-out partial: Σ_x (a qs_x + u kq_x)); 'tile' has
  * the tile's first threads compute the TT tokens' k·q from workgroup memory after the staging
  * barrier (one more barrier per tile, 4 bytes per token), kept to be timed against it.
+ *
+ * `deferDecay` (scalar decay, no history, default read-out): the update a S + k uᵀ multiplies
+ * every state entry by a, one multiply per entry per token on top of the fma. Instead each thread
+ * holds S̃ with S = c S̃ for a scalar c: a token sets c' = a c, S̃ += k (u / c') and reads
+ * o = c' (S̃·q); Sᵀk is a c (S̃ᵀk). c is folded back into the registers (S̃ *= c, c = 1) at every
+ * tile end, so it is a product of at most TT decays, and before a token whose c' < 2^-32, so
+ * u / c' stays finite (a decay that underflows to 0 included). Floating point is scale-invariant
+ * away from overflow and underflow, so the rounding is that of the plain update, with one more
+ * rounding in u / c'.
  */
 import { GpuError } from '../../reference/errors.js';
 import type { InputDecl } from '../../reference/types.js';
@@ -92,6 +101,17 @@ export interface RecurrentFastParams {
   readout?: Readout;
   /** with readout 'old-state': who computes k·q (default 'threads'; header comment) */
   keyQuery?: KeyQuery;
+  /**
+   * scalar decay only, without history and with the default read-out: hold the state as c·S̃ and
+   * multiply the decay into the scalar c instead of every state entry (header comment)
+   */
+  deferDecay?: boolean;
+  /**
+   * a second layout (threads per column, deferred decay) for the segments from `firstSegment` on,
+   * in the same dispatch (flat tiles only): the shared memory's longer chains run with more threads
+   * per column while the routed memories' run with fewer
+   */
+  second?: { threadsPerColumn: number; deferDecay?: boolean; firstSegment: number };
 }
 
 export type Readout = 'after-update' | 'old-state';
@@ -106,6 +126,15 @@ export function fastLayout(form: ChunkForm, dk: number, subgroups: boolean, budg
   const R = Math.max(1, Math.min(threadsPerColumn, pow2(Math.ceil(dk / 4))));
   const bv = NT / R;
   const dkp = Math.ceil(dk / (4 * R)) * 4 * R;
+  return tileFit(form, subgroups, kqTile, tileBudget, budget, { R, bv, dkp, nested });
+}
+
+/**
+ * Tokens per tile and workgroup bytes for tiles of dkp keys and bv values per token (with two
+ * layouts in one dispatch, the larger of each). Exported for the two-layout dispatch.
+ */
+export function tileFit(form: ChunkForm, subgroups: boolean, kqTile: boolean, tileBudget: number, budget: number, t: { R: number; bv: number; dkp: number; nested: boolean }) {
+  const { R, bv, dkp, nested } = t;
   const perToken =
     4 * (2 * dkp + (form.decay === 'channel' ? dkp : form.decay === 'scalar' ? 1 : 0) + (form.delta ? 1 : 0) + (kqTile ? 1 : 0) + bv + (subgroups ? 0 : NT)) +
     // nested tiles: one padding vec4 per thread part in each of the k, q (and gla decay) tiles
@@ -124,16 +153,32 @@ const LONG_SEGMENTS = 8192;
 
 /**
  * Reduction path and threads per column when the caller does not fix them. Measured on the H200
- * (docs/perf.md, run 5, gated-delta, the kernel alone): with long segments (B 1, T 65,536: one
- * 65,536-token chain) the run time is the chain's per-token latency, and 8 threads per column
- * with the workgroup reduction was fastest (49.5 ms; subgroups R 4: 56.2, R 2: 67.3); with many
- * shorter segments (B 4, T 8,192 and B 8, T 2,048) the work spread over more workgroups wins and
- * subgroups with R 2 were fastest or within 4% (13.5 vs 13.0 ms; 3.2 vs 5.8 ms).
+ * (docs/perf.md, gated-delta, the kernel alone): with long segments (B 1, T 65,536: one
+ * 65,536-token chain) the run time is the chain's per-token latency, and more threads per column
+ * win: in run 5 the workgroup reduction with R 8 was fastest (49.5 ms; subgroups R 4: 56.2, R 2:
+ * 67.3); since the prefetch, nested tiles and wide steps, subgroups with R 4 are (runs 23-24:
+ * 29.4 ms against 30.6 for workgroup R 8 and 35.2 for subgroups R 2). With many shorter segments
+ * (B 4, T 8,192 and B 8, T 2,048) the work spread over more workgroups wins and subgroups with
+ * R 2 were fastest or within 4% (run 5: 13.5 vs 13.0 ms; 3.2 vs 5.8 ms; runs 23-24: 8.08 vs 8.35
+ * for R 4, 1.53 vs 2.51).
  */
 export function chooseReduction(dims: RuleDims, hasSubgroups: boolean): { subgroups: boolean; threadsPerColumn: number } {
-  if (dims.positions / dims.segments >= LONG_SEGMENTS) return { subgroups: false, threadsPerColumn: 8 };
+  if (dims.positions / dims.segments >= LONG_SEGMENTS) return hasSubgroups ? { subgroups: true, threadsPerColumn: 4 } : { subgroups: false, threadsPerColumn: 8 };
   return hasSubgroups ? { subgroups: true, threadsPerColumn: 2 } : { subgroups: false, threadsPerColumn: 4 };
 }
+
+/**
+ * Two layouts in one dispatch when the shared memory is on (dims.sharedSegments) and the device
+ * has subgroups: the shared memory's chains hold every token of a batch, twice the routed
+ * memories' on average with k = 2 of E = 4, so they bound the kernel; more threads per column
+ * shorten a token's latency there, while the routed chains keep the layout that does the most
+ * work per thread. Measured on the H200 (run 28, each group alone): routed segments fastest with
+ * subgroups R 2 (standard 2.84 ms, R 4 4.24; long 15.6, R 4 16.7; small heads 0.99, R 4 1.47),
+ * shared segments with subgroups R 4 (standard 4.18 ms, R 2 5.55, workgroup R 8 4.32; long 25.5,
+ * R 2 31.1; small heads 0.74, R 2 1.09).
+ */
+const MIXED_ROUTED = { subgroups: true, threadsPerColumn: 2 };
+const MIXED_SHARED = { threadsPerColumn: 4, deferDecay: false };
 
 interface FastBuffers {
   cu: GPUBuffer;
@@ -205,9 +250,82 @@ function prefetchCode(form: ChunkForm, TT: number, dk: number, BV: number, nt: n
 export function recurrentFastWgsl(p: RecurrentFastParams): string {
   const { form, dk, dv, H, withHistory, subgroups } = p;
   const nested = p.nested ?? false;
+  const first = layoutCode(p, p.threadsPerColumn, p.tokensPerTile, nested, p.deferDecay ?? false);
+  const header = `${subgroups ? 'enable subgroups;\n' : ''}
+const DK: u32 = ${dk}u;
+const DV: u32 = ${dv}u;
+const H: u32 = ${H}u;
+const NT: u32 = ${NT}u;`;
+  const entry = `@compute @workgroup_size(${NT})
+fn main(@builtin(workgroup_id) _wid: vec3u, @builtin(local_invocation_index) _lid: u32${subgroups ? ', @builtin(subgroup_invocation_id) _sl: u32, @builtin(subgroup_size) _ss: u32' : ''})`;
+  const workgroup = (tileType: string, TT: number, BV: number) => `var<workgroup> _wk: ${tileType};
+var<workgroup> _wq: ${tileType};
+var<workgroup> _wv: array<f32, ${TT * BV}>;
+${form.decay === 'channel' ? `var<workgroup> _wa: ${tileType};` : form.decay === 'scalar' ? `var<workgroup> _wa: array<f32, ${TT}>;` : ''}
+${form.delta ? `var<workgroup> _wb: array<f32, ${TT}>;` : ''}
+${subgroups ? 'var<workgroup> _slot: atomic<u32>;' : `var<workgroup> _op: array<f32, ${TT * NT}>;`}
+${!subgroups && form.delta ? `var<workgroup> _kvp: array<f32, ${2 * NT}>;` : ''}${first.kqTile ? `\nvar<workgroup> _wkq: array<f32, ${TT}>;` : ''}`;
+  const consts = (L: LayoutCode, indent: string) =>
+    [`const R: u32 = ${L.R}u;`, `const BV: u32 = ${L.BV}u;`, `const TT: u32 = ${L.TT}u;`, `const KV4: u32 = ${L.KV4}u;`].map((c) => indent + c).join('\n');
+  if (!p.second) {
+    return /* wgsl */ `${header}
+${consts(first, '')}
+${declareBindings(bindings(form, withHistory, null))}
+${workgroup(first.tileType, first.TT, first.BV)}
+
+${entry} {
+  let _seg = _wid.x;
+  let _h = _wid.y;
+  let _j0 = _wid.z * BV;
+${first.body}
+}
+`;
+  }
+  // Two layouts in one dispatch: segments from p.second.firstSegment on (the shared memory's) run
+  // the second. Both use flat tiles, so the workgroup arrays are shared, sized for the larger.
+  if (nested) throw new GpuError('recurrent-fast: two layouts in one dispatch need flat tiles (nested: false)');
+  const second = layoutCode(p, p.second.threadsPerColumn, p.tokensPerTile, false, p.second.deferDecay ?? false);
+  const KV4 = Math.max(first.KV4, second.KV4);
+  const fn = (name: string, L: LayoutCode) => `fn ${name}(_seg: u32, _h: u32, _zb: u32, _lid: u32${subgroups ? ', _sl: u32, _ss: u32' : ''}) {
+${consts(L, '  ')}
+  let _j0 = _zb * BV;
+${L.body}
+}`;
+  const args = `_wid.x, _wid.y, _wid.z, _lid${subgroups ? ', _sl, _ss' : ''}`;
+  // a layout with fewer column blocks leaves the dispatch's extra blocks idle (a uniform branch)
+  return /* wgsl */ `${header}
+${declareBindings(bindings(form, withHistory, null))}
+${workgroup(`array<vec4f, ${p.tokensPerTile * KV4}>`, p.tokensPerTile, Math.max(first.BV, second.BV))}
+
+${fn('_layout0', first)}
+
+${fn('_layout1', second)}
+
+${entry} {
+  if (_wid.x < ${p.second.firstSegment}u) {
+    if (_wid.z * ${first.BV}u < DV) { _layout0(${args}); }
+  } else if (_wid.z * ${second.BV}u < DV) {
+    _layout1(${args});
+  }
+}
+`;
+}
+
+interface LayoutCode {
+  R: number;
+  BV: number;
+  TT: number;
+  KV4: number;
+  tileType: string;
+  kqTile: boolean;
+  /** the statements after _seg, _h and _j0 are known, with R, BV, TT and KV4 as constants */
+  body: string;
+}
+
+/** The code of one layout (R threads per column, TT tokens per tile) of the kernel. */
+function layoutCode(p: RecurrentFastParams, R: number, TT: number, nested: boolean, deferDecay: boolean): LayoutCode {
+  const { form, dk, withHistory, subgroups } = p;
   const prefetch = p.prefetch ?? true;
-  const R = p.threadsPerColumn;
-  const TT = p.tokensPerTile;
   const BV = NT / R;
   const DKP = Math.ceil(dk / (4 * R)) * 4 * R;
   const NV4 = DKP / (4 * R);
@@ -247,8 +365,11 @@ export function recurrentFastWgsl(p: RecurrentFastParams): string {
   const storeHistory = eachRow((m, c, row) => `history[((_p * H + _h) * DK + ${row}) * DV + _j] = _s${m}[${c}];`);
 
   const kvPartial = tree(ms.map((m) => `dot(${form.decay === 'channel' ? `${mine('_wa', m)} * _s${m}` : `_s${m}`}, ${mine('_wk', m)})`));
+  // deferred decay: the registers hold S̃ with S = _cs S̃ (header comment)
+  const oldState = (p.readout ?? 'after-update') === 'old-state';
+  const defer = deferDecay && sc && !withHistory && !oldState;
   // scalar decay: (a S)·k = a (S·k): the decay multiplies the reduced sum once
-  const kvScale = sc ? '_a * ' : '';
+  const kvScale = defer ? '_ac * ' : sc ? '_a * ' : '';
   const uDelta = subgroups
     ? `var _kv = ${kvPartial}; ${reduce('_kv')}
       let _u = _wb[_t] * (_vj - ${kvScale}_kv);`
@@ -257,17 +378,26 @@ export function recurrentFastWgsl(p: RecurrentFastParams): string {
       var _kv = 0.0;
       for (var _x = 0u; _x < R; _x++) { _kv += _kvp[(_t & 1u) * NT + _c * R + _x]; }
       let _u = _wb[_t] * (_vj - ${kvScale}_kv);`;
-  const update = ms.map((m) => `_s${m} = fma(${mine('_wk', m)}, vec4f(_u), ${decayed(m)});`).join('\n      ');
+  const scaleAll = (by: string) => ms.map((m) => `_s${m} *= ${by};`).join(' ');
+  // deferred: c' = a c; S̃ += k (u / c'), folded into the registers first when c' < 2^-32 (u / c'
+  // stays finite, a = 0 included); the branch is uniform: c' depends on the token only
+  const update = defer
+    ? `var _cn = _ac;
+      if (_cn < 0x1p-32f) { ${scaleAll('_cn')} _cn = 1.0; }
+      let _w = vec4f(_u / _cn);
+      ${ms.map((m) => `_s${m} = fma(${mine('_wk', m)}, _w, _s${m});`).join('\n      ')}
+      _cs = _cn;`
+    : ms.map((m) => `_s${m} = fma(${mine('_wk', m)}, vec4f(_u), ${decayed(m)});`).join('\n      ');
   const qsPartial = tree(ms.map((m) => `dot(_s${m}, ${mine('_wq', m)})`));
+  const cTimes = defer ? '_cs * ' : '';
   const readOut = subgroups
     ? `var _qs = ${qsPartial}; ${reduce('_qs')}
-      if (_live && _r == 0u) { out_o[(_p * H + _h) * DV + _j] = _qs; }`
-    : `_op[_t * NT + _lid] = ${qsPartial};`;
+      if (_live && _r == 0u) { out_o[(_p * H + _h) * DV + _j] = ${cTimes}_qs; }`
+    : `_op[_t * NT + _lid] = ${cTimes}${defer ? `(${qsPartial})` : qsPartial};`;
   const historyWrite = withHistory ? `if (_live) {\n    ${storeHistory}\n      }` : '';
 
   // readout 'old-state': every dot reads the state before the update; per key channel the decayed
   // old state a ⊙ S is formed once and shared by both dots and the update
-  const oldState = (p.readout ?? 'after-update') === 'old-state';
   const kqTile = oldState && p.keyQuery === 'tile';
   const sOld = (m: number) => (ch ? `_d${m}` : `_s${m}`);
   const dOld = ch ? ms.map((m) => `let _d${m} = ${mine('_wa', m)} * _s${m};`).join(' ') : '';
@@ -325,30 +455,7 @@ export function recurrentFastWgsl(p: RecurrentFastParams): string {
     }`;
   const pf = prefetchCode(form, TT, dk, BV, NT, tileAt);
 
-  return /* wgsl */ `${subgroups ? 'enable subgroups;\n' : ''}
-const DK: u32 = ${dk}u;
-const DV: u32 = ${dv}u;
-const H: u32 = ${H}u;
-const R: u32 = ${R}u;
-const BV: u32 = ${BV}u;
-const NT: u32 = ${NT}u;
-const TT: u32 = ${TT}u;
-const KV4: u32 = ${KV4}u;
-${declareBindings(bindings(form, withHistory, null))}
-var<workgroup> _wk: ${tileType};
-var<workgroup> _wq: ${tileType};
-var<workgroup> _wv: array<f32, ${TT * BV}>;
-${ch ? `var<workgroup> _wa: ${tileType};` : sc ? `var<workgroup> _wa: array<f32, ${TT}>;` : ''}
-${form.delta ? `var<workgroup> _wb: array<f32, ${TT}>;` : ''}
-${subgroups ? 'var<workgroup> _slot: atomic<u32>;' : `var<workgroup> _op: array<f32, ${TT * NT}>;`}
-${!subgroups && form.delta ? `var<workgroup> _kvp: array<f32, ${2 * NT}>;` : ''}${kqTile ? `\nvar<workgroup> _wkq: array<f32, ${TT}>;` : ''}
-
-@compute @workgroup_size(${NT})
-fn main(@builtin(workgroup_id) _wid: vec3u, @builtin(local_invocation_index) _lid: u32${subgroups ? ', @builtin(subgroup_invocation_id) _sl: u32, @builtin(subgroup_size) _ss: u32' : ''}) {
-  let _seg = _wid.x;
-  let _h = _wid.y;
-  let _j0 = _wid.z * BV;
-${
+  const body = `${
   subgroups
     ? `  // this subgroup's first thread slot: the R threads of a column are R aligned lanes of one subgroup
   var _base = 0u;
@@ -364,7 +471,7 @@ ${
   let _p1 = cu[_seg + 1u];
   let _sb = (_seg * H + _h) * DK * DV + _j;
   ${ms.map((m) => `var _s${m} = vec4f(0.0);`).join(' ')}
-  ${loadState}
+  ${loadState}${defer ? '\n  var _cs = 1.0;' : ''}
 ${prefetch ? `  ${pf.declare}
   if (_p0 < _p1) { ${pf.fetch('_p0', 'min(TT, _p1 - _p0)')} }` : ''}
   for (var _t0 = _p0; _t0 < _p1; _t0 += TT) {
@@ -377,10 +484,10 @@ ${prefetch ? `    let _n0 = _t0 + TT;
     for (var _t = 0u; _t < _nt; _t++) {
       let _p = _t0 + _t;
       let _kb = _t * KV4;
-      let _vj = _wv[_t * BV + _c];${sc ? '\n      let _a = _wa[_t];' : ''}
+      let _vj = _wv[_t * BV + _c];${sc ? '\n      let _a = _wa[_t];' : ''}${defer ? '\n      let _ac = _a * _cs;' : ''}
       ${oldState ? tokenOld : `${form.delta ? uDelta : 'let _u = _vj;'}\n      ${update}\n      ${readOut}`}
       ${historyWrite}
-    }
+    }${defer ? `\n    ${scaleAll('_cs')} _cs = 1.0; // fold once per tile: c is a product of at most TT decays` : ''}
 ${
   subgroups
     ? ''
@@ -398,9 +505,8 @@ ${
   }
   if (_live) {
     ${storeState}
-  }
-}
-`;
+  }`;
+  return { R, BV, TT, KV4, tileType, kqTile, body };
 }
 
 export interface RecurrentFastSpec {
@@ -425,6 +531,15 @@ export interface RecurrentFastOptions {
   nested?: boolean;
   /** bytes of workgroup memory the token tiles may take (default 24 KiB; benchmark variants) */
   tileBudget?: number;
+  /** scalar decay: multiply the decay into one scale per column, not every state entry (default: with subgroups and R <= 2) */
+  deferDecay?: boolean;
+  /**
+   * the shared memory's segments (dims.sharedSegments) in a second layout of the same dispatch:
+   * 'same' for one layout, or its threads per column (same reduction path, flat tiles). Default:
+   * with subgroups, when neither `subgroups` nor `threadsPerColumn` is given and the dispatch has
+   * both kinds of segment, routed R 2 (deferred decay) and shared R 4 (MIXED_ROUTED, MIXED_SHARED)
+   */
+  sharedLayout?: 'same' | { threadsPerColumn: number; deferDecay?: boolean };
 }
 
 /**
@@ -447,7 +562,11 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
     checkRuleCall(spec.name, spec.inputs, dims, buffers);
     const { segments, H, dk, dv } = dims;
     const withHistory = buffers.history !== undefined;
-    const auto = chooseReduction(dims, ctx.features.has('subgroups'));
+    // the shared memory's segments in a layout of their own (same dispatch): see chooseLayouts
+    const sharedCount = dims.sharedSegments ?? 0;
+    const twoKinds = sharedCount > 0 && sharedCount < segments;
+    const mixedAuto = ctx.features.has('subgroups') && options.subgroups === undefined && options.threadsPerColumn === undefined && options.sharedLayout === undefined && twoKinds;
+    const auto = mixedAuto ? MIXED_ROUTED : chooseReduction(dims, ctx.features.has('subgroups'));
     const subgroups = options.subgroups ?? auto.subgroups;
     const R = options.threadsPerColumn ?? (options.subgroups === undefined ? auto.threadsPerColumn : subgroups ? 2 : 4);
     if (subgroups && !ctx.features.has('subgroups')) throw new GpuError(`rule '${spec.name}': subgroups were asked for but the device does not offer them`);
@@ -464,14 +583,34 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
     // with R 4 and the workgroup reduction they were slower (runs 18-19).
     const nested = options.nested ?? (subgroups && R <= 2);
     const tileBudget = options.tileBudget ?? 24576;
-    const key = `${H},${dk},${dv},${withHistory},${subgroups},${R},${prefetch},${readout},${keyQuery},${nested},${tileBudget}`;
+    // Deferred decay where it measured faster: subgroups with R <= 2 (H200 runs 23-24, kernel
+    // alone: standard 7.46 against 8.08 ms, small heads 1.52 against 1.53); with R 4 or the
+    // workgroup reduction it was slower (standard subgroups R 4 10.4 against 8.35, long workgroup
+    // R 8 32.2 against 30.6).
+    const deferDecay = options.deferDecay ?? (subgroups && R <= 2);
+    const sharedLayout = options.sharedLayout ?? (mixedAuto ? MIXED_SHARED : 'same');
+    const mixed = sharedLayout !== 'same' && twoKinds;
+    const second = mixed ? { threadsPerColumn: Math.max(1, Math.min(sharedLayout.threadsPerColumn, pow2(Math.ceil(dk / 4)))), deferDecay: sharedLayout.deferDecay ?? false, firstSegment: segments - sharedCount } : undefined;
+    if (second && (!Number.isInteger(Math.log2(second.threadsPerColumn)) || (subgroups && second.threadsPerColumn > 4))) {
+      throw new GpuError(`rule '${spec.name}': ${second.threadsPerColumn} threads per column for the shared segments is not supported (a power of two, at most 4 with subgroups)`);
+    }
+    const nestedTiles = mixed ? false : nested; // two layouts share flat tiles
+    const key = `${H},${dk},${dv},${withHistory},${subgroups},${R},${prefetch},${readout},${keyQuery},${nestedTiles},${tileBudget},${deferDecay},${JSON.stringify(second ?? null)}`;
     let t = texts.get(key);
     if (!t) {
-      const lay = fastLayout(form, dk, subgroups, ctx.limits.maxComputeWorkgroupStorageSize, R, kqTile, nested, tileBudget);
+      const budget = ctx.limits.maxComputeWorkgroupStorageSize;
+      let lay = fastLayout(form, dk, subgroups, budget, R, kqTile, nestedTiles, tileBudget);
+      let bvMin = lay.bv;
+      if (second) {
+        // the workgroup arrays are shared, sized for the larger keys and values per token of the two
+        const lay2 = fastLayout(form, dk, subgroups, budget, second.threadsPerColumn, kqTile, false, tileBudget);
+        bvMin = Math.min(lay.bv, lay2.bv); // the dispatch covers the narrower layout's column blocks
+        lay = { ...lay, ...tileFit(form, subgroups, kqTile, tileBudget, budget, { R: lay.R, bv: Math.max(lay.bv, lay2.bv), dkp: Math.max(lay.dkp, lay2.dkp), nested: false }) };
+      }
       if (lay.tt < 1) checkWorkgroupBytes(ctx, lay.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, lay.bytes, what);
-      const code = recurrentFastWgsl({ form, H, dk, dv, withHistory, subgroups, threadsPerColumn: lay.R, tokensPerTile: lay.tt, prefetch, readout, keyQuery, nested });
-      texts.set(key, (t = { code, bv: lay.bv }));
+      const code = recurrentFastWgsl({ form, H, dk, dv, withHistory, subgroups, threadsPerColumn: lay.R, tokensPerTile: lay.tt, prefetch, readout, keyQuery, nested: nestedTiles, deferDecay, second });
+      texts.set(key, (t = { code, bv: bvMin }));
     }
     const list = bindings(form, withHistory, {
       cu: buffers.cu,

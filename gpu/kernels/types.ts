@@ -30,6 +30,11 @@ export interface RuleDims {
   H: number;
   dk: number;
   dv: number;
+  /**
+   * how many of the last segments are the shared memory's (0 or absent: none); a kernel may lay
+   * them out differently (their chains are the longest: every token of a batch)
+   */
+  sharedSegments?: number;
 }
 
 export interface RuleBuffers {
