@@ -285,7 +285,7 @@ describe.each(RULE_NAMES.filter((n) => (GPU_RULES[n] as BuiltinGpuRule).form.dec
 /**
  * Two layouts in one dispatch (sharedLayout): the last dims.sharedSegments segments run with
  * other threads per column than the rest, against the float64 reference, on both reduction paths,
- * with the default choice too (subgroups R 2 routed, R 4 shared, when the device has subgroups).
+ * with the default choice too (subgroups R 2 routed, R 4 shared at dk > 64, when the device has subgroups).
  * The shared segments are drawn longer, as the shared memory's are; a column block count that
  * differs between the layouts (dv 70) leaves some workgroups idle. Same tolerance as above.
  * Measured (lavapipe, 2026-11-29): worst o / state / history 1.6e-7 / 1.7e-7 / 1.4e-7. A dispatch
@@ -297,7 +297,9 @@ describe.each(RULE_NAMES)('fast recurrent kernel, two layouts in one dispatch, r
   const rule = GPU_RULES[name] as BuiltinGpuRule;
   const names = rule.inputs.map((d) => d.name);
   const cases: Array<{ opts: RecurrentFastOptions; dk: number; dv: number; H: number; withHistory: boolean; sub: boolean }> = [
-    { opts: {}, dk: 21, dv: 70, H: 2, withHistory: false, sub: true },
+    // the default choice (two layouts at dk > 64 with subgroups; one layout without them)
+    { opts: {}, dk: 72, dv: 33, H: 1, withHistory: false, sub: false },
+    { opts: { sharedLayout: { threadsPerColumn: 4 } }, dk: 21, dv: 70, H: 2, withHistory: false, sub: true },
     { opts: { subgroups: true, threadsPerColumn: 4, sharedLayout: { threadsPerColumn: 1 } }, dk: 21, dv: 33, H: 1, withHistory: true, sub: true },
     { opts: { subgroups: false, threadsPerColumn: 1, sharedLayout: { threadsPerColumn: 8, deferDecay: true } }, dk: 21, dv: 70, H: 1, withHistory: false, sub: false },
   ];

@@ -180,6 +180,17 @@ export function chooseReduction(dims: RuleDims, hasSubgroups: boolean): { subgro
 const MIXED_ROUTED = { subgroups: true, threadsPerColumn: 2 };
 const MIXED_SHARED = { threadsPerColumn: 4, deferDecay: false };
 
+/**
+ * Whether two layouts are the default. The whole kernel measured (run 29, against one layout):
+ * standard 7.17 ms against 7.47 (R 2); small heads 1.83 against 1.53 (R 2), dk 64, where one
+ * kernel holding both layouts' code was slower on each group alone too (shared 0.91 against 0.74
+ * for R 4 alone); long 32.0 against 29.4 (R 4 everywhere). So only at dk > 64 with segments
+ * shorter than the long regime: a rule fitted to these three shapes, kept as narrow as they show.
+ */
+function useTwoLayouts(dims: RuleDims): boolean {
+  return dims.dk > 64 && dims.positions / dims.segments < LONG_SEGMENTS;
+}
+
 interface FastBuffers {
   cu: GPUBuffer;
   q: GPUBuffer;
@@ -536,8 +547,9 @@ export interface RecurrentFastOptions {
   /**
    * the shared memory's segments (dims.sharedSegments) in a second layout of the same dispatch:
    * 'same' for one layout, or its threads per column (same reduction path, flat tiles). Default:
-   * with subgroups, when neither `subgroups` nor `threadsPerColumn` is given and the dispatch has
-   * both kinds of segment, routed R 2 (deferred decay) and shared R 4 (MIXED_ROUTED, MIXED_SHARED)
+   * with subgroups, when neither `subgroups` nor `threadsPerColumn` is given, the dispatch has
+   * both kinds of segment and useTwoLayouts holds, routed R 2 (deferred decay) and shared R 4
+   * (MIXED_ROUTED, MIXED_SHARED)
    */
   sharedLayout?: 'same' | { threadsPerColumn: number; deferDecay?: boolean };
 }
@@ -565,7 +577,8 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
     // the shared memory's segments in a layout of their own (same dispatch): see chooseLayouts
     const sharedCount = dims.sharedSegments ?? 0;
     const twoKinds = sharedCount > 0 && sharedCount < segments;
-    const mixedAuto = ctx.features.has('subgroups') && options.subgroups === undefined && options.threadsPerColumn === undefined && options.sharedLayout === undefined && twoKinds;
+    const mixedAuto =
+      ctx.features.has('subgroups') && options.subgroups === undefined && options.threadsPerColumn === undefined && options.sharedLayout === undefined && twoKinds && useTwoLayouts(dims);
     const auto = mixedAuto ? MIXED_ROUTED : chooseReduction(dims, ctx.features.has('subgroups'));
     const subgroups = options.subgroups ?? auto.subgroups;
     const R = options.threadsPerColumn ?? (options.subgroups === undefined ? auto.threadsPerColumn : subgroups ? 2 : 4);
