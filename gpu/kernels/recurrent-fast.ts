@@ -188,7 +188,8 @@ const MIXED_SHARED = { threadsPerColumn: 4, deferDecay: false };
  * shorter than the long regime: a rule fitted to these three shapes, kept as narrow as they show.
  */
 function useTwoLayouts(dims: RuleDims): boolean {
-  return dims.dk > 64 && dims.positions / dims.segments < LONG_SEGMENTS;
+  const perSegment = dims.positions / dims.segments;
+  return dims.dk > 64 && perSegment >= 1024 && perSegment < LONG_SEGMENTS;
 }
 
 interface FastBuffers {
