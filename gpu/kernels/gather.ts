@@ -10,7 +10,9 @@
  * deterministic, and equals time order by construction. Then:
  *   offsets: cu[s+1] = cu[s] + count(s) (one small scan over the S segments),
  *   scatter: slot[b,t,j] = cu[e*B+b] + rank, origin[slot] = (e*B+b)*T + t,
- *   rows:    copy each input row into the gathered layout through `origin`.
+ *   rows:    copy each input row into the gathered layout through `origin` (ForwardPlan copies
+ *            only the routed positions: the shared memory's segment b is positions B·T·k + b·T + t,
+ *            its inputs' own order, and is uploaded there directly).
  *
  * `origin[p]` indexes the token row of position p in the inputs uploaded as [E(+1), B, T, ...];
  * origin % (B*T) is its row of q [B, T, ...] and origin % T its time t.
