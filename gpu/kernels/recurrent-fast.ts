@@ -62,6 +62,7 @@
 import { GpuError } from '../../reference/errors.js';
 import type { InputDecl } from '../../reference/types.js';
 import type { GpuContext } from '../device.js';
+import { gridFor } from '../grid.js';
 import type { ChunkForm } from './chunk-template.js';
 import {
   checkRuleCall,
@@ -111,7 +112,7 @@ export interface RecurrentFastParams {
    * in the same dispatch (flat tiles only): the shared memory's longer chains run with more threads
    * per column while the routed memories' run with fewer
    */
-  second?: { threadsPerColumn: number; deferDecay?: boolean; firstSegment: number };
+  second?: { threadsPerColumn: number; deferDecay?: boolean; firstSegment: number; segments: number };
 }
 
 export type Readout = 'after-update' | 'old-state';
@@ -268,8 +269,8 @@ const DK: u32 = ${dk}u;
 const DV: u32 = ${dv}u;
 const H: u32 = ${H}u;
 const NT: u32 = ${NT}u;`;
-  const entry = `@compute @workgroup_size(${NT})
-fn main(@builtin(workgroup_id) _wid: vec3u, @builtin(local_invocation_index) _lid: u32${subgroups ? ', @builtin(subgroup_invocation_id) _sl: u32, @builtin(subgroup_size) _ss: u32' : ''})`;
+  const entry = (more = '') => `@compute @workgroup_size(${NT})
+fn main(@builtin(workgroup_id) _wid: vec3u, @builtin(local_invocation_index) _lid: u32${subgroups ? ', @builtin(subgroup_invocation_id) _sl: u32, @builtin(subgroup_size) _ss: u32' : ''}${more})`;
   const workgroup = (tileType: string, TT: number, BV: number) => `var<workgroup> _wk: ${tileType};
 var<workgroup> _wq: ${tileType};
 var<workgroup> _wv: array<f32, ${TT * BV}>;
@@ -285,7 +286,7 @@ ${consts(first, '')}
 ${declareBindings(bindings(form, withHistory, null))}
 ${workgroup(first.tileType, first.TT, first.BV)}
 
-${entry} {
+${entry()} {
   let _seg = _wid.x;
   let _h = _wid.y;
   let _j0 = _wid.z * BV;
@@ -303,8 +304,14 @@ ${consts(L, '  ')}
   let _j0 = _zb * BV;
 ${L.body}
 }`;
-  const args = `_wid.x, _wid.y, _wid.z, _lid${subgroups ? ', _sl, _ss' : ''}`;
-  // a layout with fewer column blocks leaves the dispatch's extra blocks idle (a uniform branch)
+  // One linear workgroup index over (shared segments, head, column block) first, then the routed
+  // ones: the device hands out workgroups roughly in index order, so the longest chains go out
+  // first, spread one per multiprocessor, and the routed workgroups fill in around them.
+  const { shared: NS, routed: NR } = twoLayoutCounts(p.second.firstSegment, p.second.segments, H, dv, first.BV, second.BV);
+  const blocks0 = Math.ceil(dv / first.BV);
+  const blocks1 = Math.ceil(dv / second.BV);
+  // (head, column block, lanes) of workgroup w of a group with `blocks` column blocks
+  const rest = (blocks: number, w: string) => `(${w} / ${blocks}u) % H, ${w} % ${blocks}u, _lid${subgroups ? ', _sl, _ss' : ''}`;
   return /* wgsl */ `${header}
 ${declareBindings(bindings(form, withHistory, null))}
 ${workgroup(`array<vec4f, ${p.tokensPerTile * KV4}>`, p.tokensPerTile, Math.max(first.BV, second.BV))}
@@ -313,14 +320,21 @@ ${fn('_layout0', first)}
 
 ${fn('_layout1', second)}
 
-${entry} {
-  if (_wid.x < ${p.second.firstSegment}u) {
-    if (_wid.z * ${first.BV}u < DV) { _layout0(${args}); }
-  } else if (_wid.z * ${second.BV}u < DV) {
-    _layout1(${args});
+${entry(', @builtin(num_workgroups) _nwg: vec3u')} {
+  let _w = _wid.y * _nwg.x + _wid.x; // the dispatch is folded onto two dimensions when large
+  if (_w < ${NS}u) {
+    _layout1(${p.second.firstSegment}u + _w / (H * ${blocks1}u), ${rest(blocks1, '_w')});
+  } else if (_w < ${NS + NR}u) {
+    let _v = _w - ${NS}u;
+    _layout0(_v / (H * ${blocks0}u), ${rest(blocks0, '_v')});
   }
 }
 `;
+}
+
+/** Workgroups of the two-layout dispatch: the shared segments' and the routed segments'. */
+export function twoLayoutCounts(firstSegment: number, segments: number, H: number, dv: number, bv0: number, bv1: number) {
+  return { shared: (segments - firstSegment) * H * Math.ceil(dv / bv1), routed: firstSegment * H * Math.ceil(dv / bv0) };
 }
 
 interface LayoutCode {
@@ -570,7 +584,8 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
   const iv = index('v');
   const ig = form.decay !== 'none' ? index('g') : -1;
   const ib = form.delta ? index('beta') : -1;
-  const texts = new Map<string, { code: string; bv: number }>();
+  // per WGSL key: the text, the column block of the grid, and for two layouts the linear workgroup count
+  const texts = new Map<string, { code: string; bv: number; linear: number }>();
   return (ctx: GpuContext, enc: GPUCommandEncoder, dims: RuleDims, buffers: RuleBuffers): void => {
     checkRuleCall(spec.name, spec.inputs, dims, buffers);
     const { segments, H, dk, dv } = dims;
@@ -604,7 +619,9 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
     const deferDecay = options.deferDecay ?? (subgroups && R <= 2);
     const sharedLayout = options.sharedLayout ?? (mixedAuto ? MIXED_SHARED : 'same');
     const mixed = sharedLayout !== 'same' && twoKinds;
-    const second = mixed ? { threadsPerColumn: Math.max(1, Math.min(sharedLayout.threadsPerColumn, pow2(Math.ceil(dk / 4)))), deferDecay: sharedLayout.deferDecay ?? false, firstSegment: segments - sharedCount } : undefined;
+    const second = mixed
+      ? { threadsPerColumn: Math.max(1, Math.min(sharedLayout.threadsPerColumn, pow2(Math.ceil(dk / 4)))), deferDecay: sharedLayout.deferDecay ?? false, firstSegment: segments - sharedCount, segments }
+      : undefined;
     if (second && (!Number.isInteger(Math.log2(second.threadsPerColumn)) || (subgroups && second.threadsPerColumn > 4))) {
       throw new GpuError(`rule '${spec.name}': ${second.threadsPerColumn} threads per column for the shared segments is not supported (a power of two, at most 4 with subgroups)`);
     }
@@ -614,17 +631,20 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
     if (!t) {
       const budget = ctx.limits.maxComputeWorkgroupStorageSize;
       let lay = fastLayout(form, dk, subgroups, budget, R, kqTile, nestedTiles, tileBudget);
-      let bvMin = lay.bv;
+      const bv0 = lay.bv;
+      let bv1 = lay.bv;
       if (second) {
         // the workgroup arrays are shared, sized for the larger keys and values per token of the two
         const lay2 = fastLayout(form, dk, subgroups, budget, second.threadsPerColumn, kqTile, false, tileBudget);
-        bvMin = Math.min(lay.bv, lay2.bv); // the dispatch covers the narrower layout's column blocks
+        bv1 = lay2.bv;
         lay = { ...lay, ...tileFit(form, subgroups, kqTile, tileBudget, budget, { R: lay.R, bv: Math.max(lay.bv, lay2.bv), dkp: Math.max(lay.dkp, lay2.dkp), nested: false }) };
       }
       if (lay.tt < 1) checkWorkgroupBytes(ctx, lay.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, lay.bytes, what);
       const code = recurrentFastWgsl({ form, H, dk, dv, withHistory, subgroups, threadsPerColumn: lay.R, tokensPerTile: lay.tt, prefetch, readout, keyQuery, nested: nestedTiles, deferDecay, second });
-      texts.set(key, (t = { code, bv: bvMin }));
+      // two layouts: one linear index over both groups' workgroups (see recurrentFastWgsl)
+      const counts = second ? twoLayoutCounts(second.firstSegment, segments, H, dv, bv0, bv1) : null;
+      texts.set(key, (t = { code, bv: bv0, linear: counts ? counts.shared + counts.routed : 0 }));
     }
     const list = bindings(form, withHistory, {
       cu: buffers.cu,
@@ -639,7 +659,8 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
     });
     checkStorageBindings(ctx, list, what);
     const label = `${spec.name}:recurrent-fast`;
-    const grid = [gridDim(ctx, segments, label), gridDim(ctx, H, label), gridDim(ctx, Math.ceil(dv / t.bv), label)] as const;
+    const folded = t.linear ? gridFor(ctx.limits, t.linear, label) : null;
+    const grid = folded ? ([folded.x, folded.y, 1] as const) : ([gridDim(ctx, segments, label), gridDim(ctx, H, label), gridDim(ctx, Math.ceil(dv / t.bv), label)] as const);
     encodePass(ctx, enc, label, ctx.pipeline(label, t.code), list, grid);
   };
 }
