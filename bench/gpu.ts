@@ -23,7 +23,7 @@ import { pathToFileURL } from 'node:url';
 import { scratchBuffer } from '../gpu/buffers.js';
 import { getGpu, type GpuContext } from '../gpu/device.js';
 import { makeChunkEncoder, type ChunkOptions, type ChunkPasses } from '../gpu/kernels/chunk-template.js';
-import { makeRecurrentFastEncoder, type RecurrentFastOptions } from '../gpu/kernels/recurrent-fast.js';
+import { makeRecurrentFastEncoder } from '../gpu/kernels/recurrent-fast.js';
 import { gatedDelta } from '../gpu/kernels/gated-delta.js';
 import type { KernelMode, RuleBuffers, RuleDims } from '../gpu/kernels/types.js';
 import { ForwardPlan, gpuMomForward } from '../gpu/mom.js';
@@ -216,38 +216,32 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
           const encode = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form }, options);
           return timer.settledMedian((enc) => encode(ctx, enc, pb.dims, pb.buffers, CHUNK, passes), repeats, 1).then((r) => (row.variants![name] = r.ms));
         };
-        // round 7's prepare (tiles loaded after the previous tile's math), timed beside the default
-        await variant('prepare, no prefetch (round 7)', { prefetch: 'none' }, 'prepare');
-        await variant('prepare, Gram tiles prefetched only', { prefetch: 'gram' }, 'prepare');
-        // the scan with O inside it (rounds 2-7), against scan + output of the split default
-        await variant('scan with fused output (round 7)', { output: 'fused' }, 'scan');
-        await variant('scan, narrow steps (2 quads, 8-token groups; round 8)', { scanWide: false }, 'scan');
+        // (round 7-8's prepare and scan variants and the cuts were timed in runs 15-30 and are no longer repeated)
+        await variant('scan, segment order (run 30)', { scanOrder: 'segment' }, 'scan');
         await variant('scan, 8 columns', { scanColumns: 8 }, 'scan');
         await variant('scan, 16 columns', { scanColumns: 16 }, 'scan');
-        // where the time goes: each kernel cut after a part (benchmark only: the outputs are then wrong)
-        await variant('prepare cut: Gram + Aqk', { prepareCut: 'gram' }, 'prepare');
-        await variant('prepare cut: + inverse', { prepareCut: 'inverse' }, 'prepare');
-        await variant('scan cut: no W h', { scanCut: 'no-correction' }, 'scan');
-        await variant('scan cut: no update', { scanCut: 'no-update' }, 'scan');
       } else {
         row.ruleMs = (await timer.settledMedian((enc) => gatedDelta.encode(ctx, enc, pb.dims, pb.buffers, { mode }), repeats, 1)).ms;
         // the other layouts of the same kernel (the generic template it replaced and the variants
         // without prefetch were timed in runs 1-15 and are no longer repeated)
         const spec = { name: gatedDelta.name, inputs: gatedDelta.inputs, form: gatedDelta.form };
-        // (R 4 workgroup, old-state read-out, 12 / 48 KiB tiles and deferred decay on other
-        // layouts were timed in runs 17-24 and are no longer repeated)
-        const variants: Record<string, (c: GpuContext, e: GPUCommandEncoder, d: RuleDims, b: RuleBuffers) => void> = {
-          'workgroup reduction R 8': makeRecurrentFastEncoder(spec, { subgroups: false, threadsPerColumn: 8 }),
+        // (R 4 workgroup, old-state read-out, tile sizes, deferred decay on other layouts and the
+        // per-entry decay were timed in runs 17-30 and are no longer repeated). 'segment order':
+        // the same dims without sharedSegments, so the workgroups go out in (segment, head, block) order.
+        const unordered = { ...pb.dims, sharedSegments: 0 };
+        const variants: Record<string, [(c: GpuContext, e: GPUCommandEncoder, d: RuleDims, b: RuleBuffers) => void, RuleDims]> = {
+          'workgroup reduction R 8, shared first': [makeRecurrentFastEncoder(spec, { subgroups: false, threadsPerColumn: 8 }), pb.dims],
         };
         if (ctx.features.has('subgroups')) {
-          variants['subgroups R 2, one layout (round 9 start)'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2 });
-          variants['subgroups R 2, decay per entry (round 8)'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2, deferDecay: false });
-          variants['two layouts, shared R 4 with deferred decay'] = makeRecurrentFastEncoder(spec, { sharedLayout: { threadsPerColumn: 4, deferDecay: true } });
-          variants['subgroups R 4'] = makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 4 });
+          variants['subgroups R 2, segment order (run 30)'] = [makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2 }), unordered];
+          variants['subgroups R 2, shared first'] = [makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2 }), pb.dims];
+          variants['subgroups R 4, segment order (run 30)'] = [makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 4 }), unordered];
+          variants['subgroups R 4, shared first'] = [makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 4 }), pb.dims];
+          variants['two layouts R 2 + R 4 (shared first)'] = [makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2, sharedLayout: { threadsPerColumn: 4 } }), pb.dims];
         }
         row.variants = {};
-        for (const [name, encode] of Object.entries(variants)) {
-          row.variants[name] = (await timer.settledMedian((enc) => encode(ctx, enc, pb.dims, pb.buffers), name === 'generic template' ? 3 : repeats, 1)).ms;
+        for (const [name, [encode, dims]] of Object.entries(variants)) {
+          row.variants[name] = (await timer.settledMedian((enc) => encode(ctx, enc, dims, pb.buffers), repeats, 1)).ms;
         }
       }
       row.groupsMs = { routed: 0, shared: 0 } as ForwardRow['groupsMs'] & object;
@@ -258,21 +252,6 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
         try {
           const encode = (enc: GPUCommandEncoder) => (mode === 'chunk' ? chunkEncoder(ctx, enc, gp.dims, gp.buffers, CHUNK, 'both') : gatedDelta.encode(ctx, enc, gp.dims, gp.buffers, { mode }));
           row.groupsMs[group] = (await timer.settledMedian(encode, repeats, 1)).ms;
-          // the token-by-token kernel's other layouts on one group alone: the shared memory's
-          // chains are the longest, and more threads per column shorten a token's latency
-          if (mode === 'recurrent' && ctx.features.has('subgroups')) {
-            const spec = { name: gatedDelta.name, inputs: gatedDelta.inputs, form: gatedDelta.form };
-            const layouts: Record<string, RecurrentFastOptions> = {
-              'subgroups R 2': { subgroups: true, threadsPerColumn: 2 },
-              'subgroups R 4': { subgroups: true, threadsPerColumn: 4 },
-              'subgroups R 4, deferred decay': { subgroups: true, threadsPerColumn: 4, deferDecay: true },
-              'workgroup R 8': { subgroups: false, threadsPerColumn: 8 },
-            };
-            for (const [name, o] of Object.entries(layouts)) {
-              const enc = makeRecurrentFastEncoder(spec, o);
-              row.groupsMs[`${group} only, ${name}`] = (await timer.settledMedian((e) => enc(ctx, e, gp.dims, gp.buffers), repeats, 1)).ms;
-            }
-          }
         } finally {
           gp.destroy();
         }

@@ -34,6 +34,7 @@
  */
 import { GpuError } from '../../reference/errors.js';
 import type { InputDecl } from '../../reference/types.js';
+import { gridFor } from '../grid.js';
 import type { GpuContext } from '../device.js';
 import {
   cachedScratch,
@@ -656,7 +657,20 @@ ${[0, 1, 2, 3].map((m) => `        let w${m} = vsh[(s + ${m}u) * CQ + q4];`).joi
 /** Benchmark-only cuts of `scan` (see PrepareCut): without the W h correction (phase A's dot), the output (phase B) or the state update (phase C). */
 export type ScanCut = 'no-correction' | 'no-output' | 'no-update';
 
-export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false, cut?: ScanCut, split = false, wide = false): string {
+/**
+ * The scan's workgroups in one linear order with the segments from `firstSegment` on (the shared
+ * memory's, the longest chains) first, instead of (segment, head, column block): the device hands
+ * out workgroups roughly in index order, so the long chains spread over the multiprocessors.
+ */
+export interface ScanOrder {
+  firstSegment: number;
+  segments: number;
+  H: number;
+  /** column blocks per (segment, head) */
+  blocks: number;
+}
+
+export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false, cut?: ScanCut, split = false, wide = false, order?: ScanOrder): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const { rq, cq, nt } = scanLayout(dk, maxColumns);
@@ -742,16 +756,27 @@ ${v4 ? '' : `// k[x, r] (zero for the padding rows r >= DK)
 fn kAt(x: u32, r: u32) -> f32 { return select(0.0, k_in[x * DK + min(r, DK - 1u)], r < DK); }`}
 
 @compute @workgroup_size(${nt})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32${order ? ', @builtin(num_workgroups) nwg: vec3u' : ''}) {
   let C = params.C;
   let H = params.H;
   let DV = params.DV;
-  let seg = wid.x;
+${
+  order
+    ? `  let w = wid.y * nwg.x + wid.x; // shared segments first (ScanOrder), folded onto two dimensions when large
+  if (w >= ${order.segments * order.H * order.blocks}u) { return; }
+  let first = w < ${(order.segments - order.firstSegment) * order.H * order.blocks}u;
+  let v = select(w - ${(order.segments - order.firstSegment) * order.H * order.blocks}u, w, first);
+  let seg = select(v / ${order.H * order.blocks}u, ${order.firstSegment}u + w / ${order.H * order.blocks}u, first);
+  let h = (v / ${order.blocks}u) % H;
+  let blk = v % ${order.blocks}u;`
+    : `  let seg = wid.x;
   let h = wid.y;
+  let blk = wid.z;`
+}
   ${cut ? touchAll(scanBindings(f, null, v4, io4, a4, split)) : ''}
   let cq = lid % CQ;
   let r0 = (lid / CQ) * 4u;
-  let colBase = wid.z * CQ * 4u;
+  let colBase = blk * CQ * 4u;
   let p0 = cu[seg];
   let p1 = cu[seg + 1u];
   let sb = (seg * H + h) * DK * DV;
@@ -1043,6 +1068,8 @@ export type ScanLoads = 'scalar' | 'vec4-keys' | 'vec4';
 export type ChunkPasses = 'both' | 'prepare' | 'scan' | 'output';
 
 export interface ChunkOptions {
+  /** the scan's workgroup order when the dispatch has shared segments (default 'shared-first'; ScanOrder) */
+  scanOrder?: 'shared-first' | 'segment';
   /**
    * the most state columns per scan workgroup (a multiple of 4; default defaultScanColumns):
    * fewer columns give more workgroups (and fewer threads each) on the same chain of chunks
@@ -1117,7 +1144,12 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
     // Chunk slots (see the header); the split form keeps the state at each one's start.
     const slots = Math.ceil(P / C) + S;
     const split = wantSplit && 4 * slots * H * dk * dv <= ctx.limits.maxStorageBufferBindingSize;
-    const key = `${dk},${limit},${scanColumns},${dvQuads},${cQuads},${split}`;
+    // both kinds of segment: the scan's shared-segment workgroups first (ScanOrder)
+    const sharedCount = dims.sharedSegments ?? 0;
+    const blocks = Math.ceil(dv / sl.bj);
+    const order: ScanOrder | undefined =
+      (options.scanOrder ?? 'shared-first') === 'shared-first' && sharedCount > 0 && sharedCount < S ? { firstSegment: S - sharedCount, segments: S, H, blocks } : undefined;
+    const key = `${dk},${limit},${scanColumns},${dvQuads},${cQuads},${split},${JSON.stringify(order ?? null)}`;
     let t = texts.get(key);
     if (!t) {
       const pl = prepareLayout(form, limit);
@@ -1125,7 +1157,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
       checkWorkgroupBytes(ctx, sl.bytes, what);
       t = {
         prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse, prefetch, options.prepareCut),
-        scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split, options.scanWide ?? true),
+        scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split, options.scanWide ?? true, order),
         output: split ? outputKernelWgsl(form, dk) : '',
       };
       texts.set(key, t);
@@ -1158,7 +1190,8 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
     const maxDim = ctx.limits.maxComputeWorkgroupsPerDimension;
     const gx = Math.min(slots, maxDim);
     const gy = gridDim(ctx, Math.ceil(slots / gx), `${what} prepare`);
-    const grid = [gridDim(ctx, S, what), gridDim(ctx, H, what), gridDim(ctx, Math.ceil(dv / sl.bj), what)] as const;
+    const folded = order ? gridFor(ctx.limits, S * H * blocks, `${what} scan`) : null;
+    const grid = folded ? ([folded.x, folded.y, 1] as const) : ([gridDim(ctx, S, what), gridDim(ctx, H, what), gridDim(ctx, blocks, what)] as const);
     if (passes === 'both' || passes === 'prepare') encodePass(ctx, enc, `${spec.name}:chunk-prepare`, ctx.pipeline(`${spec.name}:chunk-prepare`, t.prepare), pre, [gx, gy, gridDim(ctx, H, what)]);
     if (passes === 'both' || passes === 'scan') encodePass(ctx, enc, `${spec.name}:chunk-scan`, ctx.pipeline(`${spec.name}:chunk-scan`, t.scan), scan, grid);
     if (split && (passes === 'both' || passes === 'output')) {
