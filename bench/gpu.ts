@@ -217,7 +217,8 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
           return timer.settledMedian((enc) => encode(ctx, enc, pb.dims, pb.buffers, CHUNK, passes), repeats, 1).then((r) => (row.variants![name] = r.ms));
         };
         // (round 7-8's prepare and scan variants and the cuts were timed in runs 15-30 and are no longer repeated)
-        await variant('scan, segment order (run 30)', { scanOrder: 'segment' }, 'scan');
+        await variant('scan, segment order', { scanOrder: 'segment' }, 'scan');
+        await variant('scan, shared first', { scanOrder: 'shared-first' }, 'scan');
         await variant('scan, 8 columns', { scanColumns: 8 }, 'scan');
         await variant('scan, 16 columns', { scanColumns: 16 }, 'scan');
       } else {

@@ -293,23 +293,33 @@ describe.each(RULE_NAMES.filter((n) => (GPU_RULES[n] as BuiltinGpuRule).form.dec
  * error 0.03-0.3.
  */
 const worstMixed = { o: 0, state: 0, history: 0 };
+/**
+ * A 3,100-3,300-token chain accumulates more float32 error than the short ones above: measured on
+ * lavapipe (2026-11-29, these cases, every rule), the one-layout workgroup kernel (R 2, no deferred
+ * decay) against the float64 reference gave the same errors as the default to two digits, worst
+ * 9.9e-7 (linear, no decay: the state grows with every token), 2.8e-7 (delta), 1.1e-7
+ * (gated-delta); 10x the worst.
+ */
+const LONG_TOL = 1e-5;
 describe.each(RULE_NAMES)('fast recurrent kernel, two layouts in one dispatch, rule %s', (name) => {
   const rule = GPU_RULES[name] as BuiltinGpuRule;
   const names = rule.inputs.map((d) => d.name);
-  const cases: Array<{ opts: RecurrentFastOptions; dk: number; dv: number; H: number; withHistory: boolean; sub: boolean }> = [
-    // the default choice (two layouts at dk > 64 with subgroups; one layout without them)
+  const cases: Array<{ opts: RecurrentFastOptions; dk: number; dv: number; H: number; withHistory: boolean; sub: boolean; long?: boolean }> = [
+    // the default choice: with subgroups, two layouts at dk > 64 and 1,024 tokens or more per
+    // segment on average (one shared chain of 3,100-3,300 tokens here), one layout otherwise
+    { opts: {}, dk: 72, dv: 33, H: 1, withHistory: false, sub: false, long: true },
     { opts: {}, dk: 72, dv: 33, H: 1, withHistory: false, sub: false },
     { opts: { sharedLayout: { threadsPerColumn: 4 } }, dk: 21, dv: 70, H: 2, withHistory: false, sub: true },
     { opts: { subgroups: true, threadsPerColumn: 4, sharedLayout: { threadsPerColumn: 1 } }, dk: 21, dv: 33, H: 1, withHistory: true, sub: true },
     { opts: { subgroups: false, threadsPerColumn: 1, sharedLayout: { threadsPerColumn: 8, deferDecay: true } }, dk: 21, dv: 70, H: 1, withHistory: false, sub: false },
   ];
-  it.each(cases.map((c) => [`${JSON.stringify(c.opts)}, dk ${c.dk}, dv ${c.dv}, H ${c.H}${c.withHistory ? ', history' : ''}`, c] as const))('matches the float64 reference, %s', async (_, { opts, dk, dv, H, withHistory, sub }) => {
+  it.each(cases.map((c) => [`${JSON.stringify(c.opts)}, dk ${c.dk}, dv ${c.dv}, H ${c.H}${c.withHistory ? ', history' : ''}${c.long ? ', a long shared chain' : ''}`, c] as const))('matches the float64 reference, %s', async (_, { opts, dk, dv, H, withHistory, sub, long }) => {
     if (sub && !ctx.features.has('subgroups')) return; // the device has none
     const encode = makeRecurrentFastEncoder({ name, inputs: rule.inputs, form: rule.form }, opts);
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 4 }),
-        fc.array(fc.integer({ min: 0, max: 90 }), { minLength: 1, maxLength: 2 }),
+        fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: long ? 2 : 4 }),
+        long ? fc.tuple(fc.integer({ min: 3100, max: 3300 })) : fc.array(fc.integer({ min: 0, max: 90 }), { minLength: 1, maxLength: 2 }),
         fc.integer(),
         async (routed, shared, seed) => {
           const pb = problem(rule, [...routed, ...shared], H, dk, dv, seed, true);
@@ -321,7 +331,7 @@ describe.each(RULE_NAMES)('fast recurrent kernel, two layouts in one dispatch, r
           for (const [what, a, b] of parts) {
             const c = compare(a, b);
             worstMixed[what] = Math.max(worstMixed[what], c.err);
-            expect(c.maxAbs <= 1e-6 || c.err <= REF_TOL, `${what}: err ${c.err}, routed ${routed}, shared ${shared}, dk ${dk}, dv ${dv}, H ${H}, history ${withHistory}`).toBe(true);
+            expect(c.maxAbs <= 1e-6 || c.err <= (long ? LONG_TOL : REF_TOL), `${what}: err ${c.err}, routed ${routed}, shared ${shared}, dk ${dk}, dv ${dv}, H ${H}, history ${withHistory}`).toBe(true);
           }
         },
       ),

@@ -187,15 +187,16 @@ const MIXED_ROUTED = { subgroups: true, threadsPerColumn: 2 };
 const MIXED_SHARED = { threadsPerColumn: 4, deferDecay: false };
 
 /**
- * Whether two layouts are the default. The whole kernel measured (run 29, against one layout):
- * standard 7.17 ms against 7.47 (R 2); small heads 1.83 against 1.53 (R 2), dk 64, where one
- * kernel holding both layouts' code was slower on each group alone too (shared 0.91 against 0.74
- * for R 4 alone); long 32.0 against 29.4 (R 4 everywhere). So only at dk > 64 with segments
- * shorter than the long regime: a rule fitted to these three shapes, kept as narrow as they show.
+ * Whether two layouts are the default. The whole kernel, H200 run 34 (workgroups in linear order
+ * with the shared segments first, see `order`): standard 5.29 ms against 5.51 for one layout R 2
+ * (7.48 in run 30's segment order); long 25.6 against 29.4 for one layout R 4; small heads (dk 64)
+ * 1.50 against 1.08 for one layout R 2, where the kernel holding both layouts' code was slower on
+ * each group alone too (run 29: shared 0.91 against 0.74 for R 4 alone), likely the larger layout's
+ * registers. So at dk > 64, and only with segments of 1,024 tokens or more on average (decode
+ * steps and short prefill pieces have no long chain to shorten): fitted to these shapes.
  */
 function useTwoLayouts(dims: RuleDims): boolean {
-  const perSegment = dims.positions / dims.segments;
-  return dims.dk > 64 && perSegment >= 1024 && perSegment < LONG_SEGMENTS;
+  return dims.dk > 64 && dims.positions / dims.segments >= 1024;
 }
 
 interface FastBuffers {
@@ -643,9 +644,9 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
       throw new GpuError(`rule '${spec.name}': ${second.threadsPerColumn} threads per column for the shared segments is not supported (a power of two, at most 4 with subgroups)`);
     }
     const nestedTiles = mixed ? false : nested; // two layouts share flat tiles
-    // Both kinds of segment: the shared ones' workgroups first, in one linear order (H200 run 33,
-    // two layouts at standard: kernel 7.17 -> 5.27 ms; in segment order the long chains landed
-    // unevenly on the multiprocessors)
+    // Both kinds of segment: the shared ones' workgroups first, in one linear order (H200 run 34,
+    // kernel alone: standard R 2 7.48 -> 5.51 ms, two layouts 7.17 -> 5.29; small heads R 2 1.53
+    // -> 1.08; long R 4 29.4 either way)
     const order = !second && twoKinds ? { firstSegment: segments - sharedCount, segments } : undefined;
     const key = `${H},${dk},${dv},${withHistory},${subgroups},${R},${prefetch},${readout},${keyQuery},${nestedTiles},${tileBudget},${deferDecay},${JSON.stringify(second ?? null)},${JSON.stringify(order ?? null)}`;
     let t = texts.get(key);
