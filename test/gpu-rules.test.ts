@@ -10,7 +10,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { outputBuffer, readback, upload } from '../gpu/buffers.js';
 import { getGpu, withErrorScope, type GpuContext } from '../gpu/device.js';
 import { GPU_RULES, getGpuRule } from '../gpu/kernels/index.js';
-import { CHUNK_SIZES, type ChunkSize, type GpuRule, type KernelMode, type RuleBuffers } from '../gpu/kernels/types.js';
+import { CHUNK_SIZES, type ChunkSize, type GpuRule, type KernelMode, type RuleBuffers, type RuleDims } from '../gpu/kernels/types.js';
+import { makeChunkEncoder, type ChunkOptions } from '../gpu/kernels/chunk-template.js';
 import { ConfigError, GpuError, RuleError, ShapeError } from '../reference/errors.js';
 import { BUILTIN_RULES, RULE_NAMES, type RuleName } from '../reference/rules/index.js';
 import type { BuiltinRule } from '../reference/rules/types.js';
@@ -112,7 +113,7 @@ function runReference(ref: BuiltinRule, pb: Problem, withHistory = false) {
   return { o, state, history };
 }
 
-async function runGpu(rule: GpuRule, pb: Problem, mode: KernelMode, chunk?: ChunkSize, withHistory = false) {
+async function runGpu(rule: GpuRule, pb: Problem, mode: KernelMode, chunk?: ChunkSize, withHistory = false, sharedSegments = 0, encode?: (enc: GPUCommandEncoder, dims: RuleDims, b: RuleBuffers) => void) {
   const { H, dk, dv, cu } = pb;
   const S = pb.lens.length;
   const P = cu[S];
@@ -126,7 +127,9 @@ async function runGpu(rule: GpuRule, pb: Problem, mode: KernelMode, chunk?: Chun
   };
   await withErrorScope(ctx, `${rule.name} ${mode}`, () => {
     const enc = ctx.device.createCommandEncoder();
-    rule.encode(ctx, enc, { segments: S, positions: P, H, dk, dv }, buffers, { mode, chunk });
+    const dims: RuleDims = { segments: S, positions: P, H, dk, dv, sharedSegments };
+    if (encode) encode(enc, dims, buffers);
+    else rule.encode(ctx, enc, dims, buffers, { mode, chunk });
     ctx.device.queue.submit([enc.finish()]);
   });
   const o = await readback(ctx, buffers.o, P * H * dv);
@@ -235,6 +238,47 @@ describe.each(RULE_NAMES.map((n) => [n]))('gpu rule %s', (name) => {
           const tol = TOL[name][m.mode];
           expect(co.pass(tol), `o: err ${co.err}, max ${co.maxAbs}, lens ${lens}`).toBe(true);
           expect(cs.pass(tol), `final state: err ${cs.err}, max ${cs.maxAbs}, lens ${lens}`).toBe(true);
+        },
+      ),
+      { numRuns: RUNS, interruptAfterTimeLimit: 100_000, verbose: true },
+    );
+  });
+});
+
+/**
+ * The chunked scan's layouts the defaults pick per shape (H200 runs 34-35): 8, 16 or 32 state
+ * columns per workgroup, and the workgroups in (segment, head, block) order or with the shared
+ * segments first (dims.sharedSegments), at dk 64 (the small-heads shape's) against the float64
+ * reference, the shared segments drawn longer as the shared memory's are. gated-delta's chunk
+ * tolerance (TOL above).
+ */
+describe('chunked scan: column blocks and workgroup order', () => {
+  const rule = GPU_RULES['gated-delta'];
+  const ref = BUILTIN_RULES['gated-delta'];
+  const cases: Array<{ scanColumns: number; scanOrder: ChunkOptions['scanOrder'] }> = [
+    { scanColumns: 8, scanOrder: 'shared-first' },
+    { scanColumns: 16, scanOrder: 'shared-first' },
+    { scanColumns: 32, scanOrder: 'segment' },
+    { scanColumns: 16, scanOrder: 'segment' },
+  ];
+  it.each(cases.map((c) => [JSON.stringify(c), c] as const))('%s matches the reference', async (_, options) => {
+    const encoder = makeChunkEncoder({ name: rule.name, inputs: ref.inputs, form: { decay: 'scalar', delta: true } }, options);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 3 }),
+        fc.array(fc.integer({ min: 30, max: 100 }), { minLength: 1, maxLength: 2 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer(),
+        async (routed, shared, dv, seed) => {
+          const pb = makeProblem(ref.inputs, [...routed, ...shared], 2, 64, dv, seed);
+          const want = runReference(ref, pb);
+          const got = await runGpu(rule, pb, 'chunk', 16, false, shared.length, (enc, dims, b) => encoder(ctx, enc, dims, b, 16));
+          const co = compare(want.o, got.o);
+          const cs = compare(want.state, got.state);
+          note('gated-delta chunk, scan layouts, o', co.err);
+          note('gated-delta chunk, scan layouts, state', cs.err);
+          expect(co.pass(TOL['gated-delta'].chunk), `o: err ${co.err}, routed ${routed}, shared ${shared}, dv ${dv}`).toBe(true);
+          expect(cs.pass(TOL['gated-delta'].chunk), `state: err ${cs.err}, routed ${routed}, shared ${shared}, dv ${dv}`).toBe(true);
         },
       ),
       { numRuns: RUNS, interruptAfterTimeLimit: 100_000, verbose: true },
