@@ -50,6 +50,12 @@
  * the tile's first threads compute the TT tokens' k·q from workgroup memory after the staging
  * barrier (one more barrier per tile, 4 bytes per token), kept to be timed against it.
  *
+ * Workgroup order: when the dispatch holds the shared memory's segments (dims.sharedSegments),
+ * the workgroups take one linear index with the shared segments' first (`order`), so that their
+ * chains, the longest, spread over the multiprocessors (H200 run 34: standard 7.48 -> 5.51 ms).
+ * `second` (option `sharedLayout`) runs those segments with other threads per column in the same
+ * dispatch: two layouts' code in one kernel, function-scope constants, shared flat tiles.
+ *
  * `deferDecay` (scalar decay, no history, default read-out): the update a S + k uᵀ multiplies
  * every state entry by a, one multiply per entry per token on top of the fma. Instead each thread
  * holds S̃ with S = c S̃ for a scalar c: a token sets c' = a c, S̃ += k (u / c') and reads
