@@ -187,11 +187,26 @@ function reference(name: RuleName, pb: ReturnType<typeof problem>) {
  * without the scalar decay gave 0.7-3.
  */
 const REF_TOL = 1.5e-6;
+
+type Worst = { o: number; state: number; history: number };
+
+/** The kernel on pb against the float64 reference: o, final states (and history), SPEC 9 error within tol. */
+async function matchesReference(name: RuleName, encode: Encode, pb: ReturnType<typeof problem>, withHistory: boolean, worst: Worst, tol: number, what: string) {
+  const names = (GPU_RULES[name] as BuiltinGpuRule).inputs.map((d) => d.name);
+  const want = reference(name, pb);
+  const got = await run(encode, pb, names, withHistory);
+  const parts: [keyof Worst, Float64Array, Float32Array][] = [['o', want.o, got.o], ['state', want.state, got.state]];
+  if (withHistory) parts.push(['history', want.history, got.history!]);
+  for (const [part, a, b] of parts) {
+    const c = compare(a, b);
+    worst[part] = Math.max(worst[part], c.err);
+    expect(c.maxAbs <= 1e-6 || c.err <= tol, `${part}: err ${c.err}, ${what}`).toBe(true);
+  }
+}
 const worstOld = { o: 0, state: 0, history: 0 };
 
 describe.each(RULE_NAMES)('fast recurrent kernel, old-state read-out, rule %s', (name) => {
   const rule = GPU_RULES[name] as BuiltinGpuRule;
-  const names = rule.inputs.map((d) => d.name);
 
   // Every reduction path and R, both ways of computing k·q, with and without prefetch. dk 21 lets
   // R reach 8 (R is capped at pow2(ceil(dk / 4))); dk 3 (one vec4, R 1) for the R 1 paths.
@@ -225,15 +240,7 @@ describe.each(RULE_NAMES)('fast recurrent kernel, old-state read-out, rule %s', 
         fc.integer(),
         async (lens, seed) => {
           const pb = problem(rule, [...lens, 0, 1], H, dk, dv, seed);
-          const want = reference(name, pb);
-          const got = await run(encode, pb, names, withHistory);
-          const parts: [keyof typeof worstOld, Float64Array, Float32Array][] = [['o', want.o, got.o], ['state', want.state, got.state]];
-          if (withHistory) parts.push(['history', want.history, got.history!]);
-          for (const [what, a, b] of parts) {
-            const c = compare(a, b);
-            worstOld[what] = Math.max(worstOld[what], c.err);
-            expect(c.maxAbs <= 1e-6 || c.err <= REF_TOL, `${what}: err ${c.err}, lens ${lens}, dk ${dk}, dv ${dv}, H ${H}, history ${withHistory}`).toBe(true);
-          }
+          await matchesReference(name, encode, pb, withHistory, worstOld, REF_TOL, `lens ${lens}, dk ${dk}, dv ${dv}, H ${H}, history ${withHistory}`);
         },
       ),
       { numRuns: 2, interruptAfterTimeLimit: 100_000, verbose: true },
@@ -253,7 +260,6 @@ describe.each(RULE_NAMES)('fast recurrent kernel, old-state read-out, rule %s', 
 const worstDefer = { o: 0, state: 0, history: 0 };
 describe.each(RULE_NAMES.filter((n) => (GPU_RULES[n] as BuiltinGpuRule).form.decay === 'scalar'))('fast recurrent kernel, deferred decay, rule %s', (name) => {
   const rule = GPU_RULES[name] as BuiltinGpuRule;
-  const names = rule.inputs.map((d) => d.name);
   const cases: Array<{ opts: RecurrentFastOptions; dk: number; dv: number; H: number; withHistory: boolean }> = [
     { opts: { subgroups: false, threadsPerColumn: 1 }, dk: 3, dv: 33, H: 2, withHistory: false },
     { opts: { subgroups: false, threadsPerColumn: 4, prefetch: false }, dk: 21, dv: 70, H: 1, withHistory: false },
@@ -267,15 +273,7 @@ describe.each(RULE_NAMES.filter((n) => (GPU_RULES[n] as BuiltinGpuRule).form.dec
     await fc.assert(
       fc.asyncProperty(fc.array(fc.integer({ min: 0, max: 70 }), { minLength: 1, maxLength: 3 }), fc.integer(), async (lens, seed) => {
         const pb = problem(rule, [...lens, 0, 1], H, dk, dv, seed, true);
-        const want = reference(name, pb);
-        const got = await run(encode, pb, names, withHistory);
-        const parts: [keyof typeof worstDefer, Float64Array, Float32Array][] = [['o', want.o, got.o], ['state', want.state, got.state]];
-        if (withHistory) parts.push(['history', want.history, got.history!]);
-        for (const [what, a, b] of parts) {
-          const c = compare(a, b);
-          worstDefer[what] = Math.max(worstDefer[what], c.err);
-          expect(c.maxAbs <= 1e-6 || c.err <= REF_TOL, `${what}: err ${c.err}, lens ${lens}, dk ${dk}, dv ${dv}, H ${H}, history ${withHistory}`).toBe(true);
-        }
+        await matchesReference(name, encode, pb, withHistory, worstDefer, REF_TOL, `lens ${lens}, dk ${dk}, dv ${dv}, H ${H}, history ${withHistory}`);
       }),
       { numRuns: 3, interruptAfterTimeLimit: 100_000, verbose: true },
     );
@@ -303,7 +301,6 @@ const worstMixed = { o: 0, state: 0, history: 0 };
 const LONG_TOL = 1e-5;
 describe.each(RULE_NAMES)('fast recurrent kernel, two layouts in one dispatch, rule %s', (name) => {
   const rule = GPU_RULES[name] as BuiltinGpuRule;
-  const names = rule.inputs.map((d) => d.name);
   const cases: Array<{ opts: RecurrentFastOptions; dk: number; dv: number; H: number; withHistory: boolean; sub: boolean; long?: boolean }> = [
     // the default choice: with subgroups, two layouts at dk > 64 and 1,024 tokens or more per
     // segment on average (one shared chain of 3,100-3,300 tokens here), one layout otherwise
@@ -324,15 +321,7 @@ describe.each(RULE_NAMES)('fast recurrent kernel, two layouts in one dispatch, r
         async (routed, shared, seed) => {
           const pb = problem(rule, [...routed, ...shared], H, dk, dv, seed, true);
           pb.dims = { ...pb.dims, sharedSegments: shared.length };
-          const want = reference(name, pb);
-          const got = await run(encode, pb, names, withHistory);
-          const parts: [keyof typeof worstMixed, Float64Array, Float32Array][] = [['o', want.o, got.o], ['state', want.state, got.state]];
-          if (withHistory) parts.push(['history', want.history, got.history!]);
-          for (const [what, a, b] of parts) {
-            const c = compare(a, b);
-            worstMixed[what] = Math.max(worstMixed[what], c.err);
-            expect(c.maxAbs <= 1e-6 || c.err <= (long ? LONG_TOL : REF_TOL), `${what}: err ${c.err}, routed ${routed}, shared ${shared}, dk ${dk}, dv ${dv}, H ${H}, history ${withHistory}`).toBe(true);
-          }
+          await matchesReference(name, encode, pb, withHistory, worstMixed, long ? LONG_TOL : REF_TOL, `routed ${routed}, shared ${shared}, dk ${dk}, dv ${dv}, H ${H}, history ${withHistory}`);
         },
       ),
       { numRuns: 3, interruptAfterTimeLimit: 100_000, verbose: true },

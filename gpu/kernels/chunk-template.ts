@@ -67,7 +67,8 @@ export interface ChunkRuleSpec {
 const MAX_CHUNK = 64;
 
 // Runtime sizes (one pipeline per rule and dk serves every H, dv, C and segment count).
-const PARAMS_STRUCT = 'struct Params { S: u32, C: u32, H: u32, DV: u32 }';
+// FS, NB: the first shared segment and the scan's column blocks (its workgroup order, `ordered`)
+const PARAMS_STRUCT = 'struct Params { S: u32, C: u32, H: u32, DV: u32, FS: u32, NB: u32 }';
 
 /** WGSL: (segment, first position, token count) of a chunk slot, by binary search over cu (see the header). */
 const LOCATE_WGSL = /* wgsl */ `// (segment, first position, token count) of chunk slot \`slot\`; count 0 when the slot is empty.
@@ -657,23 +658,16 @@ ${[0, 1, 2, 3].map((m) => `        let w${m} = vsh[(s + ${m}u) * CQ + q4];`).joi
 /** Benchmark-only cuts of `scan` (see PrepareCut): without the W h correction (phase A's dot), the output (phase B) or the state update (phase C). */
 export type ScanCut = 'no-correction' | 'no-output' | 'no-update';
 
-/**
- * The scan's workgroups in one linear order with the segments from `firstSegment` on (the shared
- * memory's, the longest chains) first, instead of (segment, head, column block): the device hands
- * out workgroups roughly in index order, so the long chains spread over the multiprocessors.
- */
 /** Average segment length from which the scan keeps (segment, head, block) order (see makeChunkEncoder). */
 const LONG_CHAINS = 8192;
 
-export interface ScanOrder {
-  firstSegment: number;
-  segments: number;
-  H: number;
-  /** column blocks per (segment, head) */
-  blocks: number;
-}
-
-export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false, cut?: ScanCut, split = false, wide = false, order?: ScanOrder): string {
+/**
+ * `ordered`: the scan's workgroups in one linear order with the segments from params.FS on (the
+ * shared memory's, the longest chains) first, instead of (segment, head, column block): the device
+ * hands out workgroups roughly in index order, so the long chains spread over the
+ * multiprocessors. The counts are uniforms, so one pipeline serves every batch and head count.
+ */
+export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false, cut?: ScanCut, split = false, wide = false, ordered = false): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const { rq, cq, nt } = scanLayout(dk, maxColumns);
@@ -759,19 +753,21 @@ ${v4 ? '' : `// k[x, r] (zero for the padding rows r >= DK)
 fn kAt(x: u32, r: u32) -> f32 { return select(0.0, k_in[x * DK + min(r, DK - 1u)], r < DK); }`}
 
 @compute @workgroup_size(${nt})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32${order ? ', @builtin(num_workgroups) nwg: vec3u' : ''}) {
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32${ordered ? ', @builtin(num_workgroups) nwg: vec3u' : ''}) {
   let C = params.C;
   let H = params.H;
   let DV = params.DV;
 ${
-  order
-    ? `  let w = wid.y * nwg.x + wid.x; // shared segments first (ScanOrder), folded onto two dimensions when large
-  if (w >= ${order.segments * order.H * order.blocks}u) { return; }
-  let first = w < ${(order.segments - order.firstSegment) * order.H * order.blocks}u;
-  let v = select(w - ${(order.segments - order.firstSegment) * order.H * order.blocks}u, w, first);
-  let seg = select(v / ${order.H * order.blocks}u, ${order.firstSegment}u + w / ${order.H * order.blocks}u, first);
-  let h = (v / ${order.blocks}u) % H;
-  let blk = v % ${order.blocks}u;`
+  ordered
+    ? `  let w = wid.y * nwg.x + wid.x; // shared segments first (ordered), folded onto two dimensions when large
+  let NB = params.NB;
+  if (w >= params.S * H * NB) { return; }
+  let nsh = (params.S - params.FS) * H * NB;
+  let first = w < nsh;
+  let v = select(w - nsh, w, first);
+  let seg = select(v / (H * NB), params.FS + w / (H * NB), first);
+  let h = (v / NB) % H;
+  let blk = v % NB;`
     : `  let seg = wid.x;
   let h = wid.y;
   let blk = wid.z;`
@@ -1071,7 +1067,7 @@ export type ScanLoads = 'scalar' | 'vec4-keys' | 'vec4';
 export type ChunkPasses = 'both' | 'prepare' | 'scan' | 'output';
 
 export interface ChunkOptions {
-  /** the scan's workgroup order when the dispatch has shared segments (default 'shared-first' below LONG_CHAINS tokens per segment; ScanOrder) */
+  /** the scan's workgroup order when the dispatch has shared segments (default 'shared-first' below LONG_CHAINS tokens per segment; scanKernelWgsl's `ordered`) */
   scanOrder?: 'shared-first' | 'segment';
   /**
    * the most state columns per scan workgroup (a multiple of 4; default defaultScanColumns):
@@ -1149,14 +1145,14 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
     // Chunk slots (see the header); the split form keeps the state at each one's start.
     const slots = Math.ceil(P / C) + S;
     const split = wantSplit && 4 * slots * H * dk * dv <= ctx.limits.maxStorageBufferBindingSize;
-    // both kinds of segment: the scan's shared-segment workgroups first (ScanOrder)
+    // both kinds of segment: the scan's shared-segment workgroups first (scanKernelWgsl's `ordered`)
     const sharedCount = dims.sharedSegments ?? 0;
     const blocks = Math.ceil(dv / sl.bj);
     // H200 run 34, scan alone: standard 4.63 -> 3.47 ms, small heads 1.50 -> 1.28, but long (one
     // 65,536-token shared chain, S·H = 40) 11.9 -> 12.9: so by default only below the long regime
     const scanOrder = options.scanOrder ?? (P / S < LONG_CHAINS ? 'shared-first' : 'segment');
-    const order: ScanOrder | undefined = scanOrder === 'shared-first' && sharedCount > 0 && sharedCount < S ? { firstSegment: S - sharedCount, segments: S, H, blocks } : undefined;
-    const key = `${dk},${limit},${scanColumns},${dvQuads},${cQuads},${split},${JSON.stringify(order ?? null)}`;
+    const ordered = scanOrder === 'shared-first' && sharedCount > 0 && sharedCount < S;
+    const key = `${dk},${limit},${scanColumns},${dvQuads},${cQuads},${split},${ordered}`;
     let t = texts.get(key);
     if (!t) {
       const pl = prepareLayout(form, limit);
@@ -1164,7 +1160,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
       checkWorkgroupBytes(ctx, sl.bytes, what);
       t = {
         prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse, prefetch, options.prepareCut),
-        scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split, options.scanWide ?? true, order),
+        scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split, options.scanWide ?? true, ordered),
         output: split ? outputKernelWgsl(form, dk) : '',
       };
       texts.set(key, t);
@@ -1182,7 +1178,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
       U: form.delta ? cachedScratch(ctx, 'chunk-U', P * H * dv) : undefined,
       state: buffers.state,
       o: buffers.o,
-      params: cachedUniform(ctx, [S, C, H, dv]),
+      params: cachedUniform(ctx, [S, C, H, dv, S - sharedCount, blocks]),
       Vn: split && form.delta ? cachedScratch(ctx, 'chunk-Vn', P * H * dv) : undefined,
       Hc: split ? cachedScratch(ctx, 'chunk-Hc', slots * H * dk * dv) : undefined,
     };
@@ -1197,7 +1193,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
     const maxDim = ctx.limits.maxComputeWorkgroupsPerDimension;
     const gx = Math.min(slots, maxDim);
     const gy = gridDim(ctx, Math.ceil(slots / gx), `${what} prepare`);
-    const folded = order ? gridFor(ctx.limits, S * H * blocks, `${what} scan`) : null;
+    const folded = ordered ? gridFor(ctx.limits, S * H * blocks, `${what} scan`) : null;
     const grid = folded ? ([folded.x, folded.y, 1] as const) : ([gridDim(ctx, S, what), gridDim(ctx, H, what), gridDim(ctx, blocks, what)] as const);
     if (passes === 'both' || passes === 'prepare') encodePass(ctx, enc, `${spec.name}:chunk-prepare`, ctx.pipeline(`${spec.name}:chunk-prepare`, t.prepare), pre, [gx, gy, gridDim(ctx, H, what)]);
     if (passes === 'both' || passes === 'scan') encodePass(ctx, enc, `${spec.name}:chunk-scan`, ctx.pipeline(`${spec.name}:chunk-scan`, t.scan), scan, grid);

@@ -71,6 +71,7 @@ import type { GpuContext } from '../device.js';
 import { gridFor } from '../grid.js';
 import type { ChunkForm } from './chunk-template.js';
 import {
+  cachedUniform,
   checkRuleCall,
   checkStorageBindings,
   checkWorkgroupBytes,
@@ -118,12 +119,13 @@ export interface RecurrentFastParams {
    * in the same dispatch (flat tiles only): the shared memory's longer chains run with more threads
    * per column while the routed memories' run with fewer
    */
-  second?: { threadsPerColumn: number; deferDecay?: boolean; firstSegment: number; segments: number };
+  second?: { threadsPerColumn: number; deferDecay?: boolean };
   /**
-   * one layout, workgroups in one linear order with the segments from `firstSegment` on (the
-   * shared memory's, the longest chains) first; the two-layout dispatch always orders them so
+   * one layout, workgroups in one linear order with the segments from ord.first on (the shared
+   * memory's, the longest chains) first; the two-layout dispatch always orders them so. The counts
+   * come from the uniform `ord` (one pipeline for every batch size).
    */
-  order?: { firstSegment: number; segments: number };
+  order?: boolean;
 }
 
 export type Readout = 'after-update' | 'old-state';
@@ -215,9 +217,11 @@ interface FastBuffers {
   state: GPUBuffer;
   o: GPUBuffer;
   history?: GPUBuffer;
+  /** the workgroup order's uniform { first shared segment, segments } */
+  ord?: GPUBuffer;
 }
 
-function bindings(form: ChunkForm, withHistory: boolean, b: FastBuffers | null): Binding[] {
+function bindings(form: ChunkForm, withHistory: boolean, b: FastBuffers | null, ordered = false): Binding[] {
   const x = (buf: GPUBuffer | undefined) => buf as GPUBuffer; // text-only callers pass no buffers
   const list: Binding[] = [
     { name: 'cu', kind: 'read', type: 'array<u32>', buffer: x(b?.cu) },
@@ -229,8 +233,13 @@ function bindings(form: ChunkForm, withHistory: boolean, b: FastBuffers | null):
   if (form.delta) list.push({ name: 'in_beta', kind: 'read', buffer: x(b?.beta) });
   list.push({ name: 'state', kind: 'read_write', buffer: x(b?.state) }, { name: 'out_o', kind: 'read_write', buffer: x(b?.o) });
   if (withHistory) list.push({ name: 'history', kind: 'read_write', buffer: x(b?.history) });
+  // the workgroup order's counts (uniform, so one pipeline serves every batch size)
+  if (ordered) list.push({ name: 'ord', kind: 'uniform', type: 'Order', buffer: x(b?.ord) });
   return list;
 }
+
+/** The first shared segment and the segment count, read by ordered dispatches. */
+const ORDER_STRUCT = 'struct Order { first: u32, segments: u32 }';
 
 /** Σ over m of f(m), as a balanced tree of `+` (shorter dependency chain than a running sum). */
 function tree(terms: string[]): string {
@@ -296,22 +305,22 @@ ${!subgroups && form.delta ? `var<workgroup> _kvp: array<f32, ${2 * NT}>;` : ''}
   const rest = (blocks: number, w: string) => `(${w} / ${blocks}u) % H, ${w} % ${blocks}u, _lid${subgroups ? ', _sl, _ss' : ''}`;
   if (!p.second) {
     // with p.order, one linear index with the shared segments' workgroups first (as below)
-    const o = p.order;
+    const o = p.order ?? false;
     const blocks = Math.ceil(dv / first.BV);
-    const NS = o ? (o.segments - o.firstSegment) * H * blocks : 0;
     const place = o
       ? `  let _w = _wid.y * _nwg.x + _wid.x; // the dispatch is folded onto two dimensions when large
-  if (_w >= ${o.segments * H * blocks}u) { return; }
-  let _v = select(_w - ${NS}u, _w, _w < ${NS}u);
-  let _seg = select(_v / (H * ${blocks}u), ${o.firstSegment}u + _w / (H * ${blocks}u), _w < ${NS}u);
+  if (_w >= ord.segments * H * ${blocks}u) { return; }
+  let _ns = (ord.segments - ord.first) * H * ${blocks}u;
+  let _v = select(_w - _ns, _w, _w < _ns);
+  let _seg = select(_v / (H * ${blocks}u), ord.first + _w / (H * ${blocks}u), _w < _ns);
   let _h = (_v / ${blocks}u) % H;
   let _j0 = (_v % ${blocks}u) * BV;`
       : `  let _seg = _wid.x;
   let _h = _wid.y;
   let _j0 = _wid.z * BV;`;
     return /* wgsl */ `${header}
-${consts(first, '')}
-${declareBindings(bindings(form, withHistory, null))}
+${consts(first, '')}${o ? `\n${ORDER_STRUCT}` : ''}
+${declareBindings(bindings(form, withHistory, null, o))}
 ${workgroup(first.tileType, first.TT, first.BV)}
 
 ${entry(o ? ', @builtin(num_workgroups) _nwg: vec3u' : '')} {
@@ -320,8 +329,7 @@ ${first.body}
 }
 `;
   }
-  // Two layouts in one dispatch: segments from p.second.firstSegment on (the shared memory's) run
-  // the second. Both use flat tiles, so the workgroup arrays are shared, sized for the larger.
+  // Two layouts in one dispatch: segments from ord.first on (the shared memory's) run the second. Both use flat tiles, so the workgroup arrays are shared, sized for the larger.
   if (nested) throw new GpuError('recurrent-fast: two layouts in one dispatch need flat tiles (nested: false)');
   const second = layoutCode(p, p.second.threadsPerColumn, p.tokensPerTile, false, p.second.deferDecay ?? false);
   const KV4 = Math.max(first.KV4, second.KV4);
@@ -333,11 +341,11 @@ ${L.body}
   // One linear workgroup index over (shared segments, head, column block) first, then the routed
   // ones: the device hands out workgroups roughly in index order, so the longest chains go out
   // first, spread one per multiprocessor, and the routed workgroups fill in around them.
-  const { shared: NS, routed: NR } = twoLayoutCounts(p.second.firstSegment, p.second.segments, H, dv, first.BV, second.BV);
   const blocks0 = Math.ceil(dv / first.BV);
   const blocks1 = Math.ceil(dv / second.BV);
   return /* wgsl */ `${header}
-${declareBindings(bindings(form, withHistory, null))}
+${ORDER_STRUCT}
+${declareBindings(bindings(form, withHistory, null, true))}
 ${workgroup(`array<vec4f, ${p.tokensPerTile * KV4}>`, p.tokensPerTile, Math.max(first.BV, second.BV))}
 
 ${fn('_layout0', first)}
@@ -346,19 +354,20 @@ ${fn('_layout1', second)}
 
 ${entry(', @builtin(num_workgroups) _nwg: vec3u')} {
   let _w = _wid.y * _nwg.x + _wid.x; // the dispatch is folded onto two dimensions when large
-  if (_w < ${NS}u) {
-    _layout1(${p.second.firstSegment}u + _w / (H * ${blocks1}u), ${rest(blocks1, '_w')});
-  } else if (_w < ${NS + NR}u) {
-    let _v = _w - ${NS}u;
+  let _ns = (ord.segments - ord.first) * H * ${blocks1}u;
+  if (_w < _ns) {
+    _layout1(ord.first + _w / (H * ${blocks1}u), ${rest(blocks1, '_w')});
+  } else if (_w < _ns + ord.first * H * ${blocks0}u) {
+    let _v = _w - _ns;
     _layout0(_v / (H * ${blocks0}u), ${rest(blocks0, '_v')});
   }
 }
 `;
 }
 
-/** Workgroups of the two-layout dispatch: the shared segments' and the routed segments'. */
-export function twoLayoutCounts(firstSegment: number, segments: number, H: number, dv: number, bv0: number, bv1: number) {
-  return { shared: (segments - firstSegment) * H * Math.ceil(dv / bv1), routed: firstSegment * H * Math.ceil(dv / bv0) };
+/** Workgroups of an ordered dispatch: the shared segments' (column blocks of bv1) and the routed ones' (bv0). */
+function orderedWorkgroups(segments: number, shared: number, H: number, dv: number, bv0: number, bv1: number): number {
+  return shared * H * Math.ceil(dv / bv1) + (segments - shared) * H * Math.ceil(dv / bv0);
 }
 
 interface LayoutCode {
@@ -609,7 +618,7 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
   const ig = form.decay !== 'none' ? index('g') : -1;
   const ib = form.delta ? index('beta') : -1;
   // per WGSL key: the text, the column block of the grid, and for two layouts the linear workgroup count
-  const texts = new Map<string, { code: string; bv: number; linear: number }>();
+  const texts = new Map<string, { code: string; bv0: number; bv1: number }>();
   return (ctx: GpuContext, enc: GPUCommandEncoder, dims: RuleDims, buffers: RuleBuffers): void => {
     checkRuleCall(spec.name, spec.inputs, dims, buffers);
     const { segments, H, dk, dv } = dims;
@@ -643,9 +652,7 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
     const deferDecay = options.deferDecay ?? (subgroups && R <= 2);
     const sharedLayout = options.sharedLayout ?? (mixedAuto ? MIXED_SHARED : 'same');
     const mixed = sharedLayout !== 'same' && twoKinds;
-    const second = mixed
-      ? { threadsPerColumn: Math.max(1, Math.min(sharedLayout.threadsPerColumn, pow2(Math.ceil(dk / 4)))), deferDecay: sharedLayout.deferDecay ?? false, firstSegment: segments - sharedCount, segments }
-      : undefined;
+    const second = mixed ? { threadsPerColumn: Math.max(1, Math.min(sharedLayout.threadsPerColumn, pow2(Math.ceil(dk / 4)))), deferDecay: sharedLayout.deferDecay ?? false } : undefined;
     if (second && (!Number.isInteger(Math.log2(second.threadsPerColumn)) || (subgroups && second.threadsPerColumn > 4))) {
       throw new GpuError(`rule '${spec.name}': ${second.threadsPerColumn} threads per column for the shared segments is not supported (a power of two, at most 4 with subgroups)`);
     }
@@ -653,8 +660,9 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
     // Both kinds of segment: the shared ones' workgroups first, in one linear order (H200 run 34,
     // kernel alone: standard R 2 7.48 -> 5.51 ms, two layouts 7.17 -> 5.29; small heads R 2 1.53
     // -> 1.08; long R 4 29.4 either way)
-    const order = !second && twoKinds ? { firstSegment: segments - sharedCount, segments } : undefined;
-    const key = `${H},${dk},${dv},${withHistory},${subgroups},${R},${prefetch},${readout},${keyQuery},${nestedTiles},${tileBudget},${deferDecay},${JSON.stringify(second ?? null)},${JSON.stringify(order ?? null)}`;
+    const order = !second && twoKinds;
+    const ordered = order || second !== undefined;
+    const key = `${H},${dk},${dv},${withHistory},${subgroups},${R},${prefetch},${readout},${keyQuery},${nestedTiles},${tileBudget},${deferDecay},${JSON.stringify(second ?? null)},${order}`;
     let t = texts.get(key);
     if (!t) {
       const budget = ctx.limits.maxComputeWorkgroupStorageSize;
@@ -670,10 +678,7 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
       if (lay.tt < 1) checkWorkgroupBytes(ctx, lay.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, lay.bytes, what);
       const code = recurrentFastWgsl({ form, H, dk, dv, withHistory, subgroups, threadsPerColumn: lay.R, tokensPerTile: lay.tt, prefetch, readout, keyQuery, nested: nestedTiles, deferDecay, second, order });
-      // two layouts: one linear index over both groups' workgroups (see recurrentFastWgsl)
-      const counts = second ? twoLayoutCounts(second.firstSegment, segments, H, dv, bv0, bv1) : null;
-      const linear = counts ? counts.shared + counts.routed : order ? segments * H * Math.ceil(dv / bv0) : 0;
-      texts.set(key, (t = { code, bv: bv0, linear }));
+      texts.set(key, (t = { code, bv0, bv1 }));
     }
     const list = bindings(form, withHistory, {
       cu: buffers.cu,
@@ -685,11 +690,13 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
       state: buffers.state,
       o: buffers.o,
       history: buffers.history,
-    });
+      ord: ordered ? cachedUniform(ctx, [segments - sharedCount, segments]) : undefined,
+    }, ordered);
     checkStorageBindings(ctx, list, what);
     const label = `${spec.name}:recurrent-fast`;
-    const folded = t.linear ? gridFor(ctx.limits, t.linear, label) : null;
-    const grid = folded ? ([folded.x, folded.y, 1] as const) : ([gridDim(ctx, segments, label), gridDim(ctx, H, label), gridDim(ctx, Math.ceil(dv / t.bv), label)] as const);
+    // ordered: one linear index over the workgroups of both groups (see recurrentFastWgsl)
+    const folded = ordered ? gridFor(ctx.limits, orderedWorkgroups(segments, sharedCount, H, dv, t.bv0, t.bv1), label) : null;
+    const grid = folded ? ([folded.x, folded.y, 1] as const) : ([gridDim(ctx, segments, label), gridDim(ctx, H, label), gridDim(ctx, Math.ceil(dv / t.bv0), label)] as const);
     encodePass(ctx, enc, label, ctx.pipeline(label, t.code), list, grid);
   };
 }
