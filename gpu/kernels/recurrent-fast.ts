@@ -586,7 +586,7 @@ export interface RecurrentFastOptions {
   readout?: Readout;
   /** with readout 'old-state': k·q per thread (default) or once per tile (see the header comment) */
   keyQuery?: KeyQuery;
-  /** workgroup tiles nested [token][thread part][m] (default: with subgroups and R <= 2) */
+  /** workgroup tiles nested [token][thread part][m] (default: with subgroups and R <= 2; always flat with two layouts) */
   nested?: boolean;
   /** bytes of workgroup memory the token tiles may take (default 24 KiB; benchmark variants) */
   tileBudget?: number;
@@ -623,7 +623,8 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
     checkRuleCall(spec.name, spec.inputs, dims, buffers);
     const { segments, H, dk, dv } = dims;
     const withHistory = buffers.history !== undefined;
-    // the shared memory's segments in a layout of their own (same dispatch): see chooseLayouts
+    // the shared memory's segments in a layout of their own (same dispatch): MIXED_ROUTED,
+    // MIXED_SHARED and useTwoLayouts say when and which
     const sharedCount = dims.sharedSegments ?? 0;
     const twoKinds = sharedCount > 0 && sharedCount < segments;
     const mixedAuto =
