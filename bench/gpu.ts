@@ -95,7 +95,7 @@ export interface ForwardRow {
    * the default kernel alone on the routed segments only and on the shared segments only (the
    * others given no tokens): whether the longest chains (shared) or the total work bounds it
    */
-  groupsMs?: { routed: number; shared: number } & Record<string, number>;
+  groupsMs?: { routed: number; shared: number };
   /** the kernel alone in other variants, ms (token-by-token: generic template, other reductions, no prefetch; chunk: the scan with narrower column blocks, scalar loads or round 5's loads) */
   variants?: Record<string, number>;
   flops: number;
@@ -245,14 +245,14 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
           row.variants[name] = (await timer.settledMedian((enc) => encode(ctx, enc, dims, pb.buffers), repeats, 1)).ms;
         }
       }
-      row.groupsMs = { routed: 0, shared: 0 } as ForwardRow['groupsMs'] & object;
+      const groupsMs = (row.groupsMs = { routed: 0, shared: 0 });
       for (const group of ['routed', 'shared'] as const) {
         const routedCount = seg.lengths.length - s.B;
         const lengths = seg.lengths.map((n, i) => ((i < routedCount) === (group === 'routed') ? n : 0));
         const gp = gatheredProblem(ctx, s, { lengths, positions: lengths.reduce((a, b) => a + b, 0) });
         try {
           const encode = (enc: GPUCommandEncoder) => (mode === 'chunk' ? chunkEncoder(ctx, enc, gp.dims, gp.buffers, CHUNK, 'both') : gatedDelta.encode(ctx, enc, gp.dims, gp.buffers, { mode }));
-          row.groupsMs[group] = (await timer.settledMedian(encode, repeats, 1)).ms;
+          groupsMs[group] = (await timer.settledMedian(encode, repeats, 1)).ms;
         } finally {
           gp.destroy();
         }
@@ -282,7 +282,7 @@ export function formatRow(r: ForwardRow): string {
     `${s.name} (B ${s.B}, T ${s.T}, H ${s.H}, dk ${s.dk}, dv ${s.dv}) ${r.mode}: ${f(r.ms, 4)} ms` +
     (r.rounds ? ` [${r.rounds} rounds${r.settled ? '' : ', NOT settled'}]` : '') +
     (target ? ` (Triton f32 ${target} ms: ${r.ms <= target ? 'met' : `${(r.ms / target).toFixed(2)}x over`})` : '') +
-    `; kernel ${f(r.ruleMs)} ms (${parts})${r.groupsMs ? `, kernel on routed segments only ${f(r.groupsMs.routed)}, shared only ${f(r.groupsMs.shared)}${Object.entries(r.groupsMs).filter(([k]) => k.includes(',')).map(([k, v]) => `, ${k} ${f(v)}`).join('')}` : ''}, router+gather+mix ${f(r.ms - r.ruleMs)} ms${front}; ` +
+    `; kernel ${f(r.ruleMs)} ms (${parts})${r.groupsMs ? `, kernel on routed segments only ${f(r.groupsMs.routed)}, shared only ${f(r.groupsMs.shared)}` : ''}, router+gather+mix ${f(r.ms - r.ruleMs)} ms${front}; ` +
     `${f(tflops)} TFLOP/s of ${f(r.flops / 1e9)} GFLOP (chunk count); ${f(tbps)} TB/s of ${f(r.bytes / 1e9)} GB`
   );
 }

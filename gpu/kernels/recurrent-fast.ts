@@ -145,9 +145,9 @@ export function fastLayout(form: ChunkForm, dk: number, subgroups: boolean, budg
 
 /**
  * Tokens per tile and workgroup bytes for tiles of dkp keys and bv values per token (with two
- * layouts in one dispatch, the larger of each). Exported for the two-layout dispatch.
+ * layouts in one dispatch, the larger of each).
  */
-export function tileFit(form: ChunkForm, subgroups: boolean, kqTile: boolean, tileBudget: number, budget: number, t: { R: number; bv: number; dkp: number; nested: boolean }) {
+function tileFit(form: ChunkForm, subgroups: boolean, kqTile: boolean, tileBudget: number, budget: number, t: { R: number; bv: number; dkp: number; nested: boolean }) {
   const { R, bv, dkp, nested } = t;
   const perToken =
     4 * (2 * dkp + (form.decay === 'channel' ? dkp : form.decay === 'scalar' ? 1 : 0) + (form.delta ? 1 : 0) + (kqTile ? 1 : 0) + bv + (subgroups ? 0 : NT)) +
