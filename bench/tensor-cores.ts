@@ -1,0 +1,332 @@
+/**
+ * Can WGSL reach the tensor cores, and would they help a float32 kernel? (issue 6, round 10)
+ *
+ * Dawn's experimental `chromium-experimental-subgroup-matrix` feature maps WGSL subgroup
+ * matrices to VK_KHR_cooperative_matrix. This tool lists the configurations the adapter offers
+ * and, for the int8 one (the only kind the H200's Vulkan driver offers through Dawn 0.6.2),
+ * times an n x n x n matmul three ways:
+ *   - int8 GEMM: one int8 product, checked exactly against integer arithmetic;
+ *   - float32 emulated on int8 (Ozaki-style slicing): every row of A and column of B is scaled by
+ *     a power of two to |x| < 1 and cut into three signed base-2^7 digits (21 bits); the six
+ *     digit products with level s + t <= 2 are accumulated exactly in int32, one accumulator per
+ *     level, and combined on the host. Checked against float64 and against a float32 loop;
+ *   - MMA only: the same multiply-accumulates on tiles loaded once, an upper bound for any
+ *     kernel built on this lowering (no memory traffic at all).
+ * Each in two layouts: `direct` (one subgroup per workgroup, tiles loaded from storage) and
+ * `staged` (four subgroups, panels staged through workgroup memory with 16-byte loads), and with
+ * B's digits stored by rows or transposed ('col': int8 MMA on NVIDIA takes B column-major, so
+ * that load needs no shuffle). The slicing math is bench/int8-slices.ts (tested).
+ * Each kernel runs 300 ms back to back before it is timed: without that, the first figures of
+ * a process read up to 5x slow while the clocks ramp.
+ *
+ *   npx tsx bench/tensor-cores.ts [--n 4096] [--out DIR]
+ * On an adapter without the feature (lavapipe) it prints the feature list and stops.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cutDigits, digitPairs, joinLevels, scaleExponents } from './int8-slices.js';
+import { median } from './timer.js';
+
+type Config = { componentType: string; resultComponentType: string; M: number; N: number; K: number };
+type Layout = 'direct' | 'staged';
+interface Variant {
+  what: 'int8 gemm' | 'f32 on int8 (3 slices)' | 'mma only';
+  slices: 1 | 3;
+  layout: Layout;
+  tile: [number, number];
+  /** How B's digits are stored: 'col' = transposed (column-major), the layout int8 MMA wants. */
+  b: 'row' | 'col';
+}
+
+const arg = (name: string, def: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : def;
+};
+const n = Number(arg('n', '4096'));
+const outDir = arg('out', '');
+
+/**
+ * WGSL for C_level = sum over kept digit pairs of A_s B_t (int8 in, int32 out). Every matrix is
+ * a named value (fully unrolled) so that the compiler keeps it in registers.
+ */
+export function int8MatmulWgsl(c: Config, v: Variant, size: number): string {
+  const [TM, TN] = v.tile;
+  const S = v.slices;
+  const pairs = digitPairs(S);
+  const L = `subgroup_matrix_left<i8, ${c.K}, ${c.M}>`, R = `subgroup_matrix_right<i8, ${c.N}, ${c.K}>`, C = `subgroup_matrix_result<i32, ${c.N}, ${c.M}>`;
+  const nn = size * size;
+  const staged = v.layout === 'staged';
+  const BM = (staged ? 2 : 1) * TM * c.M, BN = (staged ? 2 : 1) * TN * c.N, BK = c.K;
+  const accs: string[] = [], loads: string[] = [], mmas: string[] = [], stores: string[] = [];
+  for (let lv = 0; lv < S; lv++) for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) {
+    accs.push(`var c${lv}_${i}_${j}: ${C};`);
+    stores.push(`subgroupMatrixStore(&c, ${lv * nn}u + (row0 + ${i * c.M}u) * n + col0 + ${j * c.N}u, c${lv}_${i}_${j}, false, n);`);
+  }
+  for (let s = 0; s < S; s++) for (let i = 0; i < TM; i++) {
+    loads.push(staged
+      ? `let a${s}_${i} = subgroupMatrixLoad<${L}>(&wa, ${s * BM * BK}u + (r0 + ${i * c.M}u) * ${BK}u, false, ${BK}u);`
+      : `let a${s}_${i} = subgroupMatrixLoad<${L}>(&a, ${s * nn}u + (row0 + ${i * c.M}u) * n + k, false, n);`);
+  }
+  const colB = v.b === 'col';
+  for (let t = 0; t < S; t++) for (let j = 0; j < TN; j++) {
+    loads.push(staged
+      ? colB
+        ? `let b${t}_${j} = subgroupMatrixLoad<${R}>(&wb, ${t * BK * BN}u + (c0 + ${j * c.N}u) * ${BK}u, true, ${BK}u);`
+        : `let b${t}_${j} = subgroupMatrixLoad<${R}>(&wb, ${t * BK * BN}u + c0 + ${j * c.N}u, false, ${BN}u);`
+      : colB
+        ? `let b${t}_${j} = subgroupMatrixLoad<${R}>(&b, ${t * nn}u + (col0 + ${j * c.N}u) * n + k, true, n);`
+        : `let b${t}_${j} = subgroupMatrixLoad<${R}>(&b, ${t * nn}u + k * n + col0 + ${j * c.N}u, false, n);`);
+  }
+  for (const [s, t] of pairs) for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) {
+    mmas.push(`c${s + t}_${i}_${j} = subgroupMatrixMultiplyAccumulate(a${s}_${i}, b${t}_${j}, c${s + t}_${i}_${j});`);
+  }
+  const head = (extra = '') => `enable chromium_experimental_subgroup_matrix;${extra}
+const n = ${size}u;`;
+  if (!staged) {
+    const mmaOnly = v.what === 'mma only';
+    return `${head()}
+@group(0) @binding(0) var<storage, read> a: array<i32>;
+@group(0) @binding(1) var<storage, read> b: array<i32>;
+@group(0) @binding(2) var<storage, read_write> c: array<i32>;
+// one subgroup per workgroup: subgroup matrix offsets must be uniform
+@compute @workgroup_size(32)
+fn main(@builtin(workgroup_id) wg: vec3u) {
+  let row0 = wg.y * ${BM}u;
+  let col0 = wg.x * ${BN}u;
+  ${accs.join('\n  ')}
+  ${mmaOnly ? `let k = wg.z; // 0: the tiles are loaded once\n  ${loads.join('\n  ')}` : ''}
+  for (var kk = 0u; kk < n; kk += ${BK}u) {
+    ${mmaOnly ? mmas.join('\n    ') : `let k = kk;\n    ${[...loads, ...mmas].join('\n    ')}`}
+  }
+  ${stores.join('\n  ')}
+}`;
+  }
+  // staged: 4 subgroups (2 x 2); the subgroup id is subgroup-uniform, which the uniformity
+  // analysis accepts for loads only with this diagnostic off (stores index by it too)
+  const perA = (BM * BK) / 16, perB = (BK * BN) / 16;
+  return `${head('\nenable subgroups;\ndiagnostic(off, subgroup_matrix_uniformity);')}
+@group(0) @binding(0) var<storage, read> a: array<vec4i>;
+@group(0) @binding(1) var<storage, read> b: array<vec4i>;
+@group(0) @binding(2) var<storage, read_write> c: array<i32>;
+var<workgroup> wa: array<i32, ${(S * BM * BK) / 4}>;
+var<workgroup> wb: array<i32, ${(S * BK * BN) / 4}>;
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32) {
+  let r0 = (sg / 2u) * ${TM * c.M}u;
+  let c0 = (sg % 2u) * ${TN * c.N}u;
+  let row0 = wg.y * ${BM}u + r0;
+  let col0 = wg.x * ${BN}u + c0;
+  ${accs.join('\n  ')}
+  for (var k = 0u; k < n; k += ${BK}u) {
+    for (var e = li; e < ${S * perA}u; e += 128u) {
+      let s = e / ${perA}u; let r = (e % ${perA}u) / ${BK / 16}u; let q = e % ${BK / 16}u;
+      let x = a[(s * ${nn}u + (wg.y * ${BM}u + r) * n + k) / 16u + q];
+      let w = (s * ${BM * BK}u + r * ${BK}u) / 4u + q * 4u;
+      wa[w] = x.x; wa[w + 1u] = x.y; wa[w + 2u] = x.z; wa[w + 3u] = x.w;
+    }
+    for (var e = li; e < ${S * perB}u; e += 128u) {
+      let t = e / ${perB}u;
+${colB ? `      // B transposed: BN rows (columns of B) of BK bytes
+      let r = (e % ${perB}u) / ${BK / 16}u; let q = e % ${BK / 16}u;
+      let x = b[(t * ${nn}u + (wg.x * ${BN}u + r) * n + k) / 16u + q];
+      let w = (t * ${BK * BN}u + r * ${BK}u) / 4u + q * 4u;`
+  : `      let r = (e % ${perB}u) / ${BN / 16}u; let q = e % ${BN / 16}u;
+      let x = b[(t * ${nn}u + (k + r) * n + wg.x * ${BN}u) / 16u + q];
+      let w = (t * ${BK * BN}u + r * ${BN}u) / 4u + q * 4u;`}
+      wb[w] = x.x; wb[w + 1u] = x.y; wb[w + 2u] = x.z; wb[w + 3u] = x.w;
+    }
+    workgroupBarrier();
+    ${[...loads, ...mmas].join('\n    ')}
+    workgroupBarrier();
+  }
+  ${stores.join('\n  ')}
+}`;
+}
+
+async function timeDispatch(device: GPUDevice, pipe: GPUComputePipeline, bg: GPUBindGroup, groups: [number, number]): Promise<number[]> {
+  const qs = device.createQuerySet({ type: 'timestamp', count: 2 });
+  const qb = device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+  const qr = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const encodeOne = (enc: GPUCommandEncoder, timed: boolean) => {
+    const pass = enc.beginComputePass(timed ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
+    pass.setPipeline(pipe);
+    pass.setBindGroup(0, bg);
+    pass.dispatchWorkgroups(groups[0], groups[1]);
+    pass.end();
+  };
+  // busy warm-up (clocks): back-to-back submits for about 300 ms of wall clock
+  const t0 = performance.now();
+  while (performance.now() - t0 < 300) {
+    const enc = device.createCommandEncoder();
+    for (let i = 0; i < 4; i++) encodeOne(enc, false);
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+  }
+  const times: number[] = [];
+  for (let rep = 0; rep < 15; rep++) {
+    const enc = device.createCommandEncoder();
+    encodeOne(enc, true);
+    enc.resolveQuerySet(qs, 0, 2, qb, 0);
+    enc.copyBufferToBuffer(qb, 0, qr, 0, 16);
+    device.queue.submit([enc.finish()]);
+    await qr.mapAsync(GPUMapMode.READ);
+    const t = new BigInt64Array(qr.getMappedRange().slice(0));
+    qr.unmap();
+    times.push(Number(t[1] - t[0]) / 1e6);
+  }
+  return times;
+}
+
+async function main() {
+  process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  const mod = (await import('webgpu')) as unknown as { create: (o: string[]) => GPU; globals: Record<string, unknown> };
+  Object.assign(globalThis, mod.globals);
+  // allow_unsafe_apis: the subgroup matrix feature is experimental. MOMLAB_DAWN_ENABLE adds
+  // toggles (comma-separated), as in gpu/device.ts. Keep the instance alive.
+  const toggles = ['allow_unsafe_apis', ...(process.env.MOMLAB_DAWN_ENABLE ?? '').split(',').filter(Boolean)];
+  const gpu = mod.create(['disable-dawn-features=timestamp_quantization', `enable-dawn-features=${toggles.join(',')}`]);
+  (globalThis as { __momlabTensorGpu?: GPU }).__momlabTensorGpu = gpu;
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new Error('no WebGPU adapter');
+  const info = adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: Config[] };
+  const configs = (info.subgroupMatrixConfigs ?? []).map((c) => ({ componentType: c.componentType, resultComponentType: c.resultComponentType, M: c.M, N: c.N, K: c.K }));
+  const result: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    adapter: [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' '),
+    toggles,
+    features: [...adapter.features].sort(),
+    subgroupMatrixConfigs: configs,
+    n,
+    runs: [] as unknown[],
+  };
+  console.log(JSON.stringify({ adapter: result.adapter, toggles, shaderF16: adapter.features.has('shader-f16'), subgroupMatrixConfigs: configs }));
+  const cfg = configs.find((c) => c.componentType === 'i8' && c.resultComponentType === 'i32' && c.N === 16);
+  if (!adapter.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName) || !cfg) {
+    console.log('no int8 subgroup matrix configuration (16 x 16 results) on this adapter: nothing to time');
+    save(result);
+    return;
+  }
+  const device = await adapter.requestDevice({
+    requiredFeatures: ['chromium-experimental-subgroup-matrix', 'subgroups', 'timestamp-query'] as GPUFeatureName[],
+    requiredLimits: {
+      maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+      maxBufferSize: adapter.limits.maxBufferSize,
+      maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
+    },
+  });
+
+  // inputs: uniform in (-1, 1) with full float32 mantissas (seeded)
+  let seed = 12345;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const A = new Float32Array(n * n).map(() => Math.fround(rnd() * 2 - 1));
+  const B = new Float32Array(n * n).map(() => Math.fround(rnd() * 2 - 1));
+  const ea = scaleExponents(A, n, n, true), eb = scaleExponents(B, n, n, false);
+  const cut = (slices: number) => ({ a: cutDigits(A, n, n, ea, true, slices), b: cutDigits(B, n, n, eb, false, slices) });
+  const digits = { 1: cut(1), 3: cut(3) };
+  const transposed = (x: Int8Array) => {
+    const t = new Int8Array(x.length);
+    for (let s = 0; s < x.length / (n * n); s++) for (let k = 0; k < n; k++) for (let j = 0; j < n; j++) t[s * n * n + j * n + k] = x[s * n * n + k * n + j];
+    return t;
+  };
+  const digitsBT = { 1: transposed(digits[1].b), 3: transposed(digits[3].b) };
+  // the float64 product and a float32 loop (sequential sums) at 256 sampled entries
+  const samples = Array.from({ length: 256 }, (_, t) => [(t * 977) % n, (t * 613 + 5) % n] as const);
+  const ref = samples.map(([i, j]) => {
+    let f64 = 0, f32 = 0;
+    for (let k = 0; k < n; k++) {
+      f64 += A[i * n + k] * B[k * n + j];
+      f32 = Math.fround(f32 + Math.fround(A[i * n + k] * B[k * n + j]));
+    }
+    return { f64, f32 };
+  });
+  const scale = Math.max(...ref.map((r) => Math.abs(r.f64)));
+  const f32Err = Math.max(...ref.map((r) => Math.abs(r.f32 - r.f64)));
+
+  const shapes: Omit<Variant, 'b'>[] = [
+    { what: 'int8 gemm', slices: 1, layout: 'direct', tile: [2, 2] },
+    { what: 'int8 gemm', slices: 1, layout: 'direct', tile: [4, 4] },
+    { what: 'int8 gemm', slices: 1, layout: 'staged', tile: [2, 2] },
+    { what: 'int8 gemm', slices: 1, layout: 'staged', tile: [4, 4] },
+    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'direct', tile: [2, 2] },
+    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'direct', tile: [2, 4] },
+    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 2] },
+    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4] },
+  ];
+  const variants: Variant[] = [
+    ...(['col', 'row'] as const).flatMap((b) => shapes.map((v) => ({ ...v, b }))),
+    { what: 'mma only', slices: 1, layout: 'direct', tile: [2, 2], b: 'row' },
+    { what: 'mma only', slices: 3, layout: 'direct', tile: [2, 2], b: 'row' },
+  ];
+
+  const mk = (data: Int8Array, usage: number) => {
+    const buf = device.createBuffer({ size: data.byteLength, usage: usage | GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+    return buf;
+  };
+  for (const v of variants) {
+    const row: Record<string, unknown> = { ...v };
+    try {
+      device.pushErrorScope('validation');
+      const module = device.createShaderModule({ code: int8MatmulWgsl(cfg, v, n) });
+      const messages = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
+      if (messages.length) throw new Error(`WGSL: ${messages.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`);
+      const pipe = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+      const d = digits[v.slices];
+      const ab = mk(d.a, GPUBufferUsage.STORAGE), bb = mk(v.b === 'col' ? digitsBT[v.slices] : d.b, GPUBufferUsage.STORAGE);
+      const outBytes = v.slices * n * n * 4;
+      const cb = device.createBuffer({ size: outBytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+      const rd = device.createBuffer({ size: outBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      const bg = device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: [ab, bb, cb].map((buffer, binding) => ({ binding, resource: { buffer } })) });
+      const err = await device.popErrorScope();
+      if (err) throw new Error(`validation: ${err.message}`);
+      const perWg = v.layout === 'staged' ? 2 : 1;
+      const times = await timeDispatch(device, pipe, bg, [n / (perWg * v.tile[1] * cfg.N), n / (perWg * v.tile[0] * cfg.M)]);
+      const enc = device.createCommandEncoder();
+      enc.copyBufferToBuffer(cb, 0, rd, 0, outBytes);
+      device.queue.submit([enc.finish()]);
+      await rd.mapAsync(GPUMapMode.READ);
+      const got = new Int32Array(rd.getMappedRange().slice(0));
+      rd.unmap();
+      const ms = median(times);
+      const products = digitPairs(v.slices).length;
+      row.ms = ms;
+      row.msRange = [Math.min(...times), Math.max(...times)];
+      row.int8Tops = (2 * n ** 3 * products) / (ms * 1e-3) / 1e12;
+      if (v.slices === 3) row.f32EquivalentTflops = (2 * n ** 3) / (ms * 1e-3) / 1e12;
+      if (v.what === 'mma only') {
+        row.check = 'none: the tiles are loaded once, so the result is not a product';
+      } else {
+        // level 0 (first digits x first digits) must be exact integer arithmetic
+        let mismatches = 0, worst = 0;
+        samples.forEach(([i, j], t) => {
+          let exact = 0;
+          for (let k = 0; k < n; k++) exact += d.a[i * n + k] * d.b[k * n + j];
+          if (exact !== got[i * n + j]) mismatches++;
+          if (v.slices === 3) {
+            const x = joinLevels([0, 1, 2].map((lv) => got[lv * n * n + i * n + j]), ea[i], eb[j]);
+            worst = Math.max(worst, Math.abs(x - ref[t].f64));
+          }
+        });
+        row.level0IntegerMismatches = mismatches;
+        if (v.slices === 3) Object.assign(row, { worstAbsErrVsF64: worst, f32LoopWorstAbsErr: f32Err, maxAbs: scale });
+      }
+      for (const b of [ab, bb, cb, rd]) b.destroy();
+    } catch (e) {
+      row.error = (e as Error).message;
+    }
+    console.log(JSON.stringify(row));
+    (result.runs as unknown[]).push(row);
+  }
+  save(result);
+}
+
+function save(result: Record<string, unknown>) {
+  if (!outDir) return;
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'tensor-cores.json'), JSON.stringify(result, null, 2));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
