@@ -36,6 +36,10 @@ interface Variant {
   tile: [number, number];
   /** How B's digits are stored: 'col' = transposed (column-major), the layout int8 MMA wants. */
   b: 'row' | 'col';
+  /** staged only: K depth of a staged panel (a multiple of the MMA's K; default K) */
+  bk?: number;
+  /** staged only: rows of subgroups per workgroup (2 x this many subgroups; default 2) */
+  sgRows?: number;
 }
 
 const arg = (name: string, def: string) => {
@@ -56,26 +60,34 @@ export function int8MatmulWgsl(c: Config, v: Variant, size: number): string {
   const L = `subgroup_matrix_left<i8, ${c.K}, ${c.M}>`, R = `subgroup_matrix_right<i8, ${c.N}, ${c.K}>`, C = `subgroup_matrix_result<i32, ${c.N}, ${c.M}>`;
   const nn = size * size;
   const staged = v.layout === 'staged';
-  const BM = (staged ? 2 : 1) * TM * c.M, BN = (staged ? 2 : 1) * TN * c.N, BK = c.K;
+  const sgRows = staged ? (v.sgRows ?? 2) : 1;
+  const threads = 32 * sgRows * (staged ? 2 : 1);
+  const BM = sgRows * TM * c.M, BN = (staged ? 2 : 1) * TN * c.N, BK = staged ? (v.bk ?? c.K) : c.K;
   const accs: string[] = [], loads: string[] = [], mmas: string[] = [], stores: string[] = [];
   for (let lv = 0; lv < S; lv++) for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) {
     accs.push(`var c${lv}_${i}_${j}: ${C};`);
     stores.push(`subgroupMatrixStore(&c, ${lv * nn}u + (row0 + ${i * c.M}u) * n + col0 + ${j * c.N}u, c${lv}_${i}_${j}, false, n);`);
   }
-  for (let s = 0; s < S; s++) for (let i = 0; i < TM; i++) {
-    loads.push(staged
-      ? `let a${s}_${i} = subgroupMatrixLoad<${L}>(&wa, ${s * BM * BK}u + (r0 + ${i * c.M}u) * ${BK}u, false, ${BK}u);`
-      : `let a${s}_${i} = subgroupMatrixLoad<${L}>(&a, ${s * nn}u + (row0 + ${i * c.M}u) * n + k, false, n);`);
-  }
   const colB = v.b === 'col';
-  for (let t = 0; t < S; t++) for (let j = 0; j < TN; j++) {
-    loads.push(staged
-      ? colB
-        ? `let b${t}_${j} = subgroupMatrixLoad<${R}>(&wb, ${t * BK * BN}u + (c0 + ${j * c.N}u) * ${BK}u, true, ${BK}u);`
-        : `let b${t}_${j} = subgroupMatrixLoad<${R}>(&wb, ${t * BK * BN}u + c0 + ${j * c.N}u, false, ${BN}u);`
-      : colB
+  // staged: one block of loads and MMAs per MMA-deep step of the panel (kk)
+  const stagedSteps: string[] = [];
+  for (let kk = 0; kk < BK; kk += c.K) {
+    const ls: string[] = [];
+    for (let s = 0; s < S; s++) for (let i = 0; i < TM; i++) ls.push(`let a${s}_${i} = subgroupMatrixLoad<${L}>(&wa, ${s * BM * BK + kk}u + (r0 + ${i * c.M}u) * ${BK}u, false, ${BK}u);`);
+    for (let t = 0; t < S; t++) for (let j = 0; j < TN; j++) {
+      ls.push(colB
+        ? `let b${t}_${j} = subgroupMatrixLoad<${R}>(&wb, ${t * BK * BN + kk}u + (c0 + ${j * c.N}u) * ${BK}u, true, ${BK}u);`
+        : `let b${t}_${j} = subgroupMatrixLoad<${R}>(&wb, ${t * BK * BN + kk * BN}u + c0 + ${j * c.N}u, false, ${BN}u);`);
+    }
+    stagedSteps.push(`{\n      ${ls.join('\n      ')}\n      MMAS\n    }`);
+  }
+  if (!staged) {
+    for (let s = 0; s < S; s++) for (let i = 0; i < TM; i++) loads.push(`let a${s}_${i} = subgroupMatrixLoad<${L}>(&a, ${s * nn}u + (row0 + ${i * c.M}u) * n + k, false, n);`);
+    for (let t = 0; t < S; t++) for (let j = 0; j < TN; j++) {
+      loads.push(colB
         ? `let b${t}_${j} = subgroupMatrixLoad<${R}>(&b, ${t * nn}u + (col0 + ${j * c.N}u) * n + k, true, n);`
         : `let b${t}_${j} = subgroupMatrixLoad<${R}>(&b, ${t * nn}u + k * n + col0 + ${j * c.N}u, false, n);`);
+    }
   }
   for (const [s, t] of pairs) for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) {
     mmas.push(`c${s + t}_${i}_${j} = subgroupMatrixMultiplyAccumulate(a${s}_${i}, b${t}_${j}, c${s + t}_${i}_${j});`);
@@ -101,8 +113,8 @@ fn main(@builtin(workgroup_id) wg: vec3u) {
   ${stores.join('\n  ')}
 }`;
   }
-  // staged: 4 subgroups (2 x 2); the subgroup id is subgroup-uniform, which the uniformity
-  // analysis accepts for loads only with this diagnostic off (stores index by it too)
+  // staged: sgRows x 2 subgroups; the subgroup id is subgroup-uniform, which the uniformity
+  // analysis accepts only with this diagnostic off
   const perA = (BM * BK) / 16, perB = (BK * BN) / 16;
   return `${head('\nenable subgroups;\ndiagnostic(off, subgroup_matrix_uniformity);')}
 @group(0) @binding(0) var<storage, read> a: array<vec4i>;
@@ -110,7 +122,7 @@ fn main(@builtin(workgroup_id) wg: vec3u) {
 @group(0) @binding(2) var<storage, read_write> c: array<i32>;
 var<workgroup> wa: array<i32, ${(S * BM * BK) / 4}>;
 var<workgroup> wb: array<i32, ${(S * BK * BN) / 4}>;
-@compute @workgroup_size(128)
+@compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32) {
   let r0 = (sg / 2u) * ${TM * c.M}u;
   let c0 = (sg % 2u) * ${TN * c.N}u;
@@ -118,13 +130,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let col0 = wg.x * ${BN}u + c0;
   ${accs.join('\n  ')}
   for (var k = 0u; k < n; k += ${BK}u) {
-    for (var e = li; e < ${S * perA}u; e += 128u) {
+    for (var e = li; e < ${S * perA}u; e += ${threads}u) {
       let s = e / ${perA}u; let r = (e % ${perA}u) / ${BK / 16}u; let q = e % ${BK / 16}u;
       let x = a[(s * ${nn}u + (wg.y * ${BM}u + r) * n + k) / 16u + q];
       let w = (s * ${BM * BK}u + r * ${BK}u) / 4u + q * 4u;
       wa[w] = x.x; wa[w + 1u] = x.y; wa[w + 2u] = x.z; wa[w + 3u] = x.w;
     }
-    for (var e = li; e < ${S * perB}u; e += 128u) {
+    for (var e = li; e < ${S * perB}u; e += ${threads}u) {
       let t = e / ${perB}u;
 ${colB ? `      // B transposed: BN rows (columns of B) of BK bytes
       let r = (e % ${perB}u) / ${BK / 16}u; let q = e % ${BK / 16}u;
@@ -136,7 +148,7 @@ ${colB ? `      // B transposed: BN rows (columns of B) of BK bytes
       wb[w] = x.x; wb[w + 1u] = x.y; wb[w + 2u] = x.z; wb[w + 3u] = x.w;
     }
     workgroupBarrier();
-    ${[...loads, ...mmas].join('\n    ')}
+    ${stagedSteps.map((b) => b.replace('MMAS', mmas.join('\n      '))).join('\n    ')}
     workgroupBarrier();
   }
   ${stores.join('\n  ')}
@@ -254,6 +266,14 @@ async function main() {
   ];
   const variants: Variant[] = [
     ...(['col', 'row'] as const).flatMap((b) => shapes.map((v) => ({ ...v, b }))),
+    // deeper panels and more subgroups per workgroup (B column-major)
+    { what: 'int8 gemm', slices: 1, layout: 'staged', tile: [4, 4], b: 'col', bk: 64 },
+    { what: 'int8 gemm', slices: 1, layout: 'staged', tile: [4, 4], b: 'col', bk: 128 },
+    { what: 'int8 gemm', slices: 1, layout: 'staged', tile: [2, 4], b: 'col', bk: 64, sgRows: 4 },
+    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', bk: 64 },
+    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', sgRows: 4 },
+    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 2], b: 'col', bk: 64, sgRows: 4 },
+    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', bk: 64, sgRows: 4 },
     { what: 'mma only', slices: 1, layout: 'direct', tile: [2, 2], b: 'row' },
     { what: 'mma only', slices: 3, layout: 'direct', tile: [2, 2], b: 'row' },
   ];
@@ -279,8 +299,8 @@ async function main() {
       const bg = device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: [ab, bb, cb].map((buffer, binding) => ({ binding, resource: { buffer } })) });
       const err = await device.popErrorScope();
       if (err) throw new Error(`validation: ${err.message}`);
-      const perWg = v.layout === 'staged' ? 2 : 1;
-      const times = await timeDispatch(device, pipe, bg, [n / (perWg * v.tile[1] * cfg.N), n / (perWg * v.tile[0] * cfg.M)]);
+      const staged = v.layout === 'staged';
+      const times = await timeDispatch(device, pipe, bg, [n / ((staged ? 2 : 1) * v.tile[1] * cfg.N), n / ((staged ? (v.sgRows ?? 2) : 1) * v.tile[0] * cfg.M)]);
       const enc = device.createCommandEncoder();
       enc.copyBufferToBuffer(cb, 0, rd, 0, outBytes);
       device.queue.submit([enc.finish()]);
