@@ -24,6 +24,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { cutDigits, digitPairs, joinLevels, scaleExponents } from './int8-slices.js';
 import { median } from './timer.js';
 
@@ -40,6 +41,10 @@ interface Variant {
   bk?: number;
   /** staged only: rows of subgroups per workgroup (2 x this many subgroups; default 2) */
   sgRows?: number;
+  /** staged only: bytes of padding after each staged row (default 0) */
+  pad?: number;
+  /** staged only: load the next panels into registers during this panel's MMAs */
+  prefetch?: boolean;
 }
 
 const arg = (name: string, def: string) => {
@@ -69,17 +74,52 @@ export function int8MatmulWgsl(c: Config, v: Variant, size: number): string {
     stores.push(`subgroupMatrixStore(&c, ${lv * nn}u + (row0 + ${i * c.M}u) * n + col0 + ${j * c.N}u, c${lv}_${i}_${j}, false, n);`);
   }
   const colB = v.b === 'col';
-  // staged: one block of loads and MMAs per MMA-deep step of the panel (kk)
+  // staged panels: A is BM rows of BK bytes, B (column-major) BN rows of BK bytes or (row-major)
+  // BK rows of BN bytes; each row padded by `pad` bytes (bank conflicts)
+  const pad = staged ? (v.pad ?? 0) : 0;
+  const ldA = BK + pad, ldB = colB ? BK + pad : BN + pad;
+  const panelA = BM * ldA, panelB = colB ? BN * ldB : BK * ldB;
+  // one block of loads and MMAs per MMA-deep step of the panel (kk)
   const stagedSteps: string[] = [];
   for (let kk = 0; kk < BK; kk += c.K) {
     const ls: string[] = [];
-    for (let s = 0; s < S; s++) for (let i = 0; i < TM; i++) ls.push(`let a${s}_${i} = subgroupMatrixLoad<${L}>(&wa, ${s * BM * BK + kk}u + (r0 + ${i * c.M}u) * ${BK}u, false, ${BK}u);`);
+    for (let s = 0; s < S; s++) for (let i = 0; i < TM; i++) ls.push(`let a${s}_${i} = subgroupMatrixLoad<${L}>(&wa, ${s * panelA + kk}u + (r0 + ${i * c.M}u) * ${ldA}u, false, ${ldA}u);`);
     for (let t = 0; t < S; t++) for (let j = 0; j < TN; j++) {
       ls.push(colB
-        ? `let b${t}_${j} = subgroupMatrixLoad<${R}>(&wb, ${t * BK * BN + kk}u + (c0 + ${j * c.N}u) * ${BK}u, true, ${BK}u);`
-        : `let b${t}_${j} = subgroupMatrixLoad<${R}>(&wb, ${t * BK * BN + kk * BN}u + c0 + ${j * c.N}u, false, ${BN}u);`);
+        ? `let b${t}_${j} = subgroupMatrixLoad<${R}>(&wb, ${t * panelB + kk}u + (c0 + ${j * c.N}u) * ${ldB}u, true, ${ldB}u);`
+        : `let b${t}_${j} = subgroupMatrixLoad<${R}>(&wb, ${t * panelB + kk * ldB}u + c0 + ${j * c.N}u, false, ${ldB}u);`);
     }
     stagedSteps.push(`{\n      ${ls.join('\n      ')}\n      MMAS\n    }`);
+  }
+  // the staging copy, unrolled: each thread moves its 16-byte pieces of each panel, first into
+  // registers (x*), then into workgroup memory. `bind` declares ('let' / 'var') or assigns ('').
+  const perA = (BM * BK) / 16, perB = (BK * BN) / 16;
+  const piecesA = staged ? (S * perA) / threads : 0, piecesB = staged ? (S * perB) / threads : 0;
+  if (staged && (!Number.isInteger(piecesA) || !Number.isInteger(piecesB))) throw new Error(`panels of ${S * perA} / ${S * perB} pieces do not split over ${threads} threads`);
+  const fetch = (kExpr: string, bind: 'let' | 'var' | ''): string[] => {
+    const out: string[] = [];
+    for (let u = 0; u < piecesA; u++) {
+      const e = `(li + ${u * threads}u)`;
+      out.push(`${bind ? bind + ' ' : ''}xa${u} = a[((${e} / ${perA}u) * ${nn}u + (wg.y * ${BM}u + (${e} % ${perA}u) / ${BK / 16}u) * n + ${kExpr}) / 16u + ${e} % ${BK / 16}u];`);
+    }
+    for (let u = 0; u < piecesB; u++) {
+      const e = `(li + ${u * threads}u)`;
+      out.push(colB
+        ? `${bind ? bind + ' ' : ''}xb${u} = b[((${e} / ${perB}u) * ${nn}u + (wg.x * ${BN}u + (${e} % ${perB}u) / ${BK / 16}u) * n + ${kExpr}) / 16u + ${e} % ${BK / 16}u];`
+        : `${bind ? bind + ' ' : ''}xb${u} = b[((${e} / ${perB}u) * ${nn}u + (${kExpr} + (${e} % ${perB}u) / ${BN / 16}u) * n + wg.x * ${BN}u) / 16u + ${e} % ${BN / 16}u];`);
+    }
+    return out;
+  };
+  const put: string[] = [];
+  for (let u = 0; u < piecesA; u++) {
+    const e = `(li + ${u * threads}u)`;
+    put.push(`{ let w = ((${e} / ${perA}u) * ${panelA}u + ((${e} % ${perA}u) / ${BK / 16}u) * ${ldA}u) / 4u + (${e} % ${BK / 16}u) * 4u; wa[w] = xa${u}.x; wa[w + 1u] = xa${u}.y; wa[w + 2u] = xa${u}.z; wa[w + 3u] = xa${u}.w; }`);
+  }
+  for (let u = 0; u < piecesB; u++) {
+    const e = `(li + ${u * threads}u)`;
+    put.push(colB
+      ? `{ let w = ((${e} / ${perB}u) * ${panelB}u + ((${e} % ${perB}u) / ${BK / 16}u) * ${ldB}u) / 4u + (${e} % ${BK / 16}u) * 4u; wb[w] = xb${u}.x; wb[w + 1u] = xb${u}.y; wb[w + 2u] = xb${u}.z; wb[w + 3u] = xb${u}.w; }`
+      : `{ let w = ((${e} / ${perB}u) * ${panelB}u + ((${e} % ${perB}u) / ${BN / 16}u) * ${ldB}u) / 4u + (${e} % ${BN / 16}u) * 4u; wb[w] = xb${u}.x; wb[w + 1u] = xb${u}.y; wb[w + 2u] = xb${u}.z; wb[w + 3u] = xb${u}.w; }`);
   }
   if (!staged) {
     for (let s = 0; s < S; s++) for (let i = 0; i < TM; i++) loads.push(`let a${s}_${i} = subgroupMatrixLoad<${L}>(&a, ${s * nn}u + (row0 + ${i * c.M}u) * n + k, false, n);`);
@@ -114,14 +154,33 @@ fn main(@builtin(workgroup_id) wg: vec3u) {
 }`;
   }
   // staged: sgRows x 2 subgroups; the subgroup id is subgroup-uniform, which the uniformity
-  // analysis accepts only with this diagnostic off
-  const perA = (BM * BK) / 16, perB = (BK * BN) / 16;
+  // analysis accepts only with this diagnostic off. With `prefetch`, the next panels' global
+  // loads are issued into registers before this panel's MMAs (one copy in flight).
+  const compute = stagedSteps.map((st) => st.replace('MMAS', mmas.join('\n      '))).join('\n    ');
+  const loop = v.prefetch
+    ? `${fetch('0u', 'var').join('\n  ')}
+  for (var k = 0u; k < n; k += ${BK}u) {
+    ${put.join('\n    ')}
+    workgroupBarrier();
+    if (k + ${BK}u < n) {
+      ${fetch(`(k + ${BK}u)`, '').join('\n      ')}
+    }
+    ${compute}
+    workgroupBarrier();
+  }`
+    : `for (var k = 0u; k < n; k += ${BK}u) {
+    ${fetch('k', 'let').join('\n    ')}
+    ${put.join('\n    ')}
+    workgroupBarrier();
+    ${compute}
+    workgroupBarrier();
+  }`;
   return `${head('\nenable subgroups;\ndiagnostic(off, subgroup_matrix_uniformity);')}
 @group(0) @binding(0) var<storage, read> a: array<vec4i>;
 @group(0) @binding(1) var<storage, read> b: array<vec4i>;
 @group(0) @binding(2) var<storage, read_write> c: array<i32>;
-var<workgroup> wa: array<i32, ${(S * BM * BK) / 4}>;
-var<workgroup> wb: array<i32, ${(S * BK * BN) / 4}>;
+var<workgroup> wa: array<i32, ${(S * panelA) / 4}>;
+var<workgroup> wb: array<i32, ${(S * panelB) / 4}>;
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32) {
   let r0 = (sg / 2u) * ${TM * c.M}u;
@@ -129,28 +188,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let row0 = wg.y * ${BM}u + r0;
   let col0 = wg.x * ${BN}u + c0;
   ${accs.join('\n  ')}
-  for (var k = 0u; k < n; k += ${BK}u) {
-    for (var e = li; e < ${S * perA}u; e += ${threads}u) {
-      let s = e / ${perA}u; let r = (e % ${perA}u) / ${BK / 16}u; let q = e % ${BK / 16}u;
-      let x = a[(s * ${nn}u + (wg.y * ${BM}u + r) * n + k) / 16u + q];
-      let w = (s * ${BM * BK}u + r * ${BK}u) / 4u + q * 4u;
-      wa[w] = x.x; wa[w + 1u] = x.y; wa[w + 2u] = x.z; wa[w + 3u] = x.w;
-    }
-    for (var e = li; e < ${S * perB}u; e += ${threads}u) {
-      let t = e / ${perB}u;
-${colB ? `      // B transposed: BN rows (columns of B) of BK bytes
-      let r = (e % ${perB}u) / ${BK / 16}u; let q = e % ${BK / 16}u;
-      let x = b[(t * ${nn}u + (wg.x * ${BN}u + r) * n + k) / 16u + q];
-      let w = (t * ${BK * BN}u + r * ${BK}u) / 4u + q * 4u;`
-  : `      let r = (e % ${perB}u) / ${BN / 16}u; let q = e % ${BN / 16}u;
-      let x = b[(t * ${nn}u + (k + r) * n + wg.x * ${BN}u) / 16u + q];
-      let w = (t * ${BK * BN}u + r * ${BN}u) / 4u + q * 4u;`}
-      wb[w] = x.x; wb[w + 1u] = x.y; wb[w + 2u] = x.z; wb[w + 3u] = x.w;
-    }
-    workgroupBarrier();
-    ${stagedSteps.map((b) => b.replace('MMAS', mmas.join('\n      '))).join('\n    ')}
-    workgroupBarrier();
-  }
+  ${loop}
   ${stores.join('\n  ')}
 }`;
 }
@@ -266,14 +304,15 @@ async function main() {
   ];
   const variants: Variant[] = [
     ...(['col', 'row'] as const).flatMap((b) => shapes.map((v) => ({ ...v, b }))),
-    // deeper panels and more subgroups per workgroup (B column-major)
-    { what: 'int8 gemm', slices: 1, layout: 'staged', tile: [4, 4], b: 'col', bk: 64 },
-    { what: 'int8 gemm', slices: 1, layout: 'staged', tile: [4, 4], b: 'col', bk: 128 },
-    { what: 'int8 gemm', slices: 1, layout: 'staged', tile: [2, 4], b: 'col', bk: 64, sgRows: 4 },
-    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', bk: 64 },
+    // more subgroups per workgroup, padded rows, register prefetch (B column-major; run 38
+    // also tried panels 64 and 128 bytes deep: slower in every variant)
+    { what: 'int8 gemm', slices: 1, layout: 'staged', tile: [4, 4], b: 'col', pad: 16, prefetch: true },
     { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', sgRows: 4 },
-    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 2], b: 'col', bk: 64, sgRows: 4 },
-    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', bk: 64, sgRows: 4 },
+    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', sgRows: 4, pad: 16 },
+    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', sgRows: 4, prefetch: true },
+    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', sgRows: 4, pad: 16, prefetch: true },
+    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', pad: 16, prefetch: true },
+    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [4, 2], b: 'col', sgRows: 2, pad: 16, prefetch: true },
     { what: 'mma only', slices: 1, layout: 'direct', tile: [2, 2], b: 'row' },
     { what: 'mma only', slices: 3, layout: 'direct', tile: [2, 2], b: 'row' },
   ];
@@ -346,7 +385,10 @@ function save(result: Record<string, unknown>) {
   writeFileSync(join(outDir, 'tensor-cores.json'), JSON.stringify(result, null, 2));
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+// run when this file is the entry point (not when a test or script imports the WGSL generator)
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
