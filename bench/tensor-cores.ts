@@ -26,6 +26,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { cutDigits, digitPairs, joinLevels, scaleExponents } from './int8-slices.js';
+import { timeDispatch } from './dispatch-timer.js';
 import { median } from './timer.js';
 
 type Config = { componentType: string; resultComponentType: string; M: number; N: number; K: number };
@@ -191,40 +192,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   ${loop}
   ${stores.join('\n  ')}
 }`;
-}
-
-async function timeDispatch(device: GPUDevice, pipe: GPUComputePipeline, bg: GPUBindGroup, groups: [number, number]): Promise<number[]> {
-  const qs = device.createQuerySet({ type: 'timestamp', count: 2 });
-  const qb = device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-  const qr = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const encodeOne = (enc: GPUCommandEncoder, timed: boolean) => {
-    const pass = enc.beginComputePass(timed ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
-    pass.setPipeline(pipe);
-    pass.setBindGroup(0, bg);
-    pass.dispatchWorkgroups(groups[0], groups[1]);
-    pass.end();
-  };
-  // busy warm-up (clocks): back-to-back submits for about 300 ms of wall clock
-  const t0 = performance.now();
-  while (performance.now() - t0 < 300) {
-    const enc = device.createCommandEncoder();
-    for (let i = 0; i < 4; i++) encodeOne(enc, false);
-    device.queue.submit([enc.finish()]);
-    await device.queue.onSubmittedWorkDone();
-  }
-  const times: number[] = [];
-  for (let rep = 0; rep < 15; rep++) {
-    const enc = device.createCommandEncoder();
-    encodeOne(enc, true);
-    enc.resolveQuerySet(qs, 0, 2, qb, 0);
-    enc.copyBufferToBuffer(qb, 0, qr, 0, 16);
-    device.queue.submit([enc.finish()]);
-    await qr.mapAsync(GPUMapMode.READ);
-    const t = new BigInt64Array(qr.getMappedRange().slice(0));
-    qr.unmap();
-    times.push(Number(t[1] - t[0]) / 1e6);
-  }
-  return times;
 }
 
 async function main() {
