@@ -3,9 +3,9 @@
  * 64 x 128 one (e.g. W = A (β e^G K), U = A (β V)). bench/tensor-cores.ts shows float32 emulated
  * on int8 tensor cores beating float32 FMAs on a 4096³ product; this tool asks the same of
  * chunk-sized products, with everything the emulation costs inside the kernel:
- *   tensor: per chunk, row / column power-of-two scales (workgroup atomicMax on the float bits),
- *           three int8 digits per value packed into workgroup memory, 6 digit products per tile
- *           on subgroup matrices, the three int32 levels combined into float32;
+ *   tensor: per chunk, row / column power-of-two scales, three int8 digits per value packed
+ *           into workgroup memory, 6 digit products per tile on subgroup matrices, the three
+ *           int32 levels combined into float32 (two layouts of that work, see below);
  *   simt:   the same product with float32 FMAs: A and X in workgroup memory, 8 x 8 outputs per
  *           thread (the register tiling of momlab's prepare).
  * Both read A and X and write the product once, so the memory traffic is the same:
@@ -63,9 +63,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
  * The same product on int8 subgroup matrices (i8 16 x 16 x 32). Workgroup memory holds the
  * digits (A: 3 x 64 x 64 bytes row-major; X transposed: 3 x 128 x 64 bytes, the column-major B
  * that int8 MMA takes), then the int32 results of one level at a time.
+ * `layout` 'rows' (run 40): thread li cuts 8 quads of A and 16 of X^T (4 rows apart: strided
+ * global reads), maxima by workgroup atomics, and combines 64 consecutive outputs of one row.
+ * 'columns': thread li owns column li of X and of W (coalesced reads and writes, the column's
+ * maximum without atomics); A's rows are cut by thread pairs (a subgroup shuffle for the max).
  */
-export const tensorChunkProductWgsl = /* wgsl */ `
-enable chromium_experimental_subgroup_matrix;
+export function tensorChunkProductWgsl(layout: 'rows' | 'columns'): string {
+  const common = `enable chromium_experimental_subgroup_matrix;
 enable subgroups;
 diagnostic(off, subgroup_matrix_uniformity);
 @group(0) @binding(0) var<storage, read> a: array<f32>;
@@ -73,7 +77,6 @@ diagnostic(off, subgroup_matrix_uniformity);
 @group(0) @binding(2) var<storage, read_write> w: array<f32>;
 const DA = ${3 * C * C}u;                     // bytes of A's digits
 var<workgroup> sm: array<i32, ${(3 * C * C + 3 * D * C) / 4}>;   // digits, later one level of int32 results
-var<workgroup> mx: array<atomic<u32>, ${C + D}>;  // max |.| bits: rows of A, then columns of X
 // the digits of v * 2^-e (|.| < 1): sign * (d0, d1, d2), d2 rounded
 fn digits(v: f32, e: i32) -> vec3i {
   var m = ldexp(abs(v), -e) * 128.0;
@@ -89,7 +92,10 @@ fn pack4(a: i32, b: i32, c: i32, d: i32) -> i32 {
 fn scaleExp(bits: u32) -> i32 {
   if (bits == 0u) { return 0; }
   return i32((bits >> 23u) & 0xffu) - 126;
-}
+}`;
+  if (layout === 'rows') {
+    return `${common}
+var<workgroup> mx: array<atomic<u32>, ${C + D}>;  // max |.| bits: rows of A, then columns of X
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32) {
   let ch = wg.x;
@@ -130,10 +136,65 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   // subgroup sg: rows r0..r0+31, columns c0..c0+63 (2 x 4 tiles of 16 x 16)
   let r0 = (sg / 2u) * 32u;
   let c0 = (sg % 2u) * 64u;
-  ${tensorBody()}
+  ${mmaBody()}
+  var res: array<f32, 64>;  // this thread: row li / 2, columns (li % 2) * 64 ..
+  ${[0, 1, 2].map((l) => `workgroupBarrier();
+  ${storeLevel(l)}
+  workgroupBarrier();
+  for (var u = 0u; u < 64u; u++) { res[u] += f32(sm[(li / 2u) * ${D}u + (li % 2u) * 64u + u]) * ${2 ** (-7 * (l + 2))}; }`).join('\n  ')}
+  let ea = scaleExp(atomicLoad(&mx[li / 2u]));
+  for (var u = 0u; u < 64u; u++) {
+    let j = (li % 2u) * 64u + u;
+    w[ch * ${C * D}u + (li / 2u) * ${D}u + j] = ldexp(res[u], ea + scaleExp(atomicLoad(&mx[${C}u + j])));
+  }
 }`;
+  }
+  return `${common}
+var<workgroup> ea: array<i32, ${C}>;   // row exponents of A
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32) {
+  let ch = wg.x;
+  // A: thread pair (2i, 2i+1) cuts row i, 32 values each; the row max over the pair by a shuffle
+  let i = li / 2u;
+  let k0 = (li % 2u) * 32u;
+  var qa: array<vec4f, 8>;
+  var ma = 0.0;
+  for (var u = 0u; u < 8u; u++) {
+    let base = ch * ${C * C}u + i * ${C}u + k0 + u * 4u;
+    qa[u] = vec4f(a[base], a[base + 1u], a[base + 2u], a[base + 3u]);
+    ma = max(ma, max(max(abs(qa[u].x), abs(qa[u].y)), max(abs(qa[u].z), abs(qa[u].w))));
+  }
+  ma = max(ma, subgroupShuffleXor(ma, 1u));
+  let eA = scaleExp(bitcast<u32>(ma));
+  if (li % 2u == 0u) { ea[i] = eA; }
+  for (var u = 0u; u < 8u; u++) {
+    let d0 = digits(qa[u].x, eA); let d1 = digits(qa[u].y, eA); let d2 = digits(qa[u].z, eA); let d3 = digits(qa[u].w, eA);
+    for (var s = 0u; s < 3u; s++) { sm[(s * ${C * C}u + i * ${C}u + k0 + u * 4u) / 4u] = pack4(d0[s], d1[s], d2[s], d3[s]); }
+  }
+  // X: thread li owns column li (coalesced: consecutive threads, consecutive columns)
+  var qx: array<f32, ${C}>;
+  var mxv = 0.0;
+  for (var k = 0u; k < ${C}u; k++) { qx[k] = x[ch * ${C * D}u + k * ${D}u + li]; mxv = max(mxv, abs(qx[k])); }
+  let eX = scaleExp(bitcast<u32>(mxv));
+  for (var k = 0u; k < ${C}u; k += 4u) {
+    let d0 = digits(qx[k], eX); let d1 = digits(qx[k + 1u], eX); let d2 = digits(qx[k + 2u], eX); let d3 = digits(qx[k + 3u], eX);
+    for (var s = 0u; s < 3u; s++) { sm[(DA + s * ${D * C}u + li * ${C}u + k) / 4u] = pack4(d0[s], d1[s], d2[s], d3[s]); }
+  }
+  workgroupBarrier();
+  let r0 = (sg / 2u) * 32u;
+  let c0 = (sg % 2u) * 64u;
+  ${mmaBody()}
+  var res: array<f32, ${C}>;  // this thread: column li, rows 0..63
+  ${[0, 1, 2].map((l) => `workgroupBarrier();
+  ${storeLevel(l)}
+  workgroupBarrier();
+  for (var r = 0u; r < ${C}u; r++) { res[r] += f32(sm[r * ${D}u + li]) * ${2 ** (-7 * (l + 2))}; }`).join('\n  ')}
+  for (var r = 0u; r < ${C}u; r++) { w[ch * ${C * D}u + r * ${D}u + li] = ldexp(res[r], ea[r] + eX); }
+}`;
+}
 
-function tensorBody(): string {
+/** The subgroup's MMAs: 2 x 4 tiles, 3 levels, the 6 digit pairs, K = 64 in two steps. */
+function mmaBody(): string {
   const L = 'subgroup_matrix_left<i8, 32, 16>', R = 'subgroup_matrix_right<i8, 16, 32>', Rt = 'subgroup_matrix_result<i32, 16, 16>';
   const lines: string[] = [];
   for (let l = 0; l < 3; l++) for (let i = 0; i < 2; i++) for (let j = 0; j < 4; j++) lines.push(`var c${l}_${i}_${j}: ${Rt};`);
@@ -146,20 +207,14 @@ function tensorBody(): string {
     }
     lines.push('}');
   }
-  // combine: one level at a time through workgroup memory (64 x 128 int32 = 32 KiB)
-  lines.push('var res: array<f32, 64>;  // this thread: row li / 2, columns (li % 2) * 64 ..');
-  for (let l = 0; l < 3; l++) {
-    lines.push('workgroupBarrier();');
-    for (let i = 0; i < 2; i++) for (let j = 0; j < 4; j++) lines.push(`subgroupMatrixStore(&sm, (r0 + ${i * 16}u) * ${D}u + c0 + ${j * 16}u, c${l}_${i}_${j}, false, ${D}u);`);
-    lines.push('workgroupBarrier();');
-    lines.push(`for (var u = 0u; u < 64u; u++) { res[u] += f32(sm[(li / 2u) * ${D}u + (li % 2u) * 64u + u]) * ${2 ** (-7 * (l + 2))}; }`);
-  }
-  lines.push(`let ea = scaleExp(atomicLoad(&mx[li / 2u]));`);
-  lines.push(`for (var u = 0u; u < 64u; u++) {
-    let j = (li % 2u) * 64u + u;
-    w[ch * ${C * D}u + (li / 2u) * ${D}u + j] = ldexp(res[u], ea + scaleExp(atomicLoad(&mx[${C}u + j])));
-  }`);
   return lines.join('\n  ');
+}
+
+/** One level's int32 tiles into workgroup memory, row-major 64 x 128. */
+function storeLevel(l: number): string {
+  const out: string[] = [];
+  for (let i = 0; i < 2; i++) for (let j = 0; j < 4; j++) out.push(`subgroupMatrixStore(&sm, (r0 + ${i * 16}u) * ${D}u + c0 + ${j * 16}u, c${l}_${i}_${j}, false, ${D}u);`);
+  return out.join('\n  ');
 }
 
 async function main() {
@@ -209,9 +264,9 @@ async function main() {
   const bytes = (A.byteLength + 2 * X.byteLength);
   const flops = chunks * 2 * C * C * D;
   const sampleChunks = Array.from({ length: 8 }, (_, t) => (t * 1543 + 11) % chunks);
-  for (const kind of ['simt', 'tensor'] as const) {
+  for (const kind of ['simt', 'tensor rows', 'tensor columns'] as const) {
     const row: Record<string, unknown> = { kind };
-    if (kind === 'tensor' && !hasTensor) {
+    if (kind !== 'simt' && !hasTensor) {
       row.skipped = 'no subgroup matrices on this adapter';
       (result.runs as unknown[]).push(row);
       console.log(JSON.stringify(row));
@@ -219,7 +274,7 @@ async function main() {
     }
     try {
       device.pushErrorScope('validation');
-      const module = device.createShaderModule({ code: kind === 'simt' ? simtChunkProductWgsl : tensorChunkProductWgsl });
+      const module = device.createShaderModule({ code: kind === 'simt' ? simtChunkProductWgsl : tensorChunkProductWgsl(kind === 'tensor rows' ? 'rows' : 'columns') });
       const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
       if (errors.length) throw new Error(`WGSL: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`);
       const pipe = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
