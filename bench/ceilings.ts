@@ -3,10 +3,13 @@
  *  - a WGSL float32 matmul written only to go fast (128 x 128 block per workgroup, 8 x 8
  *    outputs per thread in registers, vec4 loads, k-slices of 8 staged in workgroup memory):
  *    what WGSL float32 arithmetic reaches on this adapter without tensor cores;
- *  - copy bandwidth (copyBufferToBuffer of a large buffer): what streaming memory reaches.
+ *  - copy bandwidth (copyBufferToBuffer of a large buffer): what streaming memory reaches;
+ *  - (bench/tensor-cores.ts, called from bench/gpu.ts) float32 emulated on int8 tensor cores,
+ *    where the adapter offers Dawn's subgroup matrices: what WGSL reaches with them.
  */
 import { Usage } from '../gpu/buffers.js';
 import type { GpuContext } from '../gpu/device.js';
+import type { TensorCeiling } from './tensor-cores.js';
 import type { GpuTimer } from './timer.js';
 
 const BM = 128;
@@ -83,6 +86,8 @@ function hostProduct(a: Float32Array, b: Float32Array, n: number, i: number, j: 
 export interface Ceilings {
   matmul: { n: number; ms: number; tflops: number; checked: boolean };
   copy: { bytes: number; ms: number; tbps: number };
+  /** float32 emulated on int8 tensor cores, where the adapter offers subgroup matrices (bench/tensor-cores.ts) */
+  tensor?: TensorCeiling;
 }
 
 export async function measureCeilings(ctx: GpuContext, timer: GpuTimer, n: number, copyBytes: number, repeats: number): Promise<Ceilings> {

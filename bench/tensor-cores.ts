@@ -29,9 +29,9 @@ import { cutDigits, digitPairs, joinLevels, scaleExponents } from './int8-slices
 import { timeDispatch } from './dispatch-timer.js';
 import { median } from './timer.js';
 
-type Config = { componentType: string; resultComponentType: string; M: number; N: number; K: number };
+export type Config = { componentType: string; resultComponentType: string; M: number; N: number; K: number };
 type Layout = 'direct' | 'staged';
-interface Variant {
+export interface Variant {
   what: 'int8 gemm' | 'f32 on int8 (3 slices)' | 'mma only';
   slices: 1 | 3;
   layout: Layout;
@@ -52,7 +52,6 @@ const arg = (name: string, def: string) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : def;
 };
-const n = Number(arg('n', '4096'));
 const outDir = arg('out', '');
 
 /**
@@ -194,7 +193,57 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 }`;
 }
 
-async function main() {
+const SHAPES: Omit<Variant, 'b'>[] = [
+  { what: 'int8 gemm', slices: 1, layout: 'direct', tile: [2, 2] },
+  { what: 'int8 gemm', slices: 1, layout: 'direct', tile: [4, 4] },
+  { what: 'int8 gemm', slices: 1, layout: 'staged', tile: [2, 2] },
+  { what: 'int8 gemm', slices: 1, layout: 'staged', tile: [4, 4] },
+  { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'direct', tile: [2, 2] },
+  { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'direct', tile: [2, 4] },
+  { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 2] },
+  { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4] },
+];
+/** Every variant the tool times (rounds 10, runs 37-39). */
+export const ALL_VARIANTS: Variant[] = [
+  ...(['col', 'row'] as const).flatMap((b) => SHAPES.map((v) => ({ ...v, b }))),
+  // more subgroups per workgroup, padded rows, register prefetch (B column-major; run 38
+  // also tried panels 64 and 128 bytes deep: slower in every variant)
+  { what: 'int8 gemm', slices: 1, layout: 'staged', tile: [4, 4], b: 'col', pad: 16, prefetch: true },
+  { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', sgRows: 4 },
+  { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', sgRows: 4, pad: 16 },
+  { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', sgRows: 4, prefetch: true },
+  { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', sgRows: 4, pad: 16, prefetch: true },
+  { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', pad: 16, prefetch: true },
+  { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [4, 2], b: 'col', sgRows: 2, pad: 16, prefetch: true },
+  { what: 'mma only', slices: 1, layout: 'direct', tile: [2, 2], b: 'row' },
+  { what: 'mma only', slices: 3, layout: 'direct', tile: [2, 2], b: 'row' },
+];
+
+/** The ceiling the GPU benchmark reports: the best float32-on-int8 kernel, and the MMA-only bound. */
+export const CEILING_VARIANTS: Variant[] = [
+  { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col' },
+  { what: 'mma only', slices: 3, layout: 'direct', tile: [2, 2], b: 'row' },
+];
+
+export interface TensorCoresResult {
+  date: string;
+  adapter: string;
+  toggles: string[];
+  features: string[];
+  subgroupMatrixConfigs: Config[];
+  n: number;
+  /** why nothing was timed, if so */
+  skipped?: string;
+  runs: Record<string, unknown>[];
+}
+
+/**
+ * Times `variants` at n x n x n on a device of its own (the experimental feature needs Dawn's
+ * allow_unsafe_apis toggle, which momlab's own device does not set).
+ */
+export async function measureTensorCores(opts: { n: number; variants: Variant[]; log?: (line: string) => void }): Promise<TensorCoresResult> {
+  const { n, variants } = opts;
+  const log = opts.log ?? ((line: string) => console.log(line));
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   const mod = (await import('webgpu')) as unknown as { create: (o: string[]) => GPU; globals: Record<string, unknown> };
   Object.assign(globalThis, mod.globals);
@@ -207,21 +256,21 @@ async function main() {
   if (!adapter) throw new Error('no WebGPU adapter');
   const info = adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: Config[] };
   const configs = (info.subgroupMatrixConfigs ?? []).map((c) => ({ componentType: c.componentType, resultComponentType: c.resultComponentType, M: c.M, N: c.N, K: c.K }));
-  const result: Record<string, unknown> = {
+  const result: TensorCoresResult = {
     date: new Date().toISOString(),
     adapter: [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' '),
     toggles,
     features: [...adapter.features].sort(),
     subgroupMatrixConfigs: configs,
     n,
-    runs: [] as unknown[],
+    runs: [],
   };
-  console.log(JSON.stringify({ adapter: result.adapter, toggles, shaderF16: adapter.features.has('shader-f16'), subgroupMatrixConfigs: configs }));
+  log(JSON.stringify({ adapter: result.adapter, toggles, shaderF16: adapter.features.has('shader-f16'), subgroupMatrixConfigs: configs }));
   const cfg = configs.find((c) => c.componentType === 'i8' && c.resultComponentType === 'i32' && c.N === 16);
   if (!adapter.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName) || !cfg) {
-    console.log('no int8 subgroup matrix configuration (16 x 16 results) on this adapter: nothing to time');
-    save(result);
-    return;
+    result.skipped = 'no int8 subgroup matrix configuration with 16 x 16 results on this adapter';
+    log(result.skipped);
+    return result;
   }
   const device = await adapter.requestDevice({
     requiredFeatures: ['chromium-experimental-subgroup-matrix', 'subgroups', 'timestamp-query'] as GPUFeatureName[],
@@ -239,7 +288,9 @@ async function main() {
   const B = new Float32Array(n * n).map(() => Math.fround(rnd() * 2 - 1));
   const ea = scaleExponents(A, n, n, true), eb = scaleExponents(B, n, n, false);
   const cut = (slices: number) => ({ a: cutDigits(A, n, n, ea, true, slices), b: cutDigits(B, n, n, eb, false, slices) });
-  const digits = { 1: cut(1), 3: cut(3) };
+  // only the slice counts the variants use (cutting 4096² in JavaScript takes seconds)
+  const empty = { a: new Int8Array(0), b: new Int8Array(0) };
+  const digits = { 1: variants.some((v) => v.slices === 1) ? cut(1) : empty, 3: variants.some((v) => v.slices === 3) ? cut(3) : empty };
   const transposed = (x: Int8Array) => {
     const t = new Int8Array(x.length);
     for (let s = 0; s < x.length / (n * n); s++) for (let k = 0; k < n; k++) for (let j = 0; j < n; j++) t[s * n * n + j * n + k] = x[s * n * n + k * n + j];
@@ -258,31 +309,6 @@ async function main() {
   });
   const scale = Math.max(...ref.map((r) => Math.abs(r.f64)));
   const f32Err = Math.max(...ref.map((r) => Math.abs(r.f32 - r.f64)));
-
-  const shapes: Omit<Variant, 'b'>[] = [
-    { what: 'int8 gemm', slices: 1, layout: 'direct', tile: [2, 2] },
-    { what: 'int8 gemm', slices: 1, layout: 'direct', tile: [4, 4] },
-    { what: 'int8 gemm', slices: 1, layout: 'staged', tile: [2, 2] },
-    { what: 'int8 gemm', slices: 1, layout: 'staged', tile: [4, 4] },
-    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'direct', tile: [2, 2] },
-    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'direct', tile: [2, 4] },
-    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 2] },
-    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4] },
-  ];
-  const variants: Variant[] = [
-    ...(['col', 'row'] as const).flatMap((b) => shapes.map((v) => ({ ...v, b }))),
-    // more subgroups per workgroup, padded rows, register prefetch (B column-major; run 38
-    // also tried panels 64 and 128 bytes deep: slower in every variant)
-    { what: 'int8 gemm', slices: 1, layout: 'staged', tile: [4, 4], b: 'col', pad: 16, prefetch: true },
-    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', sgRows: 4 },
-    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', sgRows: 4, pad: 16 },
-    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', sgRows: 4, prefetch: true },
-    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', sgRows: 4, pad: 16, prefetch: true },
-    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4], b: 'col', pad: 16, prefetch: true },
-    { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [4, 2], b: 'col', sgRows: 2, pad: 16, prefetch: true },
-    { what: 'mma only', slices: 1, layout: 'direct', tile: [2, 2], b: 'row' },
-    { what: 'mma only', slices: 3, layout: 'direct', tile: [2, 2], b: 'row' },
-  ];
 
   const mk = (data: Int8Array, usage: number) => {
     const buf = device.createBuffer({ size: data.byteLength, usage: usage | GPUBufferUsage.COPY_DST });
@@ -340,13 +366,20 @@ async function main() {
     } catch (e) {
       row.error = (e as Error).message;
     }
-    console.log(JSON.stringify(row));
-    (result.runs as unknown[]).push(row);
+    log(JSON.stringify(row));
+    result.runs.push(row);
   }
+  device.destroy();
+  return result;
+}
+
+async function main() {
+  const n = Number(arg('n', '4096'));
+  const result = await measureTensorCores({ n, variants: ALL_VARIANTS });
   save(result);
 }
 
-function save(result: Record<string, unknown>) {
+function save(result: TensorCoresResult) {
   if (!outDir) return;
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'tensor-cores.json'), JSON.stringify(result, null, 2));
@@ -358,4 +391,28 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     console.error(e);
     process.exit(1);
   });
+}
+
+/** What the GPU benchmark's ceilings report of the tensor cores (see bench/gpu.ts). */
+export interface TensorCeiling {
+  n: number;
+  configs: string;
+  skipped?: string;
+  /** the best float32-on-int8 kernel (CEILING_VARIANTS[0]) */
+  float32Equivalent?: { ms: number; tflops: number; worstAbsErr: number; f32LoopWorstAbsErr: number };
+  /** MMAs alone, 3 slices: the bound on any kernel built on this lowering */
+  mmaOnlyTflops?: number;
+  error?: string;
+}
+
+export async function measureTensorCeiling(n: number): Promise<TensorCeiling> {
+  const r = await measureTensorCores({ n, variants: CEILING_VARIANTS, log: () => undefined });
+  const out: TensorCeiling = { n, configs: r.subgroupMatrixConfigs.map((c) => `${c.componentType}->${c.resultComponentType} ${c.M}x${c.N}x${c.K}`).join(', ') || 'none' };
+  if (r.skipped) return { ...out, skipped: r.skipped };
+  const [best, mma] = r.runs;
+  const err = r.runs.find((x) => typeof x.error === 'string')?.error as string | undefined;
+  if (err) return { ...out, error: err };
+  out.float32Equivalent = { ms: best.ms as number, tflops: best.f32EquivalentTflops as number, worstAbsErr: best.worstAbsErrVsF64 as number, f32LoopWorstAbsErr: best.f32LoopWorstAbsErr as number };
+  out.mmaOnlyTflops = mma.f32EquivalentTflops as number;
+  return out;
 }
