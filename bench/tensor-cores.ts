@@ -19,12 +19,10 @@
  * Each kernel runs 300 ms back to back before it is timed: without that, the first figures of
  * a process read up to 5x slow while the clocks ramp.
  *
- *   npx tsx bench/tensor-cores.ts [--n 4096] [--out DIR]
+ *   npx tsx bench/tensor-cores-run.ts [--n 4096] [--out DIR]   (every variant; this module has no
+ *   entry point of its own, so that bench/gpu.ts can import it into one bundle)
  * On an adapter without the feature (lavapipe) it prints the feature list and stops.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { cutDigits, digitPairs, joinLevels, scaleExponents } from './int8-slices.js';
 import { timeDispatch } from './dispatch-timer.js';
 import { median } from './timer.js';
@@ -48,11 +46,6 @@ export interface Variant {
   prefetch?: boolean;
 }
 
-const arg = (name: string, def: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : def;
-};
-const outDir = arg('out', '');
 
 /**
  * WGSL for C_level = sum over kept digit pairs of A_s B_t (int8 in, int32 out). Every matrix is
@@ -371,26 +364,6 @@ export async function measureTensorCores(opts: { n: number; variants: Variant[];
   }
   device.destroy();
   return result;
-}
-
-async function main() {
-  const n = Number(arg('n', '4096'));
-  const result = await measureTensorCores({ n, variants: ALL_VARIANTS });
-  save(result);
-}
-
-function save(result: TensorCoresResult) {
-  if (!outDir) return;
-  mkdirSync(outDir, { recursive: true });
-  writeFileSync(join(outDir, 'tensor-cores.json'), JSON.stringify(result, null, 2));
-}
-
-// run when this file is the entry point (not when a test or script imports the WGSL generator)
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((e) => {
-    console.error(e);
-    process.exit(1);
-  });
 }
 
 /** What the GPU benchmark's ceilings report of the tensor cores (see bench/gpu.ts). */
