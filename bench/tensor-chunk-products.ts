@@ -13,7 +13,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { timeDispatch } from './dispatch-timer.js';
+import { timeDispatch, unsafeApisAdapter } from './probe-device.js';
 import { median } from './timer.js';
 
 const arg = (name: string, def: string) => {
@@ -218,14 +218,7 @@ function storeLevel(l: number): string {
 }
 
 async function main() {
-  process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  const mod = (await import('webgpu')) as unknown as { create: (o: string[]) => GPU; globals: Record<string, unknown> };
-  Object.assign(globalThis, mod.globals);
-  const toggles = ['allow_unsafe_apis', ...(process.env.MOMLAB_DAWN_ENABLE ?? '').split(',').filter(Boolean)];
-  const gpu = mod.create(['disable-dawn-features=timestamp_quantization', `enable-dawn-features=${toggles.join(',')}`]);
-  (globalThis as { __momlabTensorGpu?: GPU }).__momlabTensorGpu = gpu;
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) throw new Error('no WebGPU adapter');
+  const { adapter, toggles } = await unsafeApisAdapter();
   const hasTensor = adapter.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName) && adapter.features.has('subgroups');
   const device = await adapter.requestDevice({
     requiredFeatures: (['chromium-experimental-subgroup-matrix', 'subgroups', 'timestamp-query'] as GPUFeatureName[]).filter((f) => adapter.features.has(f)),

@@ -24,7 +24,7 @@
  * On an adapter without the feature (lavapipe) it prints the feature list and stops.
  */
 import { cutDigits, digitPairs, joinLevels, scaleExponents } from './int8-slices.js';
-import { timeDispatch } from './dispatch-timer.js';
+import { timeDispatch, unsafeApisAdapter } from './probe-device.js';
 import { median } from './timer.js';
 
 export type Config = { componentType: string; resultComponentType: string; M: number; N: number; K: number };
@@ -237,16 +237,7 @@ export interface TensorCoresResult {
 export async function measureTensorCores(opts: { n: number; variants: Variant[]; log?: (line: string) => void }): Promise<TensorCoresResult> {
   const { n, variants } = opts;
   const log = opts.log ?? ((line: string) => console.log(line));
-  process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  const mod = (await import('webgpu')) as unknown as { create: (o: string[]) => GPU; globals: Record<string, unknown> };
-  Object.assign(globalThis, mod.globals);
-  // allow_unsafe_apis: the subgroup matrix feature is experimental. MOMLAB_DAWN_ENABLE adds
-  // toggles (comma-separated), as in gpu/device.ts. Keep the instance alive.
-  const toggles = ['allow_unsafe_apis', ...(process.env.MOMLAB_DAWN_ENABLE ?? '').split(',').filter(Boolean)];
-  const gpu = mod.create(['disable-dawn-features=timestamp_quantization', `enable-dawn-features=${toggles.join(',')}`]);
-  (globalThis as { __momlabTensorGpu?: GPU }).__momlabTensorGpu = gpu;
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) throw new Error('no WebGPU adapter');
+  const { adapter, toggles } = await unsafeApisAdapter();
   const info = adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: Config[] };
   const configs = (info.subgroupMatrixConfigs ?? []).map((c) => ({ componentType: c.componentType, resultComponentType: c.resultComponentType, M: c.M, N: c.N, K: c.K }));
   const result: TensorCoresResult = {

@@ -1,8 +1,29 @@
 /**
- * Device time of one dispatch for the tensor-core probes (bench/tensor-cores.ts,
- * bench/tensor-chunk-products.ts), which make their own device (an experimental feature and
- * toggles) rather than momlab's GpuContext: 300 ms of back-to-back submits first (the clocks),
- * then 15 timed submits, each bracketed by the pass's own timestamps.
+ * The adapter and the dispatch timer of the tensor-core probes (bench/tensor-cores.ts,
+ * bench/tensor-chunk-products.ts). They make a device of their own rather than momlab's
+ * GpuContext: the subgroup matrix feature is experimental and needs Dawn's allow_unsafe_apis.
+ */
+
+/**
+ * An adapter from a Dawn instance with allow_unsafe_apis (and MOMLAB_DAWN_ENABLE's toggles,
+ * comma-separated, as in gpu/device.ts). The instance is kept alive on globalThis: if it is
+ * garbage-collected, the next mapAsync crashes the process.
+ */
+export async function unsafeApisAdapter(): Promise<{ adapter: GPUAdapter; toggles: string[] }> {
+  process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  const mod = (await import('webgpu')) as unknown as { create: (o: string[]) => GPU; globals: Record<string, unknown> };
+  Object.assign(globalThis, mod.globals);
+  const toggles = ['allow_unsafe_apis', ...(process.env.MOMLAB_DAWN_ENABLE ?? '').split(',').filter(Boolean)];
+  const gpu = mod.create(['disable-dawn-features=timestamp_quantization', `enable-dawn-features=${toggles.join(',')}`]);
+  (globalThis as { __momlabProbeGpus?: GPU[] }).__momlabProbeGpus = [...((globalThis as { __momlabProbeGpus?: GPU[] }).__momlabProbeGpus ?? []), gpu];
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new Error('no WebGPU adapter');
+  return { adapter, toggles };
+}
+
+/**
+ * Device time of one dispatch: 300 ms of back-to-back submits first (the clocks), then 15 timed
+ * submits, each bracketed by the pass's own timestamps.
  */
 export async function timeDispatch(device: GPUDevice, pipe: GPUComputePipeline, bg: GPUBindGroup, groups: [number, number]): Promise<number[]> {
   const qs = device.createQuerySet({ type: 'timestamp', count: 2 });
