@@ -46,7 +46,6 @@ export interface Variant {
   prefetch?: boolean;
 }
 
-
 /**
  * WGSL for C_level = sum over kept digit pairs of A_s B_t (int8 in, int32 out). Every matrix is
  * a named value (fully unrolled) so that the compiler keeps it in registers.
@@ -196,7 +195,7 @@ const SHAPES: Omit<Variant, 'b'>[] = [
   { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 2] },
   { what: 'f32 on int8 (3 slices)', slices: 3, layout: 'staged', tile: [2, 4] },
 ];
-/** Every variant the tool times (rounds 10, runs 37-39). */
+/** Every variant the tool times (round 10, runs 37-39; run 38 also timed `bk` 64 / 128, slower). */
 export const ALL_VARIANTS: Variant[] = [
   ...(['col', 'row'] as const).flatMap((b) => SHAPES.map((v) => ({ ...v, b }))),
   // more subgroups per workgroup, padded rows, register prefetch (B column-major; run 38
