@@ -1,24 +1,18 @@
 /**
  * How exact is float32 emulated on int8 digits at the chunk's size (64 x 64 by 64 x 128)? The
  * digit arithmetic of bench/int8-slices.ts in exact integers on the CPU, so it is what a tensor
- * kernel would compute, for 3 and 4 slices, against float64 and against a float32 loop, over 16
- * chunks drawn like bench/tensor-chunk-products.ts's. Worst |error| / max |W| per chunk.
+ * kernel would compute, for 3 and 4 slices, against float64 and against a float32 loop, over the first
+ * 16 chunks of bench/chunk-product-inputs.ts (those bench/tensor-chunk-products.ts draws first). Worst |error| / max |W| per chunk.
  *   npx tsx bench/int8-slices-accuracy.ts
  */
+import { CHUNK as C, chunkProductInputs, KEY_DIM as D } from './chunk-product-inputs.js';
 import { cutDigits, digitPairs, joinLevels, scaleExponents } from './int8-slices.js';
 
-const C = 64, D = 128;
-let seed = 7;
-const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+const { A: allA, X: allX } = chunkProductInputs(16);
 const worst: Record<string, number> = {};
 const update = (name: string, v: number) => (worst[name] = Math.max(worst[name] ?? 0, v));
 for (let c = 0; c < 16; c++) {
-  const A = new Float32Array(C * C), X = new Float32Array(C * D);
-  for (let i = 0; i < C; i++) for (let k = 0; k <= i; k++) A[i * C + k] = i === k ? 1 : Math.fround((rnd() * 2 - 1) * 0.5 * Math.exp(-(i - k) / 16));
-  for (let k = 0; k < C; k++) {
-    const scale = ((0.05 + 0.9 * rnd()) * Math.exp(-0.2 * rnd() * (k + 1))) / Math.sqrt(D);
-    for (let j = 0; j < D; j++) X[k * D + j] = Math.fround((rnd() * 2 - 1) * Math.sqrt(3) * scale);
-  }
+  const A = allA.subarray(c * C * C, (c + 1) * C * C), X = allX.subarray(c * C * D, (c + 1) * C * D);
   const ref = new Float64Array(C * D), f32 = new Float64Array(C * D);
   let den = 0;
   for (let i = 0; i < C; i++) for (let j = 0; j < D; j++) {
