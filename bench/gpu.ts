@@ -88,6 +88,8 @@ export interface ForwardRow {
   /** the per-memory kernel alone; for the chunked path also its dispatches alone */
   ruleMs: number;
   prepareMs?: number;
+  /** the split W / U kernel (from round 11; absent before) */
+  wuMs?: number;
   scanMs?: number;
   /** router, gather and mix kernel by kernel, ms (each route-and-gather figure is a difference of timed prefixes) */
   frontMs?: Record<string, number>;
@@ -210,6 +212,7 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
         const part = (passes: ChunkPasses) => timer.settledMedian((enc) => chunkEncoder(ctx, enc, pb.dims, pb.buffers, CHUNK, passes), repeats, 1);
         row.ruleMs = (await part('both')).ms;
         row.prepareMs = (await part('prepare')).ms;
+        row.wuMs = (await part('wu')).ms;
         row.scanMs = (await part('scan')).ms;
         row.outputMs = (await part('output')).ms;
         row.variants = {};
@@ -219,6 +222,7 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
           return timer.settledMedian((enc) => encode(ctx, enc, pb.dims, pb.buffers, CHUNK, passes), repeats, 1).then((r) => (row.variants![name] = r.ms));
         };
         // (round 7-8's prepare and scan variants and the cuts were timed in runs 15-30 and are no longer repeated)
+        await variant('prepare with W / U inside (round 10)', { wu: 'fused' }, 'prepare');
         await variant('scan, segment order', { scanOrder: 'segment' }, 'scan');
         await variant('scan, shared first', { scanOrder: 'shared-first' }, 'scan');
         await variant('scan, 8 columns', { scanColumns: 8 }, 'scan');
@@ -277,7 +281,7 @@ export function formatRow(r: ForwardRow): string {
   const target = s.triton ? (r.mode === 'chunk' ? s.triton.chunk : s.triton.recurrent) : undefined;
   const parts =
     r.mode === 'chunk'
-      ? `prepare ${f(r.prepareMs)} + scan ${f(r.scanMs)} + output ${f(r.outputMs)}; ${Object.entries(r.variants ?? {}).map(([k, v]) => `${k} ${f(v)}`).join(', ')}`
+      ? `prepare ${f(r.prepareMs)} + wu ${f(r.wuMs)} + scan ${f(r.scanMs)} + output ${f(r.outputMs)}; ${Object.entries(r.variants ?? {}).map(([k, v]) => `${k} ${f(v)}`).join(', ')}`
       : `recurrent; ${Object.entries(r.variants ?? {}).map(([k, v]) => `${k} ${f(v)}`).join(', ')}`;
   const front = r.frontMs ? ` (${Object.entries(r.frontMs).map(([k, v]) => `${k} ${f(v)}`).join(', ')})` : '';
   return (

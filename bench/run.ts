@@ -31,7 +31,7 @@ if (gpu.ceilings) {
 }
 for (const r of gpu.forward) {
   const s = r.shape;
-  const detail = r.mode === 'chunk' ? `prepare ${r.prepareMs?.toPrecision(3)} + scan ${r.scanMs?.toPrecision(3)} + output ${r.outputMs?.toPrecision(3)}` : 'kernel';
+  const detail = r.mode === 'chunk' ? `prepare ${r.prepareMs?.toPrecision(3)} + wu ${r.wuMs?.toPrecision(3)} + scan ${r.scanMs?.toPrecision(3)} + output ${r.outputMs?.toPrecision(3)}` : 'kernel';
   rows.push([date, dev, command, `forward ${r.mode}, B ${s.B} T ${s.T} H ${s.H} dk ${s.dk} dv ${s.dv}`, `${r.ms.toPrecision(3)} ms (median of ${r.repeats.length}); rule kernel ${r.ruleMs.toPrecision(3)} ms (${detail})`]);
 }
 if (gpu.decode) {

@@ -91,10 +91,11 @@ fn locate(slot: u32) -> vec3u {
  * TK keys per Gram tile and, for delta rules, WB columns per W / U tile (64 where it fits, as on
  * the H200's 48 KiB; 32 on lavapipe's 32 KiB) plus the 16 x 48 scratch of the blocked inverse.
  */
-function prepareLayout(f: ChunkForm, budget: number) {
+function prepareLayout(f: ChunkForm, budget: number, wuSplit: boolean) {
   const C = MAX_CHUNK;
   const perTk = 4 * C * (f.decay === 'channel' ? 3 : 2);
-  const fixedFor = (wb: number) => 4 * (2 * C + (f.delta ? C * C + C * wb + 16 * 48 : 0));
+  // split W / U: no W / U tile (stg) in prepare
+  const fixedFor = (wb: number) => 4 * (2 * C + (f.delta ? C * C + (wuSplit ? 0 : C * wb) + 16 * 48 : 0));
   // At most 8 keys per tile: the Gram loop costs two workgroup loads per FMA whatever the tile,
   // so wider tiles only save barriers, while unrolling them tripled lavapipe's compile time (gla).
   const wb = f.delta && fitCount(perTk, fixedFor(64), budget, 8) < 8 ? 32 : 64;
@@ -132,10 +133,20 @@ export type PrepareCut = 'gram' | 'inverse';
 /** Which tiles of `prepare` are loaded one tile ahead: none (round 7), the Gram tiles, or also the W / U tiles. */
 export type PreparePrefetch = 'none' | 'gram' | 'all';
 
-export function prepareKernelWgsl(f: ChunkForm, dk: number, tk: number, wb = 32, inverse: ChunkInverse = 'blocked', prefetch: PreparePrefetch = 'all', cut?: PrepareCut): string {
+/**
+ * Where a delta rule's W and U are computed: 'split' (default) — `prepare` writes A = (I + L)^{-1}
+ * and the `wu` kernel multiplies (see splitDeltaTail); 'fused' — inside `prepare` (rounds 4-10).
+ * The round-3 inverse ('rows') always computes them in `prepare`.
+ */
+export type ChunkWu = 'split' | 'fused';
+
+const wuIsSplit = (f: ChunkForm, inverse: ChunkInverse, wu: ChunkWu) => f.delta && wu === 'split' && inverse !== 'rows';
+
+export function prepareKernelWgsl(f: ChunkForm, dk: number, tk: number, wb = 32, inverse: ChunkInverse = 'blocked', prefetch: PreparePrefetch = 'all', cut?: PrepareCut, wu: ChunkWu = 'fused'): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const dl = f.delta;
+  const split = wuIsSplit(f, inverse, wu);
   const CM = MAX_CHUNK;
   const rows = [0, 1, 2, 3];
   return /* wgsl */ `
@@ -145,7 +156,7 @@ const NT: u32 = 256u; // threads: 16 x 16 blocks of 4 x 4 of a CM x CM Gram matr
 const TK: u32 = ${tk}u;
 const CQ4: u32 = ${CM / 4}u; // token quads of a Gram tile row
 ${PARAMS_STRUCT}
-${declareBindings(prepareBindings(f, null))}
+${declareBindings(prepareBindings(f, null, split))}
 // Gram tiles transposed, [key c][token quad]: a thread's four rows (or columns) are one vec4
 var<workgroup> tq: array<vec4<f32>, ${(CM / 4) * tk}>;
 var<workgroup> tk_: array<vec4<f32>, ${(CM / 4) * tk}>;
@@ -156,7 +167,7 @@ ${dl ? `// A = (I + L)^{-1}, row-major [CM][CM], as vec4 so that W / U read four
 var<workgroup> am: array<vec4<f32>, ${(CM * CM) / 4}>;
 fn amAt(i: u32) -> f32 { return am[i / 4u][i % 4u]; }
 fn amPut(i: u32, v: f32) { am[i / 4u][i % 4u] = v; }` : ''}
-${dl && inverse !== 'rows' ? `var<workgroup> stg: array<vec${wb / 16}<f32>, ${CM * 16}>; // a W / U input tile [u][column group]
+${dl && inverse !== 'rows' ? `${split ? '' : `var<workgroup> stg: array<vec${wb / 16}<f32>, ${CM * 16}>; // a W / U input tile [u][column group]`}
 var<workgroup> tt: array<f32, ${16 * 48}>; // L_{I,<I} A_{<I,<I} of the blocked inverse` : ''}
 
 ${LOCATE_WGSL}
@@ -167,7 +178,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let H = params.H;
   let DV = params.DV;
   let h = wid.z;
-  ${cut ? touchAll(prepareBindings(f, null)) : ''}
+  ${cut ? touchAll(prepareBindings(f, null, split)) : ''}
   let loc = locate(wid.y * nwg.x + wid.x);
   let n = loc.z;
   if (n == 0u) { return; }
@@ -238,7 +249,7 @@ ${rows
   )
   .join('\n')}
   ${cut === 'gram' ? 'return;' : ''}
-  ${dl ? (inverse === 'rows' ? deltaTail(sc) : blockedDeltaTail(sc, wb, inverse === 'blocked', prefetch === 'all', cut === 'inverse')) : ''}
+  ${dl ? (inverse === 'rows' ? deltaTail(sc) : split ? splitDeltaTail(inverse === 'blocked', cut === 'inverse') : blockedDeltaTail(sc, wb, inverse === 'blocked', prefetch === 'all', cut === 'inverse')) : ''}
 }
 `;
 }
@@ -312,6 +323,29 @@ ${load('i0 + TK')}
     }`;
 }
 
+/** Row blocks I = 1, 2, 3 of the blocked inverse, after its diagonal blocks (blockedDeltaTail). */
+const ROW_BLOCKS_WGSL = /* wgsl */ `  // Row blocks below the first: T = L_{I,<I} (I + A_{<I,<I}), then A_{I,<I} = −(I + A_II) T.
+  for (var bi = 1u; bi < 4u && bi * 16u < n; bi++) {
+    let rb = bi * 16u;
+    let width = rb;
+    for (var e = t; e < 16u * width; e += NT) {
+      let rr = e / width;
+      let c = e % width;
+      var val = amAt((rb + rr) * CM + c);
+      for (var m = c + 1u; m < rb; m++) { val += amAt((rb + rr) * CM + m) * amAt(m * CM + c); }
+      tt[e] = val;
+    }
+    workgroupBarrier();
+    for (var e = t; e < 16u * width; e += NT) {
+      let rr = e / width;
+      let c = e % width;
+      var val = tt[e];
+      for (var j = 0u; j < rr; j++) { val += amAt((rb + rr) * CM + rb + j) * tt[j * width + c]; }
+      amPut((rb + rr) * CM + c, -val);
+    }
+    workgroupBarrier();
+  }`;
+
 /**
  * The UT transform of a delta chunk, A = (I + L)^{-1}, W = A((β e^G) ⊙ K), U = A(β ⊙ V), in
  * blocks (as fla's solve_tril): the four 16 x 16 diagonal blocks of A by forward substitution
@@ -362,27 +396,7 @@ ${rows.map((k) => `      x${k} += amAt((wr + ${k}u) * CM + s) * y;`).join('\n')}
 ${storeRows(col0, width, out)}
     workgroupBarrier();
   }`;
-  const rowBlocks = /* wgsl */ `  // Row blocks below the first: T = L_{I,<I} (I + A_{<I,<I}), then A_{I,<I} = −(I + A_II) T.
-  for (var bi = 1u; bi < 4u && bi * 16u < n; bi++) {
-    let rb = bi * 16u;
-    let width = rb;
-    for (var e = t; e < 16u * width; e += NT) {
-      let rr = e / width;
-      let c = e % width;
-      var val = amAt((rb + rr) * CM + c);
-      for (var m = c + 1u; m < rb; m++) { val += amAt((rb + rr) * CM + m) * amAt(m * CM + c); }
-      tt[e] = val;
-    }
-    workgroupBarrier();
-    for (var e = t; e < 16u * width; e += NT) {
-      let rr = e / width;
-      let c = e % width;
-      var val = tt[e];
-      for (var j = 0u; j < rr; j++) { val += amAt((rb + rr) * CM + rb + j) * tt[j * width + c]; }
-      amPut((rb + rr) * CM + c, -val);
-    }
-    workgroupBarrier();
-  }
+  const rowBlocks = `${ROW_BLOCKS_WGSL}
 ${cutAfterInverse ? '  if (t < CM) { W_out[((p0 + min(t, n - 1u)) * H + h) * DK] = amAt(t * CM + t / 2u); }\n  return;' : ''}`;
   const wRhs = (u: string, c: string) => `k_in[((p0 + ${u}) * H + h) * DK + ${c}] * bs[${u}]${sc ? ` * exp(gs[${u}])` : ''}`;
   const wOut = (u: string, c: string) => `W_out[((p0 + ${u}) * H + h) * DK + ${c}]`;
@@ -453,6 +467,25 @@ ${load('DV', '0u', uRhs)}
 ${tile('DV', 'j0', `    if (j0 + ${wb}u < DV) {
 ${load('DV', `j0 + ${wb}u`, uRhs)}
     }`, uOut)}`;
+}
+
+/**
+ * The split UT transform (`ChunkWu` 'split', the default): `prepare` inverts I + L in blocks as
+ * above and writes A's strictly lower part to storage ([P,H,C] like Aqk); the `wu` kernel then
+ * computes W and U over all (chunk, head, 64-column block) at once, as `output` does O. Inside
+ * `prepare` the W / U rows of a triangle are uneven work (the warps holding the last rows do 15 quad
+ * steps, the first one), and its tiles hold 16 KiB of workgroup memory through the whole kernel.
+ */
+function splitDeltaTail(columns: boolean, cutAfterInverse: boolean): string {
+  return /* wgsl */ `
+  workgroupBarrier();
+${columns ? diagonalByColumns : diagonalBySteps}${ROW_BLOCKS_WGSL}
+  ${cutAfterInverse ? 'return;' : ''}
+  for (var e = t; e < CM * CM; e += NT) {
+    let r = e / CM;
+    let s = e % CM;
+    if (r < n && s < r) { Ainv_out[((p0 + r) * H + h) * C + s] = amAt(e); }
+  }`;
 }
 
 /**
@@ -851,6 +884,150 @@ ${rows.map((k) => `  if (r0 + ${k}u < DK) { for (var m = 0u; m < 4u; m++) { let 
 `;
 }
 
+/** An operand of tiledProduct: its element at (row, column) as WGSL, and when that element exists (else 0). */
+interface Operand {
+  at: (x: string, y: string) => string;
+  ok: (x: string, y: string) => string;
+}
+
+const KT = 16; // tiledProduct's inner-dimension slice
+/** tiledProduct's workgroup memory: the left slice [kk][token quad] and the right one [kk][column quad] */
+const TILED_PRODUCT_WORKGROUP = `const KT: u32 = ${KT}u;
+var<workgroup> as_: array<vec4<f32>, ${KT * (MAX_CHUNK / 4)}>;
+var<workgroup> bs_: array<vec4<f32>, ${KT * 16}>;`;
+const SLICE_JS = [0, 1, 2, 3]; // CM x KT = KT x 64 = 1024 elements of a slice, 4 per thread
+/** tiledProduct's registers: the accumulators (row r0 + k, four columns) and the next slice's elements */
+const TILED_PRODUCT_REGISTERS = [0, 1, 2, 3].map((k) => `  var acc${k} = vec4<f32>(0.0);`).join('\n') + '\n' + SLICE_JS.map((j) => `  var na${j} = 0.0; var nb${j} = 0.0;`).join('\n');
+
+/**
+ * One tiled product of `output` and `wu` (256 threads, CM x 64 outputs, thread (t / 16, t % 16) the
+ * 4 x 4 block at rows r0.., columns c0 + 4 (t % 16)..): acc_k += Σ_i a(r0 + k, i) b(i, c) over
+ * i = k0 = 0, KT, .. < bound, each slice staged in workgroup memory as vec4 (rows of `a` as token
+ * quads, as the Gram tiles of `prepare`) and the next one loaded into registers while this one is
+ * multiplied. `c0` is the workgroup's first column.
+ */
+function tiledProduct(k0: string, bound: string, a: Operand, b: Operand, c0: string): string {
+  const load = (i0: string) =>
+    SLICE_JS.map(
+      (j) => `      {
+        let e = t + ${j}u * NT;
+        let u = e / KT;
+        let i = ${i0} + e % KT;
+        na${j} = 0.0;
+        if (${a.ok('u', 'i')}) { na${j} = ${a.at('u', 'i')}; }
+        let ib = ${i0} + e / 64u;
+        let c = ${c0} + e % 64u;
+        nb${j} = 0.0;
+        if (${b.ok('ib', 'c')}) { nb${j} = ${b.at('ib', 'c')}; }
+      }`,
+    ).join('\n');
+  const stage = SLICE_JS.map(
+    (j) => `      {
+        let e = t + ${j}u * NT;
+        let u = e / KT;
+        as_[(e % KT) * CQ4 + u / 4u][u % 4u] = na${j};
+        bs_[(e / 64u) * 16u + (e % 64u) / 4u][e % 4u] = nb${j};
+      }`,
+  ).join('\n');
+  return `
+    {
+${load('0u')}
+    }
+    for (var ${k0} = 0u; ${k0} < ${bound}; ${k0} += KT) {
+${stage}
+      workgroupBarrier();
+      if (${k0} + KT < ${bound}) {
+${load(`${k0} + KT`)}
+      }
+      for (var kk = 0u; kk < KT; kk++) {
+        let a = as_[kk * CQ4 + t / 16u];
+        let b = bs_[kk * 16u + t % 16u];
+${[0, 1, 2, 3].map((k) => `        acc${k} += a[${k}] * b;`).join('\n')}
+      }
+      workgroupBarrier();
+    }`;
+}
+
+/**
+ * The `wu` kernel of the split UT transform (`ChunkWu` 'split'): over all (chunk, head, block of 64
+ * columns of [W | U]) at once,
+ *     W = Y + A Y with Y = (β e^G) ⊙ K,     U = Y + A Y with Y = β ⊙ V
+ * (A strictly lower from `prepare`, the unit diagonal added as Y itself), one tiled product each, as
+ * `output`. The first ceil(dk / 64) blocks of a head are W's, the rest U's.
+ */
+export function wuKernelWgsl(f: ChunkForm, dk: number): string {
+  const sc = f.decay === 'scalar';
+  const rows = [0, 1, 2, 3];
+  return /* wgsl */ `
+const DK: u32 = ${dk}u;
+const CM: u32 = ${MAX_CHUNK}u;
+const CQ4: u32 = ${MAX_CHUNK / 4}u;
+const NT: u32 = 256u;
+${PARAMS_STRUCT}
+${declareBindings(wuBindings(f, null))}
+${TILED_PRODUCT_WORKGROUP}
+var<workgroup> ys: array<f32, ${MAX_CHUNK}>;
+${LOCATE_WGSL}
+
+// Y(i, c): the row's input times its scale ys (β, and e^G for W); isW is uniform per workgroup
+fn yAt(isW: bool, p0: u32, h: u32, i: u32, c: u32) -> f32 {
+  let H = params.H;
+  let DV = params.DV;
+  if (isW) { return k_in[((p0 + i) * H + h) * DK + c] * ys[i]; }
+  return v_in[((p0 + i) * H + h) * DV + c] * ys[i];
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
+  let C = params.C;
+  let H = params.H;
+  let DV = params.DV;
+  let NBK = (DK + 63u) / 64u;
+  let NB = NBK + (DV + 63u) / 64u;
+  let h = wid.z / NB;
+  let isW = wid.z % NB < NBK;
+  let cb = select(wid.z % NB - NBK, wid.z % NB, isW);
+  let width = select(DV, DK, isW);
+  let slot = wid.y * nwg.x + wid.x;
+  let loc = locate(slot);
+  let n = loc.z;
+  if (n == 0u) { return; }
+  let p0 = loc.y;
+  let r0 = (t / 16u) * 4u;
+  let col0 = cb * 64u + (t % 16u) * 4u;
+  if (t < CM) {
+    let pt = (p0 + min(t, n - 1u)) * H + h;
+    ys[t] = select(0.0, beta_in[pt]${sc ? ' * select(1.0, exp(G_in[pt]), isW)' : ''}, t < n);
+  }
+  workgroupBarrier();
+${TILED_PRODUCT_REGISTERS}
+  // A Y over the chunk's tokens (s < r)
+${tiledProduct(
+  's0',
+  'n',
+  { at: (u, i) => `Ainv_in[((p0 + ${u}) * H + h) * C + ${i}]`, ok: (u, i) => `${u} < n && ${i} < ${u}` },
+  { at: (i, c) => `yAt(isW, p0, h, ${i}, ${c})`, ok: (i, c) => `${i} < n && ${c} < width` },
+  'cb * 64u',
+)}
+  // + Y, then W or U
+${rows
+  .map(
+    (k) => `  if (r0 + ${k}u < n) {
+    let r = r0 + ${k}u;
+    for (var m = 0u; m < 4u; m++) {
+      let c = col0 + m;
+      if (c < width) {
+        let x = acc${k}[m] + yAt(isW, p0, h, r, c);
+        if (isW) { W_out[((p0 + r) * H + h) * DK + c] = x; } else { U_out[((p0 + r) * H + h) * DV + c] = x; }
+      }
+    }
+  }`,
+  )
+  .join('\n')}
+}
+`;
+}
+
 /**
  * The `output` kernel of the split form (fla's chunk_fwd_o): with the scan writing V' and the state
  * at every chunk start h_c, each chunk's output is independent of the others,
@@ -866,63 +1043,14 @@ export function outputKernelWgsl(f: ChunkForm, dk: number): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const rows = [0, 1, 2, 3];
-  const js = [0, 1, 2, 3]; // CM x KT = KT x 64 = 1024 elements of a slice, 4 per thread
-  // this thread's four elements of the left (a) and right (b) slices
-  const loadSlices = (a: (u: string, i: string) => string, aOk: (u: string, i: string) => string, b: (i: string, c: string) => string, bOk: (i: string, c: string) => string, k0: string) =>
-    js
-      .map(
-        (j) => `      {
-        let e = t + ${j}u * NT;
-        let u = e / KT;
-        let i = ${k0} + e % KT;
-        na${j} = 0.0;
-        if (${aOk('u', 'i')}) { na${j} = ${a('u', 'i')}; }
-        let ib = ${k0} + e / 64u;
-        let c = cb * 64u + e % 64u;
-        nb${j} = 0.0;
-        if (${bOk('ib', 'c')}) { nb${j} = ${b('ib', 'c')}; }
-      }`,
-      )
-      .join('\n');
-  const stage = js
-    .map(
-      (j) => `      {
-        let e = t + ${j}u * NT;
-        let u = e / KT;
-        as_[(e % KT) * CQ4 + u / 4u][u % 4u] = na${j};
-        bs_[(e / 64u) * 16u + (e % 64u) / 4u][e % 4u] = nb${j};
-      }`,
-    )
-    .join('\n');
-  const fmas = `      for (var kk = 0u; kk < KT; kk++) {
-        let a = as_[kk * CQ4 + t / 16u];
-        let b = bs_[kk * 16u + t % 16u];
-${rows.map((k) => `        acc${k} += a[${k}] * b;`).join('\n')}
-      }`;
-  // one product: slices k0 = 0, KT, .. < bound, each loaded one slice ahead
-  const product = (k0: string, bound: string, a: Parameters<typeof loadSlices>[0], aOk: Parameters<typeof loadSlices>[1], b: Parameters<typeof loadSlices>[2], bOk: Parameters<typeof loadSlices>[3]) => `
-    {
-${loadSlices(a, aOk, b, bOk, '0u')}
-    }
-    for (var ${k0} = 0u; ${k0} < ${bound}; ${k0} += KT) {
-${stage}
-      workgroupBarrier();
-      if (${k0} + KT < ${bound}) {
-${loadSlices(a, aOk, b, bOk, `${k0} + KT`)}
-      }
-${fmas}
-      workgroupBarrier();
-    }`;
   return /* wgsl */ `
 const DK: u32 = ${dk}u;
 const CM: u32 = ${MAX_CHUNK}u;
 const CQ4: u32 = ${MAX_CHUNK / 4}u;
 const NT: u32 = 256u;
-const KT: u32 = 16u; // inner-dimension slice
 ${PARAMS_STRUCT}
 ${declareBindings(outputBindings(f, null))}
-var<workgroup> as_: array<vec4<f32>, ${16 * (MAX_CHUNK / 4)}>; // left slice [kk][token quad]
-var<workgroup> bs_: array<vec4<f32>, ${16 * 16}>; // right slice [kk][column quad]
+${TILED_PRODUCT_WORKGROUP}
 ${sc ? `var<workgroup> gsh: array<f32, ${MAX_CHUNK}>;` : ''}
 ${LOCATE_WGSL}
 
@@ -943,26 +1071,23 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let r0 = (t / 16u) * 4u;
   let col0 = cb * 64u + (t % 16u) * 4u;
   ${sc ? 'if (t < CM) { gsh[t] = select(0.0, G_in[(p0 + min(t, n - 1u)) * H + h], t < n); }' : ''}
-${rows.map((k) => `  var acc${k} = vec4<f32>(0.0);`).join('\n')}
-${js.map((j) => `  var na${j} = 0.0; var nb${j} = 0.0;`).join('\n')}
+${TILED_PRODUCT_REGISTERS}
   // (Q ⊙ e^G) h_c over dk
-${product(
+${tiledProduct(
   'i0',
   'DK',
-  (u, i) => `q_in[((p0 + ${u}) * H + h) * DK + ${i}]${ch ? ` * exp(G_in[((p0 + ${u}) * H + h) * DK + ${i}])` : ''}`,
-  (u, i) => `${u} < n && ${i} < DK`,
-  (i, c) => `hc_in[(hb + ${i}) * DV + ${c}]`,
-  (i, c) => `${i} < DK && ${c} < DV`,
+  { at: (u, i) => `q_in[((p0 + ${u}) * H + h) * DK + ${i}]${ch ? ` * exp(G_in[((p0 + ${u}) * H + h) * DK + ${i}])` : ''}`, ok: (u, i) => `${u} < n && ${i} < DK` },
+  { at: (i, c) => `hc_in[(hb + ${i}) * DV + ${c}]`, ok: (i, c) => `${i} < DK && ${c} < DV` },
+  'cb * 64u',
 )}
   ${sc ? rows.map((k) => `acc${k} *= exp(gsh[min(r0 + ${k}u, CM - 1u)]);`).join(' ') : ''}
   // + Aqk V' over the chunk's tokens (s <= r)
-${product(
+${tiledProduct(
   's0',
   'n',
-  (u, i) => `A_in[((p0 + ${u}) * H + h) * C + ${i}]`,
-  (u, i) => `${u} < n && ${i} <= ${u}`,
-  (i, c) => `vn_in[((p0 + ${i}) * H + h) * DV + ${c}]`,
-  (i, c) => `${i} < n && ${c} < DV`,
+  { at: (u, i) => `A_in[((p0 + ${u}) * H + h) * C + ${i}]`, ok: (u, i) => `${u} < n && ${i} <= ${u}` },
+  { at: (i, c) => `vn_in[((p0 + ${i}) * H + h) * DV + ${c}]`, ok: (i, c) => `${i} < n && ${c} < DV` },
+  'cb * 64u',
 )}
 ${rows
   .map(
@@ -1009,24 +1134,48 @@ interface ChunkBuffers {
   state: GPUBuffer;
   o: GPUBuffer;
   params: GPUBuffer;
+  /** split W / U: A = (I + L)^{-1}, strictly lower, [P,H,C] */
+  Ainv?: GPUBuffer;
   /** split output: V' [P,H,dv] (delta rules) and the state at every chunk start [slots,H,dk,dv] */
   Vn?: GPUBuffer;
   Hc?: GPUBuffer;
 }
 
 // Declaration order is the binding order; `b` is null when only the WGSL text is wanted.
-function prepareBindings(f: ChunkForm, b: ChunkBuffers | null): Binding[] {
+function prepareBindings(f: ChunkForm, b: ChunkBuffers | null, wuSplit: boolean): Binding[] {
   const x = (buf: GPUBuffer | undefined) => buf as GPUBuffer;
   const list: Binding[] = [
     { name: 'cu', kind: 'read', type: 'array<u32>', buffer: x(b?.cu) },
     { name: 'q_in', kind: 'read', buffer: x(b?.q) },
     { name: 'k_in', kind: 'read', buffer: x(b?.k) },
   ];
-  if (f.delta) list.push({ name: 'v_in', kind: 'read', buffer: x(b?.v) }, { name: 'beta_in', kind: 'read', buffer: x(b?.beta) });
+  // split W / U: v is read by the wu kernel only
+  if (f.delta && !wuSplit) list.push({ name: 'v_in', kind: 'read', buffer: x(b?.v) });
+  if (f.delta) list.push({ name: 'beta_in', kind: 'read', buffer: x(b?.beta) });
   if (f.decay !== 'none') list.push({ name: 'g_in', kind: 'read', buffer: x(b?.g) }, { name: 'G_out', kind: 'read_write', buffer: x(b?.G) });
   list.push({ name: 'A_out', kind: 'read_write', buffer: x(b?.A) });
-  if (f.delta) list.push({ name: 'W_out', kind: 'read_write', buffer: x(b?.W) }, { name: 'U_out', kind: 'read_write', buffer: x(b?.U) });
+  if (wuSplit) list.push({ name: 'Ainv_out', kind: 'read_write', buffer: x(b?.Ainv) });
+  else if (f.delta) list.push({ name: 'W_out', kind: 'read_write', buffer: x(b?.W) }, { name: 'U_out', kind: 'read_write', buffer: x(b?.U) });
   list.push({ name: 'params', kind: 'uniform', type: 'Params', buffer: x(b?.params) });
+  return list;
+}
+
+// The wu kernel's bindings (split W / U, delta rules).
+function wuBindings(f: ChunkForm, b: ChunkBuffers | null): Binding[] {
+  const x = (buf: GPUBuffer | undefined) => buf as GPUBuffer;
+  const list: Binding[] = [
+    { name: 'cu', kind: 'read', type: 'array<u32>', buffer: x(b?.cu) },
+    { name: 'k_in', kind: 'read', buffer: x(b?.k) },
+    { name: 'v_in', kind: 'read', buffer: x(b?.v) },
+    { name: 'beta_in', kind: 'read', buffer: x(b?.beta) },
+  ];
+  if (f.decay === 'scalar') list.push({ name: 'G_in', kind: 'read', buffer: x(b?.G) });
+  list.push(
+    { name: 'Ainv_in', kind: 'read', buffer: x(b?.Ainv) },
+    { name: 'W_out', kind: 'read_write', buffer: x(b?.W) },
+    { name: 'U_out', kind: 'read_write', buffer: x(b?.U) },
+    { name: 'params', kind: 'uniform', type: 'Params', buffer: x(b?.params) },
+  );
   return list;
 }
 
@@ -1064,7 +1213,7 @@ function scanBindings(f: ChunkForm, b: ChunkBuffers | null, v4: boolean, io4: bo
 export type ScanLoads = 'scalar' | 'vec4-keys' | 'vec4';
 
 /** Which dispatches to record: all (a forward: 'both' for history's sake), or one of them (the benchmark times each). */
-export type ChunkPasses = 'both' | 'prepare' | 'scan' | 'output';
+export type ChunkPasses = 'both' | 'prepare' | 'wu' | 'scan' | 'output';
 
 export interface ChunkOptions {
   /** the scan's workgroup order when the dispatch has shared segments (default 'shared-first' below LONG_CHAINS tokens per segment; scanKernelWgsl's `ordered`) */
@@ -1074,6 +1223,8 @@ export interface ChunkOptions {
    * fewer columns give more workgroups (and fewer threads each) on the same chain of chunks
    */
   scanColumns?: number;
+  /** where W / U are computed (default 'split': the `wu` kernel; 'fused': inside `prepare`, rounds 4-10) */
+  wu?: ChunkWu;
   /** how `prepare` inverts I + L (default 'blocked'; 'rows' is the round-3 kernel, for the benchmark) */
   inverse?: ChunkInverse;
   /** how `scan` reads and writes (default 'vec4'; 'vec4-keys' and 'scalar' are the round-5 and round-3 kernels, for the benchmark) */
@@ -1117,6 +1268,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
   const scanLoads = options.scanLoads ?? 'vec4';
   const prefetch = options.prefetch ?? 'all';
   const wantSplit = (options.output ?? 'split') === 'split';
+  const wuSplit = wuIsSplit(spec.form, inverse, options.wu ?? 'split');
   if (fixedColumns !== undefined && (!Number.isInteger(fixedColumns / 4) || fixedColumns < 4)) {
     throw new GpuError(`rule '${spec.name}': scanColumns must be a positive multiple of 4, got ${fixedColumns}`);
   }
@@ -1130,7 +1282,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
   const iv = index('v');
   const ig = form.decay !== 'none' ? index('g') : -1;
   const ib = form.delta ? index('beta') : -1;
-  const texts = new Map<string, { prepare: string; scan: string; output: string }>();
+  const texts = new Map<string, { prepare: string; wu: string; scan: string; output: string }>();
 
   return (ctx: GpuContext, enc: GPUCommandEncoder, dims: RuleDims, buffers: RuleBuffers, C: number, passes: ChunkPasses = 'both'): void => {
     checkRuleCall(spec.name, spec.inputs, dims, buffers);
@@ -1155,11 +1307,12 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
     const key = `${dk},${limit},${scanColumns},${dvQuads},${cQuads},${split},${ordered}`;
     let t = texts.get(key);
     if (!t) {
-      const pl = prepareLayout(form, limit);
+      const pl = prepareLayout(form, limit, wuSplit);
       if (pl.tk < 1) checkWorkgroupBytes(ctx, pl.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, sl.bytes, what);
       t = {
-        prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse, prefetch, options.prepareCut),
+        prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse, prefetch, options.prepareCut, wuSplit ? 'split' : 'fused'),
+        wu: wuSplit ? wuKernelWgsl(form, dk) : '',
         scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split, options.scanWide ?? true, ordered),
         output: split ? outputKernelWgsl(form, dk) : '',
       };
@@ -1176,16 +1329,19 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
       A: cachedScratch(ctx, 'chunk-Aqk', P * H * C),
       W: form.delta ? cachedScratch(ctx, 'chunk-W', P * H * dk) : undefined,
       U: form.delta ? cachedScratch(ctx, 'chunk-U', P * H * dv) : undefined,
+      Ainv: wuSplit ? cachedScratch(ctx, 'chunk-Ainv', P * H * C) : undefined,
       state: buffers.state,
       o: buffers.o,
       params: cachedUniform(ctx, [S, C, H, dv, S - sharedCount, blocks]),
       Vn: split && form.delta ? cachedScratch(ctx, 'chunk-Vn', P * H * dv) : undefined,
       Hc: split ? cachedScratch(ctx, 'chunk-Hc', slots * H * dk * dv) : undefined,
     };
-    const pre = prepareBindings(form, b);
+    const pre = prepareBindings(form, b, wuSplit);
+    const wu = wuSplit ? wuBindings(form, b) : [];
     const scan = scanBindings(form, b, scanLoads !== 'scalar' && dk % 4 === 0, scanLoads === 'vec4' && dvQuads, scanLoads === 'vec4' && cQuads, split);
     const out = split ? outputBindings(form, b) : [];
     checkStorageBindings(ctx, pre, what);
+    checkStorageBindings(ctx, wu, what);
     checkStorageBindings(ctx, scan, what);
     checkStorageBindings(ctx, out, what);
 
@@ -1196,6 +1352,10 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
     const folded = ordered ? gridFor(ctx.limits, S * H * blocks, `${what} scan`) : null;
     const grid = folded ? ([folded.x, folded.y, 1] as const) : ([gridDim(ctx, S, what), gridDim(ctx, H, what), gridDim(ctx, blocks, what)] as const);
     if (passes === 'both' || passes === 'prepare') encodePass(ctx, enc, `${spec.name}:chunk-prepare`, ctx.pipeline(`${spec.name}:chunk-prepare`, t.prepare), pre, [gx, gy, gridDim(ctx, H, what)]);
+    if (wuSplit && (passes === 'both' || passes === 'wu')) {
+      const z = gridDim(ctx, H * (Math.ceil(dk / 64) + Math.ceil(dv / 64)), `${what} wu`);
+      encodePass(ctx, enc, `${spec.name}:chunk-wu`, ctx.pipeline(`${spec.name}:chunk-wu`, t.wu), wu, [gx, gy, z]);
+    }
     if (passes === 'both' || passes === 'scan') encodePass(ctx, enc, `${spec.name}:chunk-scan`, ctx.pipeline(`${spec.name}:chunk-scan`, t.scan), scan, grid);
     if (split && (passes === 'both' || passes === 'output')) {
       const z = gridDim(ctx, H * Math.ceil(dv / 64), `${what} output`);
