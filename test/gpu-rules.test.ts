@@ -286,6 +286,50 @@ describe('chunked scan: column blocks and workgroup order', () => {
   });
 });
 
+/**
+ * The UT transform's other forms, kept as benchmark variants (docs/perf.md, round 11): W / U inside
+ * `prepare` (rounds 4-10) and the inverse's diagonal blocks by columns through workgroup memory with
+ * one-entry row blocks (rounds 7-10), against the float64 reference for both delta rules, with
+ * segment ends that leave partial blocks of 16, segments shorter than a chunk, and dk 72 / dv up to
+ * 70 so that W and U span two 64-column blocks of the wu kernel (the default, first case; the
+ * variants at the suite's small dk, which keeps lavapipe's compiles short).
+ */
+describe('chunked UT transform: the benchmark variants', () => {
+  const cases: Array<{ rule: 'delta' | 'gated-delta'; dk?: number; options: ChunkOptions }> = [
+    { rule: 'gated-delta', dk: 72, options: {} },
+    { rule: 'gated-delta', options: { wu: 'fused' } },
+    { rule: 'gated-delta', options: { inverse: 'blocked-columns' } },
+    { rule: 'delta', options: { inverse: 'blocked-columns', wu: 'fused' } },
+    { rule: 'delta', options: { inverse: 'blocked-steps' } },
+  ];
+  it.each(cases.map((c) => [JSON.stringify(c), c] as const))('%s matches the reference', async (_, { rule: name, dk: fixedDk, options }) => {
+    const rule = GPU_RULES[name];
+    const ref = BUILTIN_RULES[name];
+    const encoder = makeChunkEncoder({ name: rule.name, inputs: ref.inputs, form: { decay: name === 'delta' ? 'none' : 'scalar', delta: true } }, options);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...CHUNK_SIZES),
+        fc.array(fc.integer({ min: 0, max: 150 }), { minLength: 1, maxLength: 3 }),
+        fc.constant(fixedDk ?? DK[name]),
+        fc.integer({ min: 1, max: 70 }),
+        fc.integer(),
+        async (C, lens, dk, dv, seed) => {
+          const pb = makeProblem(ref.inputs, lens, 2, dk, dv, seed);
+          const want = runReference(ref, pb);
+          const got = await runGpu(rule, pb, 'chunk', C, false, 0, (enc, dims, b) => encoder(ctx, enc, dims, b, C));
+          const co = compare(want.o, got.o);
+          const cs = compare(want.state, got.state);
+          note(`${name} chunk, UT variants, o`, co.err);
+          note(`${name} chunk, UT variants, state`, cs.err);
+          expect(co.pass(TOL[name].chunk), `o: err ${co.err}, C ${C}, lens ${lens}, dk ${dk}, dv ${dv}`).toBe(true);
+          expect(cs.pass(TOL[name].chunk), `state: err ${cs.err}, C ${C}, lens ${lens}, dk ${dk}, dv ${dv}`).toBe(true);
+        },
+      ),
+      { numRuns: RUNS, interruptAfterTimeLimit: 100_000, verbose: true },
+    );
+  });
+});
+
 describe.each(RULE_NAMES.map((n) => [n]))('gpu rule %s, within the GPU', (name) => {
   const rule = GPU_RULES[name];
   const ref = BUILTIN_RULES[name];

@@ -122,7 +122,7 @@ function scanLayout(dk: number, maxColumns = 32) {
  * (default), in blocks with round 6's diagonal step ('blocked-steps'), or row by row (the round-3
  * kernel); the last two are kept as benchmark variants.
  */
-export type ChunkInverse = 'blocked' | 'blocked-steps' | 'rows';
+export type ChunkInverse = 'blocked' | 'blocked-columns' | 'blocked-steps' | 'rows';
 
 /**
  * Benchmark-only cuts of `prepare` (`cut`) and `scan` (`ScanCut`): the kernel stops after a part
@@ -168,7 +168,7 @@ var<workgroup> am: array<vec4<f32>, ${(CM * CM) / 4}>;
 fn amAt(i: u32) -> f32 { return am[i / 4u][i % 4u]; }
 fn amPut(i: u32, v: f32) { am[i / 4u][i % 4u] = v; }` : ''}
 ${dl && inverse !== 'rows' ? `${split ? '' : `var<workgroup> stg: array<vec${wb / 16}<f32>, ${CM * 16}>; // a W / U input tile [u][column group]`}
-var<workgroup> tt: array<f32, ${16 * 48}>; // L_{I,<I} A_{<I,<I} of the blocked inverse` : ''}
+${inverse === 'blocked' ? `var<workgroup> tt: array<vec4<f32>, ${16 * 12}>;` : `var<workgroup> tt: array<f32, ${16 * 48}>;`} // L_{I,<I} A_{<I,<I} of the blocked inverse` : ''}
 
 ${LOCATE_WGSL}
 // 256 threads: thread t < CM also stands for token t where a per-token job is done (β, G)
@@ -249,7 +249,7 @@ ${rows
   )
   .join('\n')}
   ${cut === 'gram' ? 'return;' : ''}
-  ${dl ? (inverse === 'rows' ? deltaTail(sc) : split ? splitDeltaTail(inverse === 'blocked', cut === 'inverse') : blockedDeltaTail(sc, wb, inverse === 'blocked', prefetch === 'all', cut === 'inverse')) : ''}
+  ${dl ? (inverse === 'rows' ? deltaTail(sc) : split ? splitDeltaTail(inverse, cut === 'inverse') : blockedDeltaTail(sc, wb, inverse, prefetch === 'all', cut === 'inverse')) : ''}
 }
 `;
 }
@@ -323,7 +323,42 @@ ${load('i0 + TK')}
     }`;
 }
 
-/** Row blocks I = 1, 2, 3 of the blocked inverse, after its diagonal blocks (blockedDeltaTail). */
+/** The blocked inverse of I + L in \`am\`: its diagonal blocks, then row blocks I = 1, 2, 3 (see blockedDeltaTail). */
+function blockedInverseWgsl(inverse: ChunkInverse): string {
+  if (inverse === 'blocked') return diagonalInRegisters + ROW_BLOCKS_VEC4_WGSL;
+  return (inverse === 'blocked-steps' ? diagonalBySteps : diagonalByColumns) + ROW_BLOCKS_WGSL;
+}
+
+/**
+ * The row blocks by four columns (the default): thread e computes row rr of block row I at columns
+ * 4cq..4cq+3, one vec4 of a row of A per step, so the longest dot (I = 3) is 47 steps of one scalar
+ * and one vec4 load, where one column per thread took up to three dots of 47 steps of two scalar
+ * loads. 16 x 4I tasks, at most 192 of the 256 threads.
+ */
+const ROW_BLOCKS_VEC4_WGSL = /* wgsl */ `  // Row blocks below the first: T = L_{I,<I} (I + A_{<I,<I}), then A_{I,<I} = −(I + A_II) T.
+  for (var bi = 1u; bi < 4u && bi * 16u < n; bi++) {
+    let rb = bi * 16u;
+    let wq = bi * 4u; // column quads left of the diagonal block
+    let rr = t / wq;
+    let cq = t % wq;
+    let r = rb + rr;
+    let busy = t < 16u * wq;
+    if (busy) {
+      // A_mc = 0 for m <= c (upper part stored as 0): the dot may start at the quad's first column
+      var val = am[r * (CM / 4u) + cq];
+      for (var m = cq * 4u + 1u; m < rb; m++) { val += amAt(r * CM + m) * am[m * (CM / 4u) + cq]; }
+      tt[rr * 12u + cq] = val;
+    }
+    workgroupBarrier();
+    if (busy) {
+      var val = tt[rr * 12u + cq];
+      for (var j = 0u; j < rr; j++) { val += amAt(r * CM + rb + j) * tt[j * 12u + cq]; }
+      am[r * (CM / 4u) + cq] = -val;
+    }
+    workgroupBarrier();
+  }`;
+
+/** Row blocks I = 1, 2, 3 of the blocked inverse, one entry per thread and step (rounds 4-10; 'blocked-columns', 'blocked-steps'). */
 const ROW_BLOCKS_WGSL = /* wgsl */ `  // Row blocks below the first: T = L_{I,<I} (I + A_{<I,<I}), then A_{I,<I} = −(I + A_II) T.
   for (var bi = 1u; bi < 4u && bi * 16u < n; bi++) {
     let rb = bi * 16u;
@@ -357,9 +392,8 @@ const ROW_BLOCKS_WGSL = /* wgsl */ `  // Row blocks below the first: T = L_{I,<I
  * Entries of `am` on and above the diagonal stay 0 (workgroup memory starts zeroed and only
  * s < r is written), so the unit diagonal is implicit and loops may run past it.
  */
-function blockedDeltaTail(sc: boolean, wb: number, columns: boolean, prefetch = true, cutAfterInverse = false): string {
+function blockedDeltaTail(sc: boolean, wb: number, inverse: ChunkInverse, prefetch = true, cutAfterInverse = false): string {
   const cw = wb / 16;
-  const diag = columns ? diagonalByColumns : diagonalBySteps;
   const vt = `vec${cw}<f32>`;
   const rows = [0, 1, 2, 3];
   // This thread's four rows of an X tile to storage (rows < n, columns < width).
@@ -396,7 +430,7 @@ ${rows.map((k) => `      x${k} += amAt((wr + ${k}u) * CM + s) * y;`).join('\n')}
 ${storeRows(col0, width, out)}
     workgroupBarrier();
   }`;
-  const rowBlocks = `${ROW_BLOCKS_WGSL}
+  const rowBlocks = `${blockedInverseWgsl(inverse)}
 ${cutAfterInverse ? '  if (t < CM) { W_out[((p0 + min(t, n - 1u)) * H + h) * DK] = amAt(t * CM + t / 2u); }\n  return;' : ''}`;
   const wRhs = (u: string, c: string) => `k_in[((p0 + ${u}) * H + h) * DK + ${c}] * bs[${u}]${sc ? ` * exp(gs[${u}])` : ''}`;
   const wOut = (u: string, c: string) => `W_out[((p0 + ${u}) * H + h) * DK + ${c}]`;
@@ -405,7 +439,7 @@ ${cutAfterInverse ? '  if (t < CM) { W_out[((p0 + min(t, n - 1u)) * H + h) * DK]
   if (!prefetch) {
     return /* wgsl */ `
   workgroupBarrier();
-${diag}${rowBlocks}
+${rowBlocks}
   // W and U: thread (t / 16, t % 16) owns rows wr..wr+3 and column group wc of each tile
   let wr = (t / 16u) * 4u;
   let wc = t % 16u;
@@ -457,7 +491,7 @@ ${storeRows(col0, width, out)}
 ${js.map((j) => `  var ny${j} = ${vt}(0.0);`).join('\n')}
 ${load('DK', '0u', wRhs)}
   workgroupBarrier();
-${diag}${rowBlocks}
+${rowBlocks}
   // W and U: thread (t / 16, t % 16) owns rows wr..wr+3 and column group wc of each tile
 ${tile('DK', 'i0', `    if (i0 + ${wb}u < DK) {
 ${load('DK', `i0 + ${wb}u`, wRhs)}
@@ -476,10 +510,10 @@ ${load('DV', `j0 + ${wb}u`, uRhs)}
  * `prepare` the W / U rows of a triangle are uneven work (the warps holding the last rows do 15 quad
  * steps, the first one), and its tiles hold 16 KiB of workgroup memory through the whole kernel.
  */
-function splitDeltaTail(columns: boolean, cutAfterInverse: boolean): string {
+function splitDeltaTail(inverse: ChunkInverse, cutAfterInverse: boolean): string {
   return /* wgsl */ `
   workgroupBarrier();
-${columns ? diagonalByColumns : diagonalBySteps}${ROW_BLOCKS_WGSL}
+${blockedInverseWgsl(inverse)}
   ${cutAfterInverse ? 'return;' : ''}
   for (var e = t; e < CM * CM; e += NT) {
     let r = e / CM;
@@ -487,6 +521,41 @@ ${columns ? diagonalByColumns : diagonalBySteps}${ROW_BLOCKS_WGSL}
     if (r < n && s < r) { Ainv_out[((p0 + r) * H + h) * C + s] = amAt(e); }
   }`;
 }
+
+/**
+ * The four 16 x 16 diagonal blocks of A (the default), one thread per (block, column c), the column
+ * in registers a0..a15 with constant indices: starting from e_c, a_r = −Σ_{m<r} L_rm a_m for r > c
+ * gives A_rc = −(L_rc + Σ_{c<m<r} L_rm A_mc). Rows of L are read as vec4 (the same four for the
+ * block's 16 threads, a broadcast); no store feeds a later load, so nothing waits on workgroup
+ * memory but the loads of L. The results replace L below the diagonal after one barrier.
+ */
+const diagonalInRegisters = (() => {
+  const ms = Array.from({ length: 16 }, (_, m) => m);
+  const rowsOfL = ms
+    .slice(1)
+    .map((r) => {
+      const quads = Array.from({ length: Math.ceil(r / 4) }, (_, q) => q);
+      const terms = ms.slice(0, r).map((m) => `l${Math.floor(m / 4)}[${m % 4}] * a${m}`);
+      return `    {
+${quads.map((q) => `      let l${q} = am[(db + ${r}u) * (CM / 4u) + db / 4u + ${q}u];`).join('\n')}
+      a${r} = select(a${r}, -(${terms.join(' + ')}), ${r}u > dc);
+    }`;
+    })
+    .join('\n');
+  return /* wgsl */ `
+  let db = (t / 16u) * 16u;
+  let dc = t % 16u;
+${ms.map((m) => `  var a${m} = select(0.0, 1.0, dc == ${m}u);`).join('\n')}
+  if (t < 64u) {
+${rowsOfL}
+  }
+  workgroupBarrier();
+  if (t < 64u) {
+${ms.slice(1).map((m) => `    if (${m}u > dc) { amPut((db + ${m}u) * CM + db + dc, a${m}); }`).join('\n')}
+  }
+  workgroupBarrier();
+`;
+})();
 
 /**
  * The four 16 x 16 diagonal blocks of A, one thread per (block, column) with no barrier: column c
