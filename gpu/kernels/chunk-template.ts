@@ -93,7 +93,7 @@ fn locate(slot: u32) -> vec3u {
  */
 function prepareLayout(f: ChunkForm, budget: number, wuSplit: boolean) {
   const C = MAX_CHUNK;
-  const perTk = 4 * C * (f.decay === 'channel' ? 3 : 2);
+  const perTk = (4 * C + 16) * (f.decay === 'channel' ? 3 : 2); // padded rows (GS)
   // split W / U: no W / U tile (stg) in prepare
   const fixedFor = (wb: number) => 4 * (2 * C + (f.delta ? C * C + (wuSplit ? 0 : C * wb) + 16 * 48 : 0));
   // At most 8 keys per tile: the Gram loop costs two workgroup loads per FMA whatever the tile,
@@ -155,12 +155,15 @@ const CM: u32 = ${CM}u; // array bound: the largest chunk
 const NT: u32 = 256u; // threads: 16 x 16 blocks of 4 x 4 of a CM x CM Gram matrix
 const TK: u32 = ${tk}u;
 const CQ4: u32 = ${CM / 4}u; // token quads of a Gram tile row
+// a Gram tile row's stride, one vec4 of padding: the staging stores of a warp's 8 keys x 4 tokens
+// then fall on 32 banks, where rows 64 words apart put them on 4 (8-way conflicts)
+const GS: u32 = CQ4 + 1u;
 ${PARAMS_STRUCT}
 ${declareBindings(prepareBindings(f, null, split))}
 // Gram tiles transposed, [key c][token quad]: a thread's four rows (or columns) are one vec4
-var<workgroup> tq: array<vec4<f32>, ${(CM / 4) * tk}>;
-var<workgroup> tk_: array<vec4<f32>, ${(CM / 4) * tk}>;
-${ch ? `var<workgroup> tg: array<vec4<f32>, ${(CM / 4) * tk}>;` : ''}
+var<workgroup> tq: array<vec4<f32>, ${(CM / 4 + 1) * tk}>;
+var<workgroup> tk_: array<vec4<f32>, ${(CM / 4 + 1) * tk}>;
+${ch ? `var<workgroup> tg: array<vec4<f32>, ${(CM / 4 + 1) * tk}>;` : ''}
 var<workgroup> gs: array<f32, ${CM}>;
 var<workgroup> bs: array<f32, ${CM}>;
 ${dl ? `// A = (I + L)^{-1}, row-major [CM][CM], as vec4 so that W / U read four s of a row in one load
@@ -222,10 +225,10 @@ ${prefetch !== 'none' ? gramPrefetched(ch) : gramStaged(ch)}
     // per key c: three vec4 loads for 32 FMAs (the row-major tile took twelve scalar loads, the
     // column ones 16 threads on one bank)
     for (var c = 0u; c < TK; c++) {
-      let ks = tk_[c * CQ4 + t % 16u];
-      let qr = tq[c * CQ4 + t / 16u];
-      ${dl ? 'let kr = tk_[c * CQ4 + t / 16u];' : ''}
-      ${ch ? 'let gsv = tg[c * CQ4 + t % 16u];\n      let gr = tg[c * CQ4 + t / 16u];' : ''}
+      let ks = tk_[c * GS + t % 16u];
+      let qr = tq[c * GS + t / 16u];
+      ${dl ? 'let kr = tk_[c * GS + t / 16u];' : ''}
+      ${ch ? 'let gsv = tg[c * GS + t % 16u];\n      let gr = tg[c * GS + t / 16u];' : ''}
 ${rows
   .map((k) => {
     // min(.., 0): the entries kept (s <= r) have G_r − G_s <= 0; the dropped ones must not overflow
@@ -272,7 +275,7 @@ function gramStaged(ch: boolean): string {
         kv = k_in[x];
         ${ch ? 'gv = G_out[x];' : ''}
       }
-      let ti = (e % TK) * CQ4 + u / 4u;
+      let ti = (e % TK) * GS + u / 4u;
       tq[ti][u % 4u] = qv;
       tk_[ti][u % 4u] = kv;
       ${ch ? 'tg[ti][u % 4u] = gv;' : ''}
@@ -311,7 +314,7 @@ ${js
       let e = t + ${j}u * NT;
       if (e < C * TK) {
         let u = e / TK;
-        let ti = (e % TK) * CQ4 + u / 4u;
+        let ti = (e % TK) * GS + u / 4u;
         tq[ti][u % 4u] = nq${j}; tk_[ti][u % 4u] = nk${j};${ch ? ` tg[ti][u % 4u] = ng${j};` : ''}
       }
     }`,
@@ -962,7 +965,10 @@ interface Operand {
 const KT = 16; // tiledProduct's inner-dimension slice
 /** tiledProduct's workgroup memory: the left slice [kk][token quad] and the right one [kk][column quad] */
 const TILED_PRODUCT_WORKGROUP = `const KT: u32 = ${KT}u;
-var<workgroup> as_: array<vec4<f32>, ${KT * (MAX_CHUNK / 4)}>;
+// the left slice's row stride, one vec4 of padding (see GS in prepare): 16 x 2 staging stores of a
+// warp on 32 banks instead of 2
+const AS: u32 = ${MAX_CHUNK / 4 + 1}u;
+var<workgroup> as_: array<vec4<f32>, ${KT * (MAX_CHUNK / 4 + 1)}>;
 var<workgroup> bs_: array<vec4<f32>, ${KT * 16}>;`;
 const SLICE_JS = [0, 1, 2, 3]; // CM x KT = KT x 64 = 1024 elements of a slice, 4 per thread
 /** tiledProduct's registers: the accumulators (row r0 + k, four columns) and the next slice's elements */
@@ -975,7 +981,10 @@ const TILED_PRODUCT_REGISTERS = [0, 1, 2, 3].map((k) => `  var acc${k} = vec4<f3
  * quads, as the Gram tiles of `prepare`) and the next one loaded into registers while this one is
  * multiplied. `c0` is the workgroup's first column.
  */
-function tiledProduct(k0: string, bound: string, a: Operand, b: Operand, c0: string): string {
+function tiledProduct(k0: string, bound: string, a: Operand, b: Operand, c0: string, lowerTriangle?: 'strict' | 'diagonal'): string {
+  // A triangular left operand (a(r, i) = 0 for i > r, or i >= r): a thread whose four rows end
+  // before the slice skips its FMAs; between the barriers, so nothing waits on it but its warp.
+  const live = lowerTriangle ? `${k0} ${lowerTriangle === 'strict' ? '+ 1u' : ''} <= r0 + 3u` : 'true';
   const load = (i0: string) =>
     SLICE_JS.map(
       (j) => `      {
@@ -994,7 +1003,7 @@ function tiledProduct(k0: string, bound: string, a: Operand, b: Operand, c0: str
     (j) => `      {
         let e = t + ${j}u * NT;
         let u = e / KT;
-        as_[(e % KT) * CQ4 + u / 4u][u % 4u] = na${j};
+        as_[(e % KT) * AS + u / 4u][u % 4u] = na${j};
         bs_[(e / 64u) * 16u + (e % 64u) / 4u][e % 4u] = nb${j};
       }`,
   ).join('\n');
@@ -1008,8 +1017,8 @@ ${stage}
       if (${k0} + KT < ${bound}) {
 ${load(`${k0} + KT`)}
       }
-      for (var kk = 0u; kk < KT; kk++) {
-        let a = as_[kk * CQ4 + t / 16u];
+      for (var kk = 0u; kk < KT && ${live}; kk++) {
+        let a = as_[kk * AS + t / 16u];
         let b = bs_[kk * 16u + t % 16u];
 ${[0, 1, 2, 3].map((k) => `        acc${k} += a[${k}] * b;`).join('\n')}
       }
@@ -1077,6 +1086,7 @@ ${tiledProduct(
   { at: (u, i) => `Ainv_in[((p0 + ${u}) * H + h) * C + ${i}]`, ok: (u, i) => `${u} < n && ${i} < ${u}` },
   { at: (i, c) => `yAt(isW, p0, h, ${i}, ${c})`, ok: (i, c) => `${i} < n && ${c} < width` },
   'cb * 64u',
+  'strict',
 )}
   // + Y, then W or U
 ${rows
@@ -1157,6 +1167,7 @@ ${tiledProduct(
   { at: (u, i) => `A_in[((p0 + ${u}) * H + h) * C + ${i}]`, ok: (u, i) => `${u} < n && ${i} <= ${u}` },
   { at: (i, c) => `vn_in[((p0 + ${i}) * H + h) * DV + ${c}]`, ok: (i, c) => `${i} < n && ${c} < DV` },
   'cb * 64u',
+  'diagonal',
 )}
 ${rows
   .map(
