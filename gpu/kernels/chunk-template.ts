@@ -981,7 +981,7 @@ const TILED_PRODUCT_REGISTERS = [0, 1, 2, 3].map((k) => `  var acc${k} = vec4<f3
  * quads, as the Gram tiles of `prepare`) and the next one loaded into registers while this one is
  * multiplied. `c0` is the workgroup's first column.
  */
-function tiledProduct(k0: string, bound: string, a: Operand, b: Operand, c0: string, lowerTriangle?: 'strict' | 'diagonal'): string {
+function tiledProduct(k0: string, bound: string, a: Operand, b: Operand, c0: string, lowerTriangle?: 'strict' | 'diagonal', b2?: Operand): string {
   // A triangular left operand (a(r, i) = 0 for i > r, or i >= r): a thread whose four rows end
   // before the slice skips its FMAs; between the barriers, so nothing waits on it but its warp.
   const live = lowerTriangle ? `${k0} ${lowerTriangle === 'strict' ? '+ 1u' : ''} <= r0 + 3u` : 'true';
@@ -996,7 +996,13 @@ function tiledProduct(k0: string, bound: string, a: Operand, b: Operand, c0: str
         let ib = ${i0} + e / 64u;
         let c = ${c0} + e % 64u;
         nb${j} = 0.0;
-        if (${b.ok('ib', 'c')}) { nb${j} = ${b.at('ib', 'c')}; }
+        if (${b.ok('ib', 'c')}) { nb${j} = ${b.at('ib', 'c')}; }${
+          b2
+            ? `
+        nc${j} = 0.0;
+        if (${b2.ok('ib', 'c')}) { nc${j} = ${b2.at('ib', 'c')}; }`
+            : ''
+        }
       }`,
     ).join('\n');
   const stage = SLICE_JS.map(
@@ -1004,7 +1010,8 @@ function tiledProduct(k0: string, bound: string, a: Operand, b: Operand, c0: str
         let e = t + ${j}u * NT;
         let u = e / KT;
         as_[(e % KT) * AS + u / 4u][u % 4u] = na${j};
-        bs_[(e / 64u) * 16u + (e % 64u) / 4u][e % 4u] = nb${j};
+        bs_[(e / 64u) * 16u + (e % 64u) / 4u][e % 4u] = nb${j};${b2 ? `
+        bs2_[(e / 64u) * 16u + (e % 64u) / 4u][e % 4u] = nc${j};` : ''}
       }`,
   ).join('\n');
   return `
@@ -1020,7 +1027,13 @@ ${load(`${k0} + KT`)}
       for (var kk = 0u; kk < KT && ${live}; kk++) {
         let a = as_[kk * AS + t / 16u];
         let b = bs_[kk * 16u + t % 16u];
-${[0, 1, 2, 3].map((k) => `        acc${k} += a[${k}] * b;`).join('\n')}
+${[0, 1, 2, 3].map((k) => `        acc${k} += a[${k}] * b;`).join('\n')}${
+  b2
+    ? `
+        let b2 = bs2_[kk * 16u + t % 16u];
+${[0, 1, 2, 3].map((k) => `        acc2${k} += a[${k}] * b2;`).join('\n')}`
+    : ''
+}
       }
       workgroupBarrier();
     }`;
@@ -1028,14 +1041,17 @@ ${[0, 1, 2, 3].map((k) => `        acc${k} += a[${k}] * b;`).join('\n')}
 
 /**
  * The `wu` kernel of the split UT transform (`ChunkWu` 'split'): over all (chunk, head, block of 64
- * columns of [W | U]) at once,
- *     W = Y + A Y with Y = (β e^G) ⊙ K,     U = Y + A Y with Y = β ⊙ V
- * (A strictly lower from `prepare`, the unit diagonal added as Y itself), one tiled product each, as
- * `output`. The first ceil(dk / 64) blocks of a head are W's, the rest U's.
+ * columns) at once,
+ *     W = Y + A Y with Y = (β e^G) ⊙ K,     U = Y' + A Y' with Y' = β ⊙ V
+ * (A strictly lower from `prepare`, the unit diagonal added as Y itself), both in one tiled product
+ * (tiledProduct's second right operand): block cb computes W's columns cb·64.. (where < dk) and U's
+ * (where < dv), so each slice of A is staged once for both.
  */
 export function wuKernelWgsl(f: ChunkForm, dk: number): string {
   const sc = f.decay === 'scalar';
   const rows = [0, 1, 2, 3];
+  const kAt = (i: string, c: string) => `k_in[((p0 + ${i}) * H + h) * DK + ${c}] * ysk[${i}]`;
+  const vAt = (i: string, c: string) => `v_in[((p0 + ${i}) * H + h) * DV + ${c}] * ysv[${i}]`;
   return /* wgsl */ `
 const DK: u32 = ${dk}u;
 const CM: u32 = ${MAX_CHUNK}u;
@@ -1044,28 +1060,19 @@ const NT: u32 = 256u;
 ${PARAMS_STRUCT}
 ${declareBindings(wuBindings(f, null))}
 ${TILED_PRODUCT_WORKGROUP}
-var<workgroup> ys: array<f32, ${MAX_CHUNK}>;
+var<workgroup> bs2_: array<vec4<f32>, ${KT * 16}>; // U's right slice
+var<workgroup> ysk: array<f32, ${MAX_CHUNK}>; // β e^G, W's row scale
+var<workgroup> ysv: array<f32, ${MAX_CHUNK}>; // β, U's row scale
 ${LOCATE_WGSL}
-
-// Y(i, c): the row's input times its scale ys (β, and e^G for W); isW is uniform per workgroup
-fn yAt(isW: bool, p0: u32, h: u32, i: u32, c: u32) -> f32 {
-  let H = params.H;
-  let DV = params.DV;
-  if (isW) { return k_in[((p0 + i) * H + h) * DK + c] * ys[i]; }
-  return v_in[((p0 + i) * H + h) * DV + c] * ys[i];
-}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
   let C = params.C;
   let H = params.H;
   let DV = params.DV;
-  let NBK = (DK + 63u) / 64u;
-  let NB = NBK + (DV + 63u) / 64u;
+  let NB = (max(DK, DV) + 63u) / 64u;
   let h = wid.z / NB;
-  let isW = wid.z % NB < NBK;
-  let cb = select(wid.z % NB - NBK, wid.z % NB, isW);
-  let width = select(DV, DK, isW);
+  let cb = wid.z % NB;
   let slot = wid.y * nwg.x + wid.x;
   let loc = locate(slot);
   let n = loc.z;
@@ -1075,30 +1082,33 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let col0 = cb * 64u + (t % 16u) * 4u;
   if (t < CM) {
     let pt = (p0 + min(t, n - 1u)) * H + h;
-    ys[t] = select(0.0, beta_in[pt]${sc ? ' * select(1.0, exp(G_in[pt]), isW)' : ''}, t < n);
+    let b = select(0.0, beta_in[pt], t < n);
+    ysv[t] = b;
+    ysk[t] = b${sc ? ' * exp(G_in[pt])' : ''};
   }
   workgroupBarrier();
 ${TILED_PRODUCT_REGISTERS}
-  // A Y over the chunk's tokens (s < r)
+${rows.map((k) => `  var acc2${k} = vec4<f32>(0.0);`).join('\n')}
+${SLICE_JS.map((j) => `  var nc${j} = 0.0;`).join('\n')}
+  // A Y and A Y' over the chunk's tokens (s < r)
 ${tiledProduct(
   's0',
   'n',
   { at: (u, i) => `Ainv_in[((p0 + ${u}) * H + h) * C + ${i}]`, ok: (u, i) => `${u} < n && ${i} < ${u}` },
-  { at: (i, c) => `yAt(isW, p0, h, ${i}, ${c})`, ok: (i, c) => `${i} < n && ${c} < width` },
+  { at: kAt, ok: (i, c) => `${i} < n && ${c} < DK` },
   'cb * 64u',
   'strict',
+  { at: vAt, ok: (i, c) => `${i} < n && ${c} < DV` },
 )}
-  // + Y, then W or U
+  // + Y, then W and U
 ${rows
   .map(
     (k) => `  if (r0 + ${k}u < n) {
     let r = r0 + ${k}u;
     for (var m = 0u; m < 4u; m++) {
       let c = col0 + m;
-      if (c < width) {
-        let x = acc${k}[m] + yAt(isW, p0, h, r, c);
-        if (isW) { W_out[((p0 + r) * H + h) * DK + c] = x; } else { U_out[((p0 + r) * H + h) * DV + c] = x; }
-      }
+      if (c < DK) { W_out[((p0 + r) * H + h) * DK + c] = acc${k}[m] + ${kAt('r', 'c')}; }
+      if (c < DV) { U_out[((p0 + r) * H + h) * DV + c] = acc2${k}[m] + ${vAt('r', 'c')}; }
     }
   }`,
   )
@@ -1433,7 +1443,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
     const grid = folded ? ([folded.x, folded.y, 1] as const) : ([gridDim(ctx, S, what), gridDim(ctx, H, what), gridDim(ctx, blocks, what)] as const);
     if (passes === 'both' || passes === 'prepare') encodePass(ctx, enc, `${spec.name}:chunk-prepare`, ctx.pipeline(`${spec.name}:chunk-prepare`, t.prepare), pre, [gx, gy, gridDim(ctx, H, what)]);
     if (wuSplit && (passes === 'both' || passes === 'wu')) {
-      const z = gridDim(ctx, H * (Math.ceil(dk / 64) + Math.ceil(dv / 64)), `${what} wu`);
+      const z = gridDim(ctx, H * Math.ceil(Math.max(dk, dv) / 64), `${what} wu`);
       encodePass(ctx, enc, `${spec.name}:chunk-wu`, ctx.pipeline(`${spec.name}:chunk-wu`, t.wu), wu, [gx, gy, z]);
     }
     if (passes === 'both' || passes === 'scan') encodePass(ctx, enc, `${spec.name}:chunk-scan`, ctx.pipeline(`${spec.name}:chunk-scan`, t.scan), scan, grid);
