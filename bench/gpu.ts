@@ -162,10 +162,10 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
   const x = benchInputs(cfg, 1);
   const seg = segmentsOf(Float32Array.from(x.logits), cfg);
   const flops = chunkFlops(seg, cfg, CHUNK);
-  const bytes = forwardBytes(seg, cfg, CHUNK);
   const rows: ForwardRow[] = [];
   const chunkEncoder = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form: { decay: 'scalar', delta: true } });
   for (const mode of modes) {
+    const bytes = forwardBytes(seg, cfg, CHUNK, mode === 'recurrent' ? 'recurrent' : 'chunk');
     const plan = await ForwardPlan.create(ctx, gatedDelta, cfg, { mode, chunk: CHUNK });
     let whole: { ms: number; repeats: number[]; rounds: number; settled: boolean };
     let frontMs: Record<string, number> | undefined;

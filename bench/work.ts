@@ -62,7 +62,7 @@ export function chunkFlops(seg: Segments, s: WorkShape, C: number): number {
  * the output kernel reads them back). Runs 1-20 counted the fused form (no V' / chunk-start traffic);
  * from round 11 (run 44) W / U are split too (the inverse A written and read back, k, β, G read twice).
  */
-export function forwardBytes(seg: Segments, s: WorkShape, C: number): number {
+export function forwardBytes(seg: Segments, s: WorkShape, C: number, mode: 'chunk' | 'recurrent' = 'chunk'): number {
   const { B, T, H, E, topk: K, dk, dv } = s;
   const P = seg.positions;
   const S = seg.lengths.length;
@@ -77,5 +77,8 @@ export function forwardBytes(seg: Segments, s: WorkShape, C: number): number {
   const scan = P * H * (dk + dv + 1 + dk) + 2 * S * H * dk * dv + P * H * dv + states; // reads k, U, G, W; state in/out; writes V' and the chunk-start states
   const output = P * H * (dk + 1 + C + dv + dv) + states; // reads q, G, Aqk, V', the chunk-start states; writes o
   const mix = P * H * dv + B * T * K * 2 + B * T * H * dv;
+  // token by token (from round 11; runs 1-49 charged it the chunked count): each gathered position's
+  // q, k, v, g, β read once, the state in and out, o written
+  if (mode === 'recurrent') return 4 * (router + gather + P * perPos + 2 * S * H * dk * dv + P * H * dv + mix);
   return 4 * (router + gather + prepare + wu + scan + output + mix);
 }

@@ -1,6 +1,6 @@
 /**
  * The chunkwise-parallel form (SPEC 5) of the built-in rules over the varlen contract of
- * gpu/kernels/types.ts, in three kernels, one dispatch each over all segments:
+ * gpu/kernels/types.ts, in three kernels (four for delta rules), one dispatch each over all segments:
  *
  * 1. `prepare`, one workgroup per (chunk, head), all chunks of all segments in parallel. Per
  *    chunk of n <= C tokens starting at position c0:
@@ -8,8 +8,11 @@
  *      Aqk   row t: (q_t·k_s) e^{G_t − G_s} for s <= t   ([P,H,C]; per channel for gla:
  *            Σ_i q_ti k_si e^{G_ti − G_si})
  *      delta rules also: L_ts = β_t (k_t·k_s) e^{G_t − G_s} (s < t), A = (I + L)^{-1} in 16 x 16
- *      blocks in workgroup memory, W = A((β e^{G}) ⊙ K) [P,H,dk], U = A(β ⊙ V) [P,H,dv] as tiled
- *      matmuls (see blockedDeltaTail).
+ *      blocks in workgroup memory, written to storage ([P,H,C], strictly lower)
+ *    then for delta rules `wu`, over all (chunk, head, block of 64 columns) at once:
+ *      W = A((β e^{G}) ⊙ K) [P,H,dk], U = A(β ⊙ V) [P,H,dv], one tiled product for both (the unit
+ *      diagonal of A added as the right-hand side itself; 'fused' computes them inside `prepare`,
+ *      see blockedDeltaTail).
  * 2. `scan`, one workgroup per (segment, head, block of BV state columns), sequential over the
  *    segment's chunks; the block of h is spread over the threads (4 x 4 each, see scanLayout):
  *      V' = U − W h          (V' = V for linear/decay/gla)
@@ -29,7 +32,7 @@
  * Numerics: every decay enters as e^{G_t − G_s} with t >= s, or e^{G} with G <= 0, so no factor
  * exceeds 1 (no e^{G_t}/e^{G_s}, which overflows for long chunks of strong decay).
  *
- * Scratch (G, Aqk, W, U, V', the chunk-start states) is sized by P and cached per device
+ * Scratch (G, Aqk, A, W, U, V', the chunk-start states) is sized by P and cached per device
  * (kernel-util.ts), so repeated calls with the same or fewer positions allocate nothing.
  */
 import { GpuError } from '../../reference/errors.js';
