@@ -273,6 +273,57 @@ export function routingAmbiguous(logits: ArrayLike<number>, E: number, topk: num
   return false;
 }
 
+/**
+ * Some cases are ill-conditioned: a norm over a head of 2-4 channels whose input nearly cancels
+ * (large weight gain, tiny head) turns float32 rounding far upstream into errors of 1e-5 and more
+ * in y, on every float32 implementation alike. How ill is measured, not guessed: the float64
+ * reference is run again with every input and weight moved by half a float32 ulp (relative ±2^-24,
+ * fixed pseudo-random signs), and each output's err ratio between the two runs is its sensitivity s.
+ * Measured on lavapipe (2026-11-29, 78 random gpuLayerCaseArb cases and CI's counterexample): the GPU's
+ * err ratio of y was at most 9.4 s; CI's counterexample (seed -253326925, hidden 4, head_dim 4,
+ * expand_v 0.5, gain 8) has s = 6.0e-6 and GPU errors 2.5e-5 chunked / 2.7e-5 token by token, with the
+ * kernels of this change and of the commit before it. An output's tolerance is GPU_LAYER_TOL or
+ * SENSITIVITY_FACTOR·s, whichever is larger: 30 is 3x the worst ratio measured. Well-conditioned
+ * cases (s < 3.3e-7, most of them) keep 1e-5.
+ */
+export const SENSITIVITY_FACTOR = 30;
+
+function halfUlpPerturbed(a: ArrayLike<number>, seed: number): Float64Array {
+  let s = seed >>> 0 || 1;
+  return Float64Array.from(a, (v) => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return v * (1 + (s & 1 ? 1 : -1) * 2 ** -24);
+  });
+}
+
+/** The sensitivity of y and of each final state (stateFor's names) of one reference forward, as above. */
+function layerSensitivity(cfg: LayerConfig, w: LayerWeights, x: Float64Array, B: number, T: number, ref: ReturnType<typeof layerForward>): Map<string, number> {
+  const wp: Record<string, Float64Array> = {};
+  let i = 1;
+  for (const [name, v] of Object.entries(w)) wp[name] = halfUlpPerturbed(v as ArrayLike<number>, 7919 * i++);
+  const moved = layerForward(cfg, wp as unknown as LayerWeights, halfUlpPerturbed(x, 12345), B, T);
+  const out = new Map<string, number>([['y', compareArrays(ref.y, moved.y).errRatio]]);
+  const sm = stateFor(moved.final);
+  stateFor(ref.final).forEach(([n, r], k) => out.set(n, compareArrays(r, sm[k][1]).errRatio));
+  return out;
+}
+
+/** compareNamed with each output's tolerance raised to SENSITIVITY_FACTOR times its sensitivity. */
+function compareConditioned(pairs: [string, string, ArrayLike<number>, ArrayLike<number>][], sens: Map<string, number>): Outcome {
+  let worst: Outcome = { ok: true, errRatio: 0, maxAbs: 0, tolerance: GPU_LAYER_TOL };
+  for (const [key, name, ref, got] of pairs) {
+    const tol = Math.max(GPU_LAYER_TOL, SENSITIVITY_FACTOR * (sens.get(key) ?? 0));
+    const o = compareNamed([[name, ref, got]], tol);
+    if (!o.ok) return { ...o, message: `${o.message} (sensitivity ${(sens.get(key) ?? 0).toExponential(2)})` };
+    if (o.errRatio >= worst.errRatio) worst = o;
+  }
+  return worst;
+}
+
 export interface GpuLayerCase extends LayerCase {
   mode: 'chunk' | 'recurrent';
   gpuChunk: 16 | 32 | 64;
@@ -298,7 +349,10 @@ export async function checkGpuLayer(ctx: GpuContext, c: GpuLayerCase): Promise<O
   if (routingAmbiguous(ref.logits, cfg.num_memories, cfg.topk)) return compareNamed([logits], GPU_LAYER_TOL);
   const sr = stateFor(ref.final);
   const sg = stateFor(got.final);
-  return compareNamed([logits, ['y', ref.y, got.y], ...sr.map(([n, r], i): [string, ArrayLike<number>, ArrayLike<number>] => [`final ${n}`, r, sg[i][1]])], GPU_LAYER_TOL);
+  const lo = compareNamed([logits], GPU_LAYER_TOL);
+  if (!lo.ok) return lo;
+  const sens = layerSensitivity(cfg, w, x, B, T, ref);
+  return compareConditioned([['y', 'y', ref.y, got.y], ...sr.map(([n, r], i): [string, string, ArrayLike<number>, ArrayLike<number>] => [n, `final ${n}`, r, sg[i][1]])], sens);
 }
 
 /** GPU decode: prefill in pieces at the cuts, the last piece as single steps; against one reference pass. */
@@ -321,7 +375,8 @@ export async function checkGpuLayerDecode(ctx: GpuContext, c: GpuLayerCase): Pro
     if (ctx.buffersCreated !== created) return exact(false, `steps created ${ctx.buffersCreated - created} GPU buffers (a step must allocate none)`);
     const sr = stateFor(ref.final);
     const sg = stateFor(await st.snapshot());
-    return compareNamed([['y (prefill pieces + steps)', ref.y, y], ...sr.map(([n, r], i): [string, ArrayLike<number>, ArrayLike<number>] => [`final ${n}`, r, sg[i][1]])], GPU_LAYER_TOL);
+    const sens = layerSensitivity(cfg, w, x, B, T, ref);
+    return compareConditioned([['y', 'y (prefill pieces + steps)', ref.y, y], ...sr.map(([n, r], i): [string, string, ArrayLike<number>, ArrayLike<number>] => [n, `final ${n}`, r, sg[i][1]])], sens);
   } finally {
     await st.destroy();
   }
