@@ -1042,6 +1042,21 @@ ${[0, 1, 2, 3].map((k) => `        acc2${k} += a[${k}] * b2;`).join('\n')}`
     }`;
 }
 
+/** The module scope of the two tiled-product kernels (`output`, `wu`): sizes, bindings, the slices, `locate`, and the kernel's own workgroup arrays. */
+function tiledKernelPrelude(dk: number, bindings: Binding[], workgroup: string): string {
+  return /* wgsl */ `
+const DK: u32 = ${dk}u;
+const CM: u32 = ${MAX_CHUNK}u;
+const CQ4: u32 = ${MAX_CHUNK / 4}u;
+const NT: u32 = 256u;
+${PARAMS_STRUCT}
+${declareBindings(bindings)}
+${TILED_PRODUCT_WORKGROUP}
+${workgroup}
+${LOCATE_WGSL}
+`;
+}
+
 /**
  * The `wu` kernel of the split UT transform (`ChunkWu` 'split'): over all (chunk, head, block of 64
  * columns) at once,
@@ -1055,19 +1070,13 @@ export function wuKernelWgsl(f: ChunkForm, dk: number): string {
   const rows = [0, 1, 2, 3];
   const kAt = (i: string, c: string) => `k_in[((p0 + ${i}) * H + h) * DK + ${c}] * ysk[${i}]`;
   const vAt = (i: string, c: string) => `v_in[((p0 + ${i}) * H + h) * DV + ${c}] * ysv[${i}]`;
-  return /* wgsl */ `
-const DK: u32 = ${dk}u;
-const CM: u32 = ${MAX_CHUNK}u;
-const CQ4: u32 = ${MAX_CHUNK / 4}u;
-const NT: u32 = 256u;
-${PARAMS_STRUCT}
-${declareBindings(wuBindings(f, null))}
-${TILED_PRODUCT_WORKGROUP}
-var<workgroup> bs2_: array<vec4<f32>, ${KT * 16}>; // U's right slice
+  return /* wgsl */ `${tiledKernelPrelude(
+    dk,
+    wuBindings(f, null),
+    `var<workgroup> bs2_: array<vec4<f32>, ${KT * 16}>; // U's right slice
 var<workgroup> ysk: array<f32, ${MAX_CHUNK}>; // β e^G, W's row scale
-var<workgroup> ysv: array<f32, ${MAX_CHUNK}>; // β, U's row scale
-${LOCATE_WGSL}
-
+var<workgroup> ysv: array<f32, ${MAX_CHUNK}>; // β, U's row scale`,
+  )}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
   let C = params.C;
@@ -1135,17 +1144,7 @@ export function outputKernelWgsl(f: ChunkForm, dk: number): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const rows = [0, 1, 2, 3];
-  return /* wgsl */ `
-const DK: u32 = ${dk}u;
-const CM: u32 = ${MAX_CHUNK}u;
-const CQ4: u32 = ${MAX_CHUNK / 4}u;
-const NT: u32 = 256u;
-${PARAMS_STRUCT}
-${declareBindings(outputBindings(f, null))}
-${TILED_PRODUCT_WORKGROUP}
-${sc ? `var<workgroup> gsh: array<f32, ${MAX_CHUNK}>;` : ''}
-${LOCATE_WGSL}
-
+  return /* wgsl */ `${tiledKernelPrelude(dk, outputBindings(f, null), sc ? `var<workgroup> gsh: array<f32, ${MAX_CHUNK}>;` : '')}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
   let C = params.C;
