@@ -121,9 +121,11 @@ function scanLayout(dk: number, maxColumns = 32) {
 }
 
 /**
- * How `prepare` inverts I + L: in 16 x 16 blocks with the diagonal blocks one thread per column
- * (default), in blocks with round 6's diagonal step ('blocked-steps'), or row by row (the round-3
- * kernel); the last two are kept as benchmark variants.
+ * How `prepare` inverts I + L: in 16 x 16 blocks with each diagonal block column in registers and
+ * the row blocks four columns per thread (default, round 11), with the diagonal columns through
+ * workgroup memory and one row-block entry per step (rounds 7-10, 'blocked-columns'), with round
+ * 6's diagonal step ('blocked-steps'), or row by row (the round-3 kernel); the last three are kept
+ * as benchmark variants.
  */
 export type ChunkInverse = 'blocked' | 'blocked-columns' | 'blocked-steps' | 'rows';
 
@@ -1047,7 +1049,6 @@ function tiledKernelPrelude(dk: number, bindings: Binding[], workgroup: string):
   return /* wgsl */ `
 const DK: u32 = ${dk}u;
 const CM: u32 = ${MAX_CHUNK}u;
-const CQ4: u32 = ${MAX_CHUNK / 4}u;
 const NT: u32 = 256u;
 ${PARAMS_STRUCT}
 ${declareBindings(bindings)}
