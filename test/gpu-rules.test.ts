@@ -301,9 +301,6 @@ describe('chunked UT transform: the benchmark variants', () => {
     { rule: 'gated-delta', options: { inverse: 'blocked-columns' } },
     { rule: 'delta', options: { inverse: 'blocked-columns', wu: 'fused' } },
     { rule: 'delta', options: { inverse: 'blocked-steps' } },
-    // the scan's staged W (round 12): a partial last slice (dk 72), four items per thread (dk 32)
-    { rule: 'gated-delta', dk: 72, options: { scanStaged: true } },
-    { rule: 'delta', dk: 32, options: { scanStaged: true } },
   ];
   it.each(cases.map((c) => [JSON.stringify(c), c] as const))('%s matches the reference', async (_, { rule: name, dk: fixedDk, options }) => {
     const rule = GPU_RULES[name];

@@ -754,106 +754,6 @@ ${[0, 1, 2, 3].map((m) => `        let w${m} = vsh[(s + ${m}u) * CQ + q4];`).joi
       a1 += tb[u1 - s] * vsh[u1 * CQ + q4];`;
 }
 
-/** Key quads per slice of the staged W in `scan` (32 keys: a token's slice is one 128-byte line). */
-const SCAN_SLICE4 = 8;
-
-/** Workgroup bytes the staged W of `scan` adds (C rows of SCAN_SLICE4 + 1 vec4, one of padding). */
-const scanStagingBytes = (dk: number) => 16 * MAX_CHUNK * (Math.min(SCAN_SLICE4, dk / 4) + 1);
-
-/**
- * Phase A of `scan` with W staged (ChunkOptions.scanStaged): V' = U − W h with the chunk's W rows
- * brought into workgroup memory a slice of 32 keys at a time, each slice's loads coalesced (a
- * token's slice is one line, read once by the workgroup) and the next slice loaded into registers
- * while this one is multiplied. Unstaged, each thread read its two tokens' whole W rows itself:
- * sixteen rows per warp load, each line read again by the four column-quad threads and by every
- * column block. The items are those of the unstaged loop (2 tokens x 4 columns), at most IT per
- * thread, their accumulators in registers across the slices.
- */
-function scanStaging(dk: number, rq: number, cq: number) {
-  const dk4 = dk / 4;
-  const ks4 = Math.min(SCAN_SLICE4, dk4);
-  const ws = ks4 + 1; // row stride in vec4: one of padding, so a warp's rows fall on different banks
-  const nt = rq * cq;
-  const its = Array.from({ length: Math.ceil(((MAX_CHUNK / 2) * cq) / nt) }, (_, j) => j);
-  const loads = Array.from({ length: Math.ceil((MAX_CHUNK * ks4) / nt) }, (_, j) => j);
-  const kqs = Array.from({ length: ks4 }, (_, j) => j);
-  const guard = dk4 % ks4 !== 0; // the last slice is partial
-  const declarations = `const KS4: u32 = ${ks4}u;
-const WS: u32 = ${ws}u;
-var<workgroup> wst: array<vec4<f32>, ${MAX_CHUNK * ws}>; // W[token][key quad of the slice]`;
-  // this thread's elements of the slice from key quad k0: element e = lid + j·NT is (token e / KS4, quad e % KS4)
-  const load = (k0: string) =>
-    loads
-      .map(
-        (j) => `      {
-        let e = lid + ${j}u * NT;
-        let tu = e / KS4;
-        let kq = ${k0} + e % KS4;
-        nw${j} = vec4<f32>(0.0);
-        if (tu < n && kq < DK4) { nw${j} = W_in[((c0 + tu) * H + h) * DK4 + kq]; }
-      }`,
-      )
-      .join('\n');
-  const stage = loads
-    .map((j) => `      { let e = lid + ${j}u * NT; if (e < ${MAX_CHUNK * ks4}u) { wst[(e / KS4) * WS + e % KS4] = nw${j}; } }`)
-    .join('\n');
-  const item = (j: number, body: string) => `      {
-        let e = lid + ${j}u * NT;
-        let q4 = e % CQ;
-        let u = (e / CQ) * 2u;
-        if (e < items) {
-${body}
-        }
-      }`;
-  const hv = (kq: number) => [0, 1, 2, 3].map((l) => `hsh[(4u * (k0 + ${kq}u) + ${l}u) * CQ + q4]`);
-  const dot = (j: number) =>
-    kqs
-      .map((kq) => {
-        const h = hv(kq);
-        const fma = `          {
-            let pa = wst[u * WS + ${kq}u];
-            let pb = wst[(u + 1u) * WS + ${kq}u];
-            let h0 = ${h[0]}; let h1 = ${h[1]}; let h2 = ${h[2]}; let h3 = ${h[3]};
-            a${j}0 -= pa.x * h0 + pa.y * h1 + pa.z * h2 + pa.w * h3;
-            a${j}1 -= pb.x * h0 + pb.y * h1 + pb.z * h2 + pb.w * h3;
-          }`;
-        return guard ? `          if (k0 + ${kq}u < DK4) ${fma.trimStart()}` : fma;
-      })
-      .join('\n');
-  const phaseA = (split: boolean) => `    // (staged W: this thread's items' accumulators, then the slices)
-${its.map((j) => `    var a${j}0 = vec4<f32>(0.0);\n    var a${j}1 = vec4<f32>(0.0);`).join('\n')}
-${its.map((j) => item(j, `          a${j}0 = uQuad((c0 + u) * H + h, colBase / 4u + q4);\n          a${j}1 = uQuad((c0 + min(u + 1u, n - 1u)) * H + h, colBase / 4u + q4);`)).join('\n')}
-${loads.map((j) => `    var nw${j} = vec4<f32>(0.0);`).join('\n')}
-    {
-${load('0u')}
-    }
-    for (var k0 = 0u; k0 < DK4; k0 += KS4) {
-      workgroupBarrier(); // the previous slice has been read
-${stage}
-      workgroupBarrier();
-      if (k0 + KS4 < DK4) {
-${load('k0 + KS4')}
-      }
-${its.map((j) => item(j, dot(j))).join('\n')}
-    }
-${its
-  .map((j) =>
-    item(
-      j,
-      `          vsh[u * CQ + q4] = a${j}0;
-          if (u + 1u < n) { vsh[(u + 1u) * CQ + q4] = a${j}1; }${
-            split
-              ? `
-          storeVn((c0 + u) * H + h, colBase / 4u + q4, a${j}0);
-          if (u + 1u < n) { storeVn((c0 + u + 1u) * H + h, colBase / 4u + q4, a${j}1); }`
-              : ''
-          }`,
-    ),
-  )
-  .join('\n')}`;
-  return { declarations, phaseA };
-}
-
 /**
  * The sequential scan over a segment's chunks. Per chunk of n tokens, three phases separated by
  * barriers, every one spread over all threads of the workgroup (the old form gave each thread a
@@ -877,7 +777,7 @@ const LONG_CHAINS = 8192;
  * hands out workgroups roughly in index order, so the long chains spread over the
  * multiprocessors. The counts are uniforms, so one pipeline serves every batch and head count.
  */
-export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false, cut?: ScanCut, split = false, wide = false, ordered = false, staged = false): string {
+export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false, cut?: ScanCut, split = false, wide = false, ordered = false): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const { rq, cq, nt } = scanLayout(dk, maxColumns);
@@ -919,7 +819,6 @@ export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads:
   const qTerm = (x: string, i: string) => (ch ? `q_in[${x} * DK + ${i}] * exp(G_in[${x} * DK + ${i}])` : `q_in[${x} * DK + ${i}]`);
   const qTerm4 = (x: string, i4: string) => (ch ? `q_in[${x} * DK4 + ${i4}] * exp(G_in[${x} * DK4 + ${i4}])` : `q_in[${x} * DK4 + ${i4}]`);
   const groupIdx = Array.from({ length: group }, (_, j) => j);
-  const st = staged && f.delta && v4 && cut !== 'no-correction' ? scanStaging(dk, rq, cq) : null;
   return /* wgsl */ `
 const DK: u32 = ${dk}u;
 ${v4 ? `const DK4: u32 = ${dk / 4}u;` : ''}
@@ -930,7 +829,6 @@ ${declareBindings(scanBindings(f, null, v4, io4, a4, split))}
 var<workgroup> hsh: array<vec4<f32>, ${4 * rq * cq}>; // h[i][column quad]
 var<workgroup> vsh: array<vec4<f32>, ${MAX_CHUNK * cq}>; // V'[u][column quad]
 var<workgroup> gs: array<f32, ${MAX_CHUNK}>;
-${st ? st.declarations : ''}
 
 // Four consecutive values of a [rows, DV] row-major array from column c, zero past DV.
 fn stateQuad(base: u32, c: u32) -> vec4<f32> {
@@ -1004,7 +902,7 @@ ${rows.map((k) => (io4 ? `    if (r0 + ${k}u < DK && colBase / 4u + cq < DV / 4u
 ` : ''}
     // A: V' = U − W h (V' = V without the delta rule), two tokens per item
     let items = ((n + 1u) / 2u) * CQ;
-${st ? st.phaseA(split) : `    for (var e = lid; e < items; e += NT) {
+    for (var e = lid; e < items; e += NT) {
       let q4 = e % CQ;
       let u = (e / CQ) * 2u;
       let u1 = min(u + 1u, n - 1u);
@@ -1017,7 +915,7 @@ ${st ? st.phaseA(split) : `    for (var e = lid; e < items; e += NT) {
       if (u + 1u < n) { vsh[(u + 1u) * CQ + q4] = a1; }
       ${split && f.delta ? `storeVn(x0, colBase / 4u + q4, a0);
       if (u + 1u < n) { storeVn(x1, colBase / 4u + q4, a1); }` : ''}
-    }`}
+    }
     workgroupBarrier();
 
 ${cut === 'no-output' || split ? '' : `    // B: O = (Q ⊙ e^G) h + Aqk V'
@@ -1441,11 +1339,6 @@ export interface ChunkOptions {
    * quads and 8 tokens, for standard / long / small heads)
    */
   scanWide?: boolean;
-  /**
-   * scan, phase A: W staged through workgroup memory in slices of 32 keys (scanStaging), where dk is
-   * a multiple of 4, at least 32, and the slice fits next to the scan's own workgroup memory
-   */
-  scanStaged?: boolean;
 }
 
 /**
@@ -1504,9 +1397,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
     // 65,536-token shared chain, S·H = 40) 11.9 -> 12.9: so by default only below the long regime
     const scanOrder = options.scanOrder ?? (P / S < LONG_CHAINS ? 'shared-first' : 'segment');
     const ordered = scanOrder === 'shared-first' && sharedCount > 0 && sharedCount < S;
-    // dk >= 32: at most four items per thread (their accumulators stay in registers across slices)
-    const staged = (options.scanStaged ?? false) && form.delta && dk % 4 === 0 && dk >= 32 && scanLoads !== 'scalar' && sl.bytes + scanStagingBytes(dk) <= limit;
-    const key = `${dk},${limit},${scanColumns},${dvQuads},${cQuads},${split},${ordered},${staged}`;
+    const key = `${dk},${limit},${scanColumns},${dvQuads},${cQuads},${split},${ordered}`;
     let t = texts.get(key);
     if (!t) {
       const pl = prepareLayout(form, limit, wuSplit);
@@ -1515,7 +1406,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
       t = {
         prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse, prefetch, options.prepareCut, wuSplit ? 'split' : 'fused'),
         wu: wuSplit ? wuKernelWgsl(form, dk) : '',
-        scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split, options.scanWide ?? true, ordered, staged),
+        scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split, options.scanWide ?? true, ordered),
         output: split ? outputKernelWgsl(form, dk) : '',
       };
       texts.set(key, t);
