@@ -230,6 +230,8 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
         await variant('scan, shared first', { scanOrder: 'shared-first' }, 'scan');
         await variant('scan, 8 columns', { scanColumns: 8 }, 'scan');
         await variant('scan, 16 columns', { scanColumns: 16 }, 'scan');
+        await variant('wu, one slice buffer (round 11)', { doubleSlices: false }, 'wu');
+        await variant('output, one slice buffer (round 11)', { doubleSlices: false }, 'output');
         // where the scan's time goes (benchmark-only cuts: the outputs are then wrong)
         await variant('scan cut: no W h correction', { scanCut: 'no-correction' }, 'scan');
         await variant('scan cut: no state update', { scanCut: 'no-update' }, 'scan');
@@ -320,7 +322,8 @@ export async function benchGpu(opts: { sizes: Sizes; parts?: string[]; modes?: K
     const c = CEILING[opts.sizes];
     result.ceilings = await measureCeilings(ctx, timer, c.n, c.copyBytes, repeats);
     const m = result.ceilings.matmul;
-    log(`ceilings: WGSL f32 matmul ${m.n}^3 ${f(m.ms)} ms = ${f(m.tflops)} TFLOP/s (${m.checked ? 'spot-checked exact' : 'WRONG RESULT'}); copy ${f(result.ceilings.copy.tbps)} TB/s`);
+    log(`ceilings: WGSL f32 matmul ${m.n}^3 ${f(m.ms)} ms = ${f(m.tflops)} TFLOP/s (${m.kernel}; ${m.checked ? 'spot-checked exact' : 'WRONG RESULT'}); copy ${f(result.ceilings.copy.tbps)} TB/s`);
+    log(`  matmul kernels: ${m.kernels.map((k) => `${k.label} ${f(k.tflops)} TFLOP/s${k.checked ? '' : ' (WRONG RESULT)'}`).join(', ')}`);
     const t = (result.ceilings.tensor = await measureTensorCeiling(c.n));
     log(
       `ceilings: int8 tensor cores (subgroup matrices: ${t.configs}): ` +
