@@ -301,8 +301,6 @@ describe('chunked UT transform: the benchmark variants', () => {
     { rule: 'gated-delta', options: { inverse: 'blocked-columns' } },
     { rule: 'delta', options: { inverse: 'blocked-columns', wu: 'fused' } },
     { rule: 'delta', options: { inverse: 'blocked-steps' } },
-    // wu / output with one slice buffer (round 11; the default takes two where they fit)
-    { rule: 'gated-delta', dk: 72, options: { doubleSlices: false } },
   ];
   it.each(cases.map((c) => [JSON.stringify(c), c] as const))('%s matches the reference', async (_, { rule: name, dk: fixedDk, options }) => {
     const rule = GPU_RULES[name];

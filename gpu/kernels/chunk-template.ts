@@ -968,18 +968,13 @@ interface Operand {
 }
 
 const KT = 16; // tiledProduct's inner-dimension slice
-/**
- * tiledProduct's workgroup memory: the left slice [kk][token quad] and the right one [kk][column
- * quad], one buffer of each or two (`double`, see tiledProduct).
- */
-const tiledProductWorkgroup = (double: boolean) => `const KT: u32 = ${KT}u;
+/** tiledProduct's workgroup memory: the left slice [kk][token quad] and the right one [kk][column quad] */
+const TILED_PRODUCT_WORKGROUP = `const KT: u32 = ${KT}u;
 // the left slice's row stride, one vec4 of padding (see GS in prepare): 16 x 2 staging stores of a
 // warp on 32 banks instead of 2
 const AS: u32 = ${MAX_CHUNK / 4 + 1}u;
-var<workgroup> as_: array<vec4<f32>, ${(double ? 2 : 1) * KT * (MAX_CHUNK / 4 + 1)}>;
-var<workgroup> bs_: array<vec4<f32>, ${(double ? 2 : 1) * KT * 16}>;`;
-/** Workgroup bytes of tiledProduct's slices, with `right` right operands (wu has two). */
-const tiledProductBytes = (double: boolean, right: number) => (double ? 2 : 1) * 16 * KT * (MAX_CHUNK / 4 + 1 + 16 * right);
+var<workgroup> as_: array<vec4<f32>, ${KT * (MAX_CHUNK / 4 + 1)}>;
+var<workgroup> bs_: array<vec4<f32>, ${KT * 16}>;`;
 const SLICE_JS = [0, 1, 2, 3]; // CM x KT = KT x 64 = 1024 elements of a slice, 4 per thread
 /** tiledProduct's registers: the accumulators (row r0 + k, four columns) and the next slice's elements */
 const TILED_PRODUCT_REGISTERS = [0, 1, 2, 3].map((k) => `  var acc${k} = vec4<f32>(0.0);`).join('\n') + '\n' + SLICE_JS.map((j) => `  var na${j} = 0.0; var nb${j} = 0.0;`).join('\n');
@@ -991,7 +986,7 @@ const TILED_PRODUCT_REGISTERS = [0, 1, 2, 3].map((k) => `  var acc${k} = vec4<f3
  * quads, as the Gram tiles of `prepare`) and the next one loaded into registers while this one is
  * multiplied. `c0` is the workgroup's first column.
  */
-function tiledProduct(k0: string, bound: string, a: Operand, b: Operand, c0: string, lowerTriangle?: 'strict' | 'diagonal', b2?: Operand, double = false): string {
+function tiledProduct(k0: string, bound: string, a: Operand, b: Operand, c0: string, lowerTriangle?: 'strict' | 'diagonal', b2?: Operand): string {
   // A triangular left operand (a(r, i) = 0 for i > r, or i >= r): a thread whose four rows end
   // before the slice skips its FMAs; between the barriers, so nothing waits on it but its warp.
   const live = lowerTriangle ? `${k0} ${lowerTriangle === 'strict' ? '+ 1u' : ''} <= r0 + 3u` : 'true';
@@ -1015,26 +1010,19 @@ function tiledProduct(k0: string, bound: string, a: Operand, b: Operand, c0: str
         }
       }`,
     ).join('\n');
-  // with two buffers, slice k0 / KT goes to buffer sbuf (0 or 1): offsets ao into as_, bo into bs_ / bs2_
-  const ao = double ? 'sbuf * KT * AS + ' : '';
-  const bo = double ? 'sbuf * KT * 16u + ' : '';
   const stage = SLICE_JS.map(
     (j) => `      {
         let e = t + ${j}u * NT;
         let u = e / KT;
-        as_[${ao}(e % KT) * AS + u / 4u][u % 4u] = na${j};
-        bs_[${bo}(e / 64u) * 16u + (e % 64u) / 4u][e % 4u] = nb${j};${b2 ? `
-        bs2_[${bo}(e / 64u) * 16u + (e % 64u) / 4u][e % 4u] = nc${j};` : ''}
+        as_[(e % KT) * AS + u / 4u][u % 4u] = na${j};
+        bs_[(e / 64u) * 16u + (e % 64u) / 4u][e % 4u] = nb${j};${b2 ? `
+        bs2_[(e / 64u) * 16u + (e % 64u) / 4u][e % 4u] = nc${j};` : ''}
       }`,
   ).join('\n');
-  // Two buffers: one barrier per slice. A thread staging slice i + 1 has passed slice i's barrier,
-  // so every thread has finished multiplying slice i - 1, the buffer it overwrites; one barrier
-  // after the loop, so the next product's first slice does not overwrite a slice still being read.
   return `
-  {
     {
 ${load('0u')}
-    }${double ? '\n    var sbuf = 0u;' : ''}
+    }
     for (var ${k0} = 0u; ${k0} < ${bound}; ${k0} += KT) {
 ${stage}
       workgroupBarrier();
@@ -1042,30 +1030,29 @@ ${stage}
 ${load(`${k0} + KT`)}
       }
       for (var kk = 0u; kk < KT && ${live}; kk++) {
-        let a = as_[${ao}kk * AS + t / 16u];
-        let b = bs_[${bo}kk * 16u + t % 16u];
+        let a = as_[kk * AS + t / 16u];
+        let b = bs_[kk * 16u + t % 16u];
 ${[0, 1, 2, 3].map((k) => `        acc${k} += a[${k}] * b;`).join('\n')}${
   b2
     ? `
-        let b2 = bs2_[${bo}kk * 16u + t % 16u];
+        let b2 = bs2_[kk * 16u + t % 16u];
 ${[0, 1, 2, 3].map((k) => `        acc2${k} += a[${k}] * b2;`).join('\n')}`
     : ''
 }
       }
-${double ? '      sbuf = 1u - sbuf;' : '      workgroupBarrier();'}
-    }${double ? '\n    workgroupBarrier();' : ''}
-  }`;
+      workgroupBarrier();
+    }`;
 }
 
 /** The module scope of the two tiled-product kernels (`output`, `wu`): sizes, bindings, the slices, `locate`, and the kernel's own workgroup arrays. */
-function tiledKernelPrelude(dk: number, bindings: Binding[], workgroup: string, double: boolean): string {
+function tiledKernelPrelude(dk: number, bindings: Binding[], workgroup: string): string {
   return /* wgsl */ `
 const DK: u32 = ${dk}u;
 const CM: u32 = ${MAX_CHUNK}u;
 const NT: u32 = 256u;
 ${PARAMS_STRUCT}
 ${declareBindings(bindings)}
-${tiledProductWorkgroup(double)}
+${TILED_PRODUCT_WORKGROUP}
 ${workgroup}
 ${LOCATE_WGSL}
 `;
@@ -1079,7 +1066,7 @@ ${LOCATE_WGSL}
  * (tiledProduct's second right operand): block cb computes W's columns cb·64.. (where < dk) and U's
  * (where < dv), so each slice of A is staged once for both.
  */
-export function wuKernelWgsl(f: ChunkForm, dk: number, double = false): string {
+export function wuKernelWgsl(f: ChunkForm, dk: number): string {
   const sc = f.decay === 'scalar';
   const rows = [0, 1, 2, 3];
   const kAt = (i: string, c: string) => `k_in[((p0 + ${i}) * H + h) * DK + ${c}] * ysk[${i}]`;
@@ -1087,10 +1074,9 @@ export function wuKernelWgsl(f: ChunkForm, dk: number, double = false): string {
   return /* wgsl */ `${tiledKernelPrelude(
     dk,
     wuBindings(f, null),
-    `var<workgroup> bs2_: array<vec4<f32>, ${(double ? 2 : 1) * KT * 16}>; // U's right slice
+    `var<workgroup> bs2_: array<vec4<f32>, ${KT * 16}>; // U's right slice
 var<workgroup> ysk: array<f32, ${MAX_CHUNK}>; // β e^G, W's row scale
 var<workgroup> ysv: array<f32, ${MAX_CHUNK}>; // β, U's row scale`,
-    double,
   )}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
@@ -1126,7 +1112,6 @@ ${tiledProduct(
   'cb * 64u',
   'strict',
   { at: vAt, ok: (i, c) => `${i} < n && ${c} < DV` },
-  double,
 )}
   // + Y, then W and U
 ${rows
@@ -1156,11 +1141,11 @@ ${rows
  * left operand as token quads, as the Gram tiles of `prepare`), the next slice loaded into registers
  * while this one is multiplied. Aqk holds stale values past its diagonal, so s > r is masked.
  */
-export function outputKernelWgsl(f: ChunkForm, dk: number, double = false): string {
+export function outputKernelWgsl(f: ChunkForm, dk: number): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const rows = [0, 1, 2, 3];
-  return /* wgsl */ `${tiledKernelPrelude(dk, outputBindings(f, null), sc ? `var<workgroup> gsh: array<f32, ${MAX_CHUNK}>;` : '', double)}
+  return /* wgsl */ `${tiledKernelPrelude(dk, outputBindings(f, null), sc ? `var<workgroup> gsh: array<f32, ${MAX_CHUNK}>;` : '')}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
   let C = params.C;
@@ -1186,9 +1171,6 @@ ${tiledProduct(
   { at: (u, i) => `q_in[((p0 + ${u}) * H + h) * DK + ${i}]${ch ? ` * exp(G_in[((p0 + ${u}) * H + h) * DK + ${i}])` : ''}`, ok: (u, i) => `${u} < n && ${i} < DK` },
   { at: (i, c) => `hc_in[(hb + ${i}) * DV + ${c}]`, ok: (i, c) => `${i} < DK && ${c} < DV` },
   'cb * 64u',
-  undefined,
-  undefined,
-  double,
 )}
   ${sc ? rows.map((k) => `acc${k} *= exp(gsh[min(r0 + ${k}u, CM - 1u)]);`).join(' ') : ''}
   // + Aqk V' over the chunk's tokens (s <= r)
@@ -1199,8 +1181,6 @@ ${tiledProduct(
   { at: (i, c) => `vn_in[((p0 + ${i}) * H + h) * DV + ${c}]`, ok: (i, c) => `${i} < n && ${c} < DV` },
   'cb * 64u',
   'diagonal',
-  undefined,
-  double,
 )}
 ${rows
   .map(
@@ -1359,12 +1339,6 @@ export interface ChunkOptions {
    * quads and 8 tokens, for standard / long / small heads)
    */
   scanWide?: boolean;
-  /**
-   * `wu` and `output`: their tiled products' slices in two alternating workgroup buffers, one
-   * barrier per slice instead of two (default true where the device's workgroup memory holds them;
-   * false is the round-11 kernel, for the benchmark)
-   */
-  doubleSlices?: boolean;
 }
 
 /**
@@ -1423,11 +1397,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
     // 65,536-token shared chain, S·H = 40) 11.9 -> 12.9: so by default only below the long regime
     const scanOrder = options.scanOrder ?? (P / S < LONG_CHAINS ? 'shared-first' : 'segment');
     const ordered = scanOrder === 'shared-first' && sharedCount > 0 && sharedCount < S;
-    // two slice buffers where they fit (wu: 26 KB with its two right operands, output 17 KB)
-    const wantDouble = options.doubleSlices ?? true;
-    const wuDouble = wantDouble && tiledProductBytes(true, 2) + 8 * MAX_CHUNK <= limit;
-    const outDouble = wantDouble && tiledProductBytes(true, 1) + 4 * MAX_CHUNK <= limit;
-    const key = `${dk},${limit},${scanColumns},${dvQuads},${cQuads},${split},${ordered},${wuDouble},${outDouble}`;
+    const key = `${dk},${limit},${scanColumns},${dvQuads},${cQuads},${split},${ordered}`;
     let t = texts.get(key);
     if (!t) {
       const pl = prepareLayout(form, limit, wuSplit);
@@ -1435,9 +1405,9 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
       checkWorkgroupBytes(ctx, sl.bytes, what);
       t = {
         prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse, prefetch, options.prepareCut, wuSplit ? 'split' : 'fused'),
-        wu: wuSplit ? wuKernelWgsl(form, dk, wuDouble) : '',
+        wu: wuSplit ? wuKernelWgsl(form, dk) : '',
         scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split, options.scanWide ?? true, ordered),
-        output: split ? outputKernelWgsl(form, dk, outDouble) : '',
+        output: split ? outputKernelWgsl(form, dk) : '',
       };
       texts.set(key, t);
     }
