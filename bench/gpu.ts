@@ -230,11 +230,6 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
         await variant('scan, shared first', { scanOrder: 'shared-first' }, 'scan');
         await variant('scan, 8 columns', { scanColumns: 8 }, 'scan');
         await variant('scan, 16 columns', { scanColumns: 16 }, 'scan');
-        await variant("scan, V' through storage", { scanVia: 'vn' }, 'scan');
-        await variant("scan, V' and h through storage", { scanVia: 'storage' }, 'scan');
-        await variant("scan, V' and h through storage, 8 columns", { scanVia: 'storage', scanColumns: 8 }, 'scan');
-        await variant("scan, V' and h through storage, 16 columns", { scanVia: 'storage', scanColumns: 16 }, 'scan');
-        await variant("scan, V' and h through storage, 32 columns", { scanVia: 'storage', scanColumns: 32 }, 'scan');
         // where the scan's time goes (benchmark-only cuts: the outputs are then wrong)
         await variant('scan cut: no W h correction', { scanCut: 'no-correction' }, 'scan');
         await variant('scan cut: no state update', { scanCut: 'no-update' }, 'scan');

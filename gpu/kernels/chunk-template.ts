@@ -689,9 +689,9 @@ ${four.map((m) => `          let hv${m} = hsh[(i + ${m}u) * CQ + q4];`).join('\n
  * eight of them per step (two quads of two tokens), so one storage load brings four entries
  * where the scalar form issued four loads, and twice as many are in flight per step.
  */
-function dotOverDk4(acc0: string, acc1: string, a: (x: string, i4: string) => string, step = 2, hAt = (row: string) => `hsh[(${row}) * CQ + q4]`): string {
+function dotOverDk4(acc0: string, acc1: string, a: (x: string, i4: string) => string, step = 2): string {
   const quad = (p: string, m: number) => `${p}.x * hv${m}0 + ${p}.y * hv${m}1 + ${p}.z * hv${m}2 + ${p}.w * hv${m}3`;
-  const hv = (m: number, i4: string) => [0, 1, 2, 3].map((l) => `          let hv${m}${l} = ${hAt(`4u * (${i4}) + ${l}u`)};`).join('\n');
+  const hv = (m: number, i4: string) => [0, 1, 2, 3].map((l) => `          let hv${m}${l} = hsh[(4u * (${i4}) + ${l}u) * CQ + q4];`).join('\n');
   const ms = Array.from({ length: step }, (_, m) => m);
   return `{
         var i4 = 0u;
@@ -765,16 +765,6 @@ ${[0, 1, 2, 3].map((m) => `        let w${m} = vsh[(s + ${m}u) * CQ + q4];`).joi
  *   C  h ← e^{G_n} h + (K ⊙ e^{G_n − G})ᵀ V'     each thread its 4 x 4 block, in registers,
  *                           then copied to workgroup memory for the next chunk's A and B
  */
-/**
- * Where `scan` keeps what its threads share within a chunk step: V' (written by phase A, read by
- * phase C) and h (written by phase C, read by phase A). 'workgroup': in workgroup memory (rounds
- * 2-11); 'vn': V' read back from the V' it writes to storage anyway for the output kernel;
- * 'storage': also h, read back from the chunk-start state it writes. Less workgroup memory per
- * workgroup, more workgroups per multiprocessor (docs/perf.md, round 12). Only for split delta
- * rules with vec4 access; elsewhere 'workgroup'.
- */
-export type ScanVia = 'workgroup' | 'vn' | 'storage';
-
 /** Benchmark-only cuts of `scan` (see PrepareCut): without the W h correction (phase A's dot), the output (phase B) or the state update (phase C). */
 export type ScanCut = 'no-correction' | 'no-output' | 'no-update';
 
@@ -787,13 +777,10 @@ const LONG_CHAINS = 8192;
  * hands out workgroups roughly in index order, so the long chains spread over the
  * multiprocessors. The counts are uniforms, so one pipeline serves every batch and head count.
  */
-export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false, cut?: ScanCut, split = false, wide = false, ordered = false, via: ScanVia = 'workgroup'): string {
+export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false, cut?: ScanCut, split = false, wide = false, ordered = false): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const { rq, cq, nt } = scanLayout(dk, maxColumns);
-  // where phase C reads V' and phase A reads h (scanViaApplies: split delta rules with vec4 access)
-  const vnVia = via !== 'workgroup';
-  const hVia = via === 'storage';
   const rows = [0, 1, 2, 3];
   // vec4 bindings need whole quads of keys per token
   const v4 = loads !== 'scalar' && dk % 4 === 0;
@@ -811,8 +798,8 @@ export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads:
       // this thread's four rows r0..r0+3 of key \`tok\` are one vec4 (r0 is a multiple of 4)
       const scale = sc ? ` * exp(gl - gs[${tok}])` : ch ? ` * exp(G_in[xl * DK4 + r0 / 4u] - G_in[x${j} * DK4 + r0 / 4u])` : '';
       return [
+        `      let v${j} = vsh[(${tok}) * CQ + cq];`,
         `      let x${j} = (c0 + ${tok}) * H + h;`,
-        vnVia ? `      let v${j} = vnQuad(x${j}, colBase / 4u + cq);` : `      let v${j} = vsh[(${tok}) * CQ + cq];`,
         `      let kk${j} = k_in[x${j} * DK4 + r0 / 4u]${scale};`,
       ].join('\n');
     }
@@ -839,8 +826,8 @@ const CQ: u32 = ${cq}u;
 const NT: u32 = ${nt}u;
 ${PARAMS_STRUCT}
 ${declareBindings(scanBindings(f, null, v4, io4, a4, split))}
-${hVia ? '' : `var<workgroup> hsh: array<vec4<f32>, ${4 * rq * cq}>; // h[i][column quad]`}
-${vnVia ? '' : `var<workgroup> vsh: array<vec4<f32>, ${MAX_CHUNK * cq}>; // V'[u][column quad]`}
+var<workgroup> hsh: array<vec4<f32>, ${4 * rq * cq}>; // h[i][column quad]
+var<workgroup> vsh: array<vec4<f32>, ${MAX_CHUNK * cq}>; // V'[u][column quad]
 var<workgroup> gs: array<f32, ${MAX_CHUNK}>;
 
 // Four consecutive values of a [rows, DV] row-major array from column c, zero past DV.
@@ -860,17 +847,6 @@ fn storeO(x: u32, c4: u32, v: vec4<f32>) {
 }
 ${split && f.delta ? `fn storeVn(x: u32, c4: u32, v: vec4<f32>) {
   if (c4 < params.DV / 4u) { vn_out[x * (params.DV / 4u) + c4] = v; }
-}` : ''}${vnVia ? `
-// V' and h read back from storage (ScanVia): this workgroup's own writes, after a storageBarrier; zero past DV
-fn vnQuad(x: u32, c4: u32) -> vec4<f32> {
-  var r = vec4<f32>(0.0);
-  if (c4 < params.DV / 4u) { r = vn_out[x * (params.DV / 4u) + c4]; }
-  return r;
-}` : ''}${hVia ? `
-fn hcQuad(row: u32, c4: u32) -> vec4<f32> {
-  var r = vec4<f32>(0.0);
-  if (c4 < params.DV / 4u) { r = hc_out[(row * params.DV) / 4u + c4]; }
-  return r;
 }` : ''}` : `// Row x, columns 4·c4.. of U / O, one f32 at a time (zero / not written past DV).
 fn uQuad(x: u32, c4: u32) -> vec4<f32> {
   var r = vec4<f32>(0.0);
@@ -914,7 +890,7 @@ ${
   let p1 = cu[seg + 1u];
   let sb = (seg * H + h) * DK * DV;
 ${rows.map((k) => `  var h${k} = select(vec4<f32>(0.0), stateQuad(sb + min(r0 + ${k}u, DK - 1u) * DV, colBase + cq * 4u), r0 + ${k}u < DK);`).join('\n')}
-${hVia ? '' : rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
+${rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
   for (var c0 = p0; c0 < p1; c0 += C) {
     let n = min(C, p1 - c0);
     workgroupBarrier(); // h of the previous chunk is in hsh; its V' and G are no longer read
@@ -923,7 +899,7 @@ ${hVia ? '' : rows.map((k) => `  hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n
 ${split ? `    // the state at the chunk's start, for the output kernel (this thread's 4 x 4 block)
     let hb = ((p0 / C + seg + (c0 - p0) / C) * H + h) * DK;
 ${rows.map((k) => (io4 ? `    if (r0 + ${k}u < DK && colBase / 4u + cq < DV / 4u) { hc_out[((hb + r0 + ${k}u) * DV) / 4u + colBase / 4u + cq] = h${k}; }` : `    if (r0 + ${k}u < DK) { for (var m = 0u; m < 4u; m++) { let c = colBase + cq * 4u + m; if (c < DV) { hc_out[(hb + r0 + ${k}u) * DV + c] = h${k}[m]; } } }`)).join('\n')}
-${hVia ? '    storageBarrier(); // phase A reads h back from hc_out' : ''}` : ''}
+` : ''}
     // A: V' = U − W h (V' = V without the delta rule), two tokens per item
     let items = ((n + 1u) / 2u) * CQ;
     for (var e = lid; e < items; e += NT) {
@@ -934,13 +910,13 @@ ${hVia ? '    storageBarrier(); // phase A reads h back from hc_out' : ''}` : ''
       let x1 = (c0 + u1) * H + h;
       var a0 = uQuad(x0, colBase / 4u + q4);
       var a1 = uQuad(x1, colBase / 4u + q4);
-      ${f.delta && cut !== 'no-correction' ? (v4 ? dotOverDk4('a0 -=', 'a1 -=', (x, i4) => `W_in[${x} * DK4 + ${i4}]`, wide ? 4 : 2, hVia ? (row) => `hcQuad(hb + ${row}, colBase / 4u + q4)` : undefined) : dotOverDk('a0 -=', 'a1 -=', (x, i) => `W_in[${x} * DK + ${i}]`)) : ''}
-      ${vnVia ? '' : `vsh[u * CQ + q4] = a0;
-      if (u + 1u < n) { vsh[(u + 1u) * CQ + q4] = a1; }`}
+      ${f.delta && cut !== 'no-correction' ? (v4 ? dotOverDk4('a0 -=', 'a1 -=', (x, i4) => `W_in[${x} * DK4 + ${i4}]`, wide ? 4 : 2) : dotOverDk('a0 -=', 'a1 -=', (x, i) => `W_in[${x} * DK + ${i}]`)) : ''}
+      vsh[u * CQ + q4] = a0;
+      if (u + 1u < n) { vsh[(u + 1u) * CQ + q4] = a1; }
       ${split && f.delta ? `storeVn(x0, colBase / 4u + q4, a0);
       if (u + 1u < n) { storeVn(x1, colBase / 4u + q4, a1); }` : ''}
     }
-    ${vnVia ? "storageBarrier(); // phase C reads V' back from vn_out" : 'workgroupBarrier();'}
+    workgroupBarrier();
 
 ${cut === 'no-output' || split ? '' : `    // B: O = (Q ⊙ e^G) h + Aqk V'
     for (var e = lid; e < items; e += NT) {
@@ -978,7 +954,7 @@ ${cTokenFmas(0)}
     }
 `}
     workgroupBarrier(); // B has finished reading hsh
-${hVia ? '' : rows.map((k) => `    hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
+${rows.map((k) => `    hsh[(r0 + ${k}u) * CQ + cq] = h${k};`).join('\n')}
   }
 ${rows.map((k) => `  if (r0 + ${k}u < DK) { for (var m = 0u; m < 4u; m++) { let c = colBase + cq * 4u + m; if (c < DV) { state[sb + (r0 + ${k}u) * DV + c] = h${k}[m]; } } }`).join('\n')}
 }
@@ -1165,13 +1141,11 @@ ${rows
  * left operand as token quads, as the Gram tiles of `prepare`), the next slice loaded into registers
  * while this one is multiplied. Aqk holds stale values past its diagonal, so s > r is masked.
  */
-export function outputKernelWgsl(f: ChunkForm, dk: number, pad = 0): string {
+export function outputKernelWgsl(f: ChunkForm, dk: number): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const rows = [0, 1, 2, 3];
-  // pad (benchmark only, ChunkOptions.outputPad): unused workgroup memory, kept by a read no real call takes
-  const padDecl = pad > 0 ? `\nvar<workgroup> pad_: array<f32, ${pad / 4}>;` : '';
-  return /* wgsl */ `${tiledKernelPrelude(dk, outputBindings(f, null), (sc ? `var<workgroup> gsh: array<f32, ${MAX_CHUNK}>;` : '') + padDecl)}
+  return /* wgsl */ `${tiledKernelPrelude(dk, outputBindings(f, null), sc ? `var<workgroup> gsh: array<f32, ${MAX_CHUNK}>;` : '')}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
   let C = params.C;
@@ -1185,10 +1159,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let n = loc.z;
   if (n == 0u) { return; }
   let p0 = loc.y;
-  let hb = (slot * H + h) * DK;${pad > 0 ? `
-  pad_[t] = f32(t);
-  workgroupBarrier();
-  if (params.S == 0xffffffffu) { o_out[t] = pad_[${pad / 4 - 1}u - t]; }` : ''}
+  let hb = (slot * H + h) * DK;
   let r0 = (t / 16u) * 4u;
   let col0 = cb * 64u + (t % 16u) * 4u;
   ${sc ? 'if (t < CM) { gsh[t] = select(0.0, G_in[(p0 + min(t, n - 1u)) * H + h], t < n); }' : ''}
@@ -1368,10 +1339,6 @@ export interface ChunkOptions {
    * quads and 8 tokens, for standard / long / small heads)
    */
   scanWide?: boolean;
-  /** where the scan's threads exchange V' and h (ScanVia; default 'workgroup') */
-  scanVia?: ScanVia;
-  /** benchmark only: bytes of unused workgroup memory added to `output` (where occupancy falls) */
-  outputPad?: number;
 }
 
 /**
@@ -1430,8 +1397,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
     // 65,536-token shared chain, S·H = 40) 11.9 -> 12.9: so by default only below the long regime
     const scanOrder = options.scanOrder ?? (P / S < LONG_CHAINS ? 'shared-first' : 'segment');
     const ordered = scanOrder === 'shared-first' && sharedCount > 0 && sharedCount < S;
-    const via: ScanVia = split && form.delta && scanLoads === 'vec4' && dk % 4 === 0 && dvQuads ? (options.scanVia ?? 'workgroup') : 'workgroup';
-    const key = `${dk},${limit},${scanColumns},${dvQuads},${cQuads},${split},${ordered},${options.outputPad ?? 0},${via}`;
+    const key = `${dk},${limit},${scanColumns},${dvQuads},${cQuads},${split},${ordered}`;
     let t = texts.get(key);
     if (!t) {
       const pl = prepareLayout(form, limit, wuSplit);
@@ -1440,8 +1406,8 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
       t = {
         prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse, prefetch, options.prepareCut, wuSplit ? 'split' : 'fused'),
         wu: wuSplit ? wuKernelWgsl(form, dk) : '',
-        scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split, options.scanWide ?? true, ordered, via),
-        output: split ? outputKernelWgsl(form, dk, options.outputPad ?? 0) : '',
+        scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split, options.scanWide ?? true, ordered),
+        output: split ? outputKernelWgsl(form, dk) : '',
       };
       texts.set(key, t);
     }
