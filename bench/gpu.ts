@@ -224,7 +224,6 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
         // (round 7-8's prepare and scan variants and the cuts were timed in runs 15-30 and are no longer repeated)
         await variant('prepare with W / U inside (round 10)', { wu: 'fused' }, 'prepare');
         await variant('prepare, inverse by columns (rounds 7-10)', { inverse: 'blocked-columns' }, 'prepare');
-        await variant('prepare, Gram tiles apart (round 11)', { gramTilesApart: true }, 'prepare');
         await variant('prepare cut after the Gram part', { prepareCut: 'gram' }, 'prepare');
         await variant('prepare cut after the inverse', { prepareCut: 'inverse' }, 'prepare');
         await variant('scan, segment order', { scanOrder: 'segment' }, 'scan');

@@ -94,7 +94,7 @@ fn locate(slot: u32) -> vec3u {
  * TK keys per Gram tile and, for delta rules, WB columns per W / U tile (64 where it fits, as on
  * the H200's 48 KiB; 32 on lavapipe's 32 KiB) plus the 16 x 48 scratch of the blocked inverse.
  */
-function prepareLayout(f: ChunkForm, budget: number, wuSplit: boolean, tilesInAm = wuSplit) {
+function prepareLayout(f: ChunkForm, budget: number, wuSplit: boolean) {
   const C = MAX_CHUNK;
   const perTk = (4 * C + 16) * (f.decay === 'channel' ? 3 : 2); // padded rows (GS)
   // split W / U: no W / U tile (stg) in prepare
@@ -103,12 +103,6 @@ function prepareLayout(f: ChunkForm, budget: number, wuSplit: boolean, tilesInAm
   // so wider tiles only save barriers, while unrolling them tripled lavapipe's compile time (gla).
   const wb = f.delta && fitCount(perTk, fixedFor(64), budget, 8) < 8 ? 32 : 64;
   const fixed = fixedFor(wb);
-  if (f.delta && wuSplit && tilesInAm) {
-    // the tiles live in \`am\` (gramTiles; 8 keys take 4.3 KiB of its 16, 6.4 with gla's decay
-    // tile): 24.3 -> 20.0 KiB at dk = 128, and on the H200 a workgroup of 256 threads with more
-    // than ~20.5 KiB runs alone on its multiprocessor (docs/perf.md, round 12)
-    return { tk: fixed <= budget ? 8 : 0, wb, bytes: fixed };
-  }
   const tk = fitCount(perTk, fixed, budget, 8);
   return { tk, wb, bytes: fixed + Math.max(1, tk) * perTk };
 }
@@ -153,16 +147,13 @@ export type ChunkWu = 'split' | 'fused';
 
 const wuIsSplit = (f: ChunkForm, inverse: ChunkInverse, wu: ChunkWu) => f.delta && wu === 'split' && inverse !== 'rows';
 
-export function prepareKernelWgsl(f: ChunkForm, dk: number, tk: number, wb = 32, inverse: ChunkInverse = 'blocked', prefetch: PreparePrefetch = 'all', cut?: PrepareCut, wu: ChunkWu = 'fused', tilesApart = false): string {
+export function prepareKernelWgsl(f: ChunkForm, dk: number, tk: number, wb = 32, inverse: ChunkInverse = 'blocked', prefetch: PreparePrefetch = 'all', cut?: PrepareCut, wu: ChunkWu = 'fused'): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const dl = f.delta;
   const split = wuIsSplit(f, inverse, wu);
   const CM = MAX_CHUNK;
   const rows = [0, 1, 2, 3];
-  // split W / U: nothing but the Gram's results uses am, so the tiles can live in it (prepareLayout)
-  const tilesInAm = split && !tilesApart;
-  const T = gramTiles(tilesInAm, tk);
   return /* wgsl */ `
 const DK: u32 = ${dk}u;
 const CM: u32 = ${CM}u; // array bound: the largest chunk
@@ -175,9 +166,9 @@ const GS: u32 = CQ4 + 1u;
 ${PARAMS_STRUCT}
 ${declareBindings(prepareBindings(f, null, split))}
 // Gram tiles transposed, [key c][token quad]: a thread's four rows (or columns) are one vec4
-${tilesInAm ? '// the Gram tiles: at the front of am (gramTiles)' : `var<workgroup> tq: array<vec4<f32>, ${(CM / 4 + 1) * tk}>;
+var<workgroup> tq: array<vec4<f32>, ${(CM / 4 + 1) * tk}>;
 var<workgroup> tk_: array<vec4<f32>, ${(CM / 4 + 1) * tk}>;
-${ch ? `var<workgroup> tg: array<vec4<f32>, ${(CM / 4 + 1) * tk}>;` : ''}`}
+${ch ? `var<workgroup> tg: array<vec4<f32>, ${(CM / 4 + 1) * tk}>;` : ''}
 var<workgroup> gs: array<f32, ${CM}>;
 var<workgroup> bs: array<f32, ${CM}>;
 ${dl ? `// A = (I + L)^{-1}, row-major [CM][CM], as vec4 so that W / U read four s of a row in one load
@@ -235,14 +226,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let r0 = (t / 16u) * 4u;
   let s0 = (t % 16u) * 4u;
 ${rows.map((k) => `  var gq${k} = vec4<f32>(0.0);${dl ? ` var gk${k} = vec4<f32>(0.0);` : ''}`).join('\n')}
-${prefetch !== 'none' ? gramPrefetched(ch, T) : gramStaged(ch, T)}
+${prefetch !== 'none' ? gramPrefetched(ch) : gramStaged(ch)}
     // per key c: three vec4 loads for 32 FMAs (the row-major tile took twelve scalar loads, the
     // column ones 16 threads on one bank)
     for (var c = 0u; c < TK; c++) {
-      let ks = ${T.k('c * GS + t % 16u')};
-      let qr = ${T.q('c * GS + t / 16u')};
-      ${dl ? `let kr = ${T.k('c * GS + t / 16u')};` : ''}
-      ${ch ? `let gsv = ${T.g('c * GS + t % 16u')};\n      let gr = ${T.g('c * GS + t / 16u')};` : ''}
+      let ks = tk_[c * GS + t % 16u];
+      let qr = tq[c * GS + t / 16u];
+      ${dl ? 'let kr = tk_[c * GS + t / 16u];' : ''}
+      ${ch ? 'let gsv = tg[c * GS + t % 16u];\n      let gr = tg[c * GS + t / 16u];' : ''}
 ${rows
   .map((k) => {
     // min(.., 0): the entries kept (s <= r) have G_r − G_s <= 0; the dropped ones must not overflow
@@ -261,7 +252,7 @@ ${rows
     let s = s0 + m;
     ${sc ? 'let d = exp(gs[min(r, CM - 1u)] - gs[s]);' : 'let d = 1.0;'}
     if (r < n && s <= r) { A_out[((p0 + r) * H + h) * C + s] = gq${k}[m] * d; }
-    ${dl ? (tilesInAm ? `amPut(r * CM + s, select(0.0, bs[min(r, CM - 1u)] * gk${k}[m] * d, r < n && s < r)); // every entry: am held the tiles` : `if (r < n && s < r) { amPut(r * CM + s, bs[r] * gk${k}[m] * d); }`) : ''}
+    ${dl ? `if (r < n && s < r) { amPut(r * CM + s, bs[r] * gk${k}[m] * d); }` : ''}
   }`,
   )
   .join('\n')}
@@ -274,24 +265,8 @@ ${rows
 // A cut kernel still uses every binding (as a phony assignment), so the bind group layout is unchanged.
 const touchAll = (list: Binding[]) => list.filter((b) => b.kind !== 'uniform').map((b) => `_ = &${b.name};`).join(' ');
 
-/**
- * Where the Gram tiles live: arrays of their own, or (`inAm`) the front of \`am\`, which holds
- * nothing until the Gram's results are written to it after the last tile (prepareLayout).
- */
-interface GramTiles {
-  q: (i: string) => string;
-  k: (i: string) => string;
-  g: (i: string) => string;
-}
-function gramTiles(inAm: boolean, tk: number): GramTiles {
-  const size = (MAX_CHUNK / 4 + 1) * tk;
-  return inAm
-    ? { q: (i) => `am[${i}]`, k: (i) => `am[${size}u + ${i}]`, g: (i) => `am[${2 * size}u + ${i}]` }
-    : { q: (i) => `tq[${i}]`, k: (i) => `tk_[${i}]`, g: (i) => `tg[${i}]` };
-}
-
 /** Round 7's Gram tile loads (benchmark variant): each tile loaded after the previous one's math, its latency exposed. */
-function gramStaged(ch: boolean, T: GramTiles): string {
+function gramStaged(ch: boolean): string {
   return `  for (var i0 = 0u; i0 < DK; i0 += TK) {
     for (var e = t; e < C * TK; e += NT) {
       let u = e / TK;
@@ -306,9 +281,9 @@ function gramStaged(ch: boolean, T: GramTiles): string {
         ${ch ? 'gv = G_out[x];' : ''}
       }
       let ti = (e % TK) * GS + u / 4u;
-      ${T.q('ti')}[u % 4u] = qv;
-      ${T.k('ti')}[u % 4u] = kv;
-      ${ch ? `${T.g('ti')}[u % 4u] = gv;` : ''}
+      tq[ti][u % 4u] = qv;
+      tk_[ti][u % 4u] = kv;
+      ${ch ? 'tg[ti][u % 4u] = gv;' : ''}
     }
     workgroupBarrier();`;
 }
@@ -318,7 +293,7 @@ function gramStaged(ch: boolean, T: GramTiles): string {
  * tile's values are loaded into registers right after this tile is staged, so their latency
  * overlaps this tile's FMAs instead of stalling the workgroup at every one of the DK / TK tiles.
  */
-function gramPrefetched(ch: boolean, T: GramTiles): string {
+function gramPrefetched(ch: boolean): string {
   const js = Array.from({ length: Math.ceil((MAX_CHUNK * 8) / 256) }, (_, j) => j); // TK <= 8, NT = 256
   const load = (i0: string) =>
     js
@@ -345,7 +320,7 @@ ${js
       if (e < C * TK) {
         let u = e / TK;
         let ti = (e % TK) * GS + u / 4u;
-        ${T.q('ti')}[u % 4u] = nq${j}; ${T.k('ti')}[u % 4u] = nk${j};${ch ? ` ${T.g('ti')}[u % 4u] = ng${j};` : ''}
+        tq[ti][u % 4u] = nq${j}; tk_[ti][u % 4u] = nk${j};${ch ? ` tg[ti][u % 4u] = ng${j};` : ''}
       }
     }`,
   )
@@ -1364,8 +1339,6 @@ export interface ChunkOptions {
    * quads and 8 tokens, for standard / long / small heads)
    */
   scanWide?: boolean;
-  /** `prepare`: the Gram tiles in arrays of their own (round 11) instead of in \`am\` (gramTiles), for the benchmark */
-  gramTilesApart?: boolean;
 }
 
 /**
@@ -1427,11 +1400,11 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
     const key = `${dk},${limit},${scanColumns},${dvQuads},${cQuads},${split},${ordered}`;
     let t = texts.get(key);
     if (!t) {
-      const pl = prepareLayout(form, limit, wuSplit, !options.gramTilesApart);
+      const pl = prepareLayout(form, limit, wuSplit);
       if (pl.tk < 1) checkWorkgroupBytes(ctx, pl.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, sl.bytes, what);
       t = {
-        prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse, prefetch, options.prepareCut, wuSplit ? 'split' : 'fused', options.gramTilesApart),
+        prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse, prefetch, options.prepareCut, wuSplit ? 'split' : 'fused'),
         wu: wuSplit ? wuKernelWgsl(form, dk) : '',
         scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split, options.scanWide ?? true, ordered),
         output: split ? outputKernelWgsl(form, dk) : '',
