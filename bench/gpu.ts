@@ -230,12 +230,6 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
         await variant('scan, shared first', { scanOrder: 'shared-first' }, 'scan');
         await variant('scan, 8 columns', { scanColumns: 8 }, 'scan');
         await variant('scan, 16 columns', { scanColumns: 16 }, 'scan');
-        // other chunk sizes (C is a runtime parameter; the forward and the FLOP count above use CHUNK)
-        for (const c of [32, 16]) {
-          for (const passes of ['both', 'prepare', 'wu', 'scan', 'output'] as const) {
-            row.variants[`C = ${c}: ${passes === 'both' ? 'kernel' : passes}`] = (await timer.settledMedian((enc) => chunkEncoder(ctx, enc, pb.dims, pb.buffers, c, passes), repeats, 1)).ms;
-          }
-        }
         // where the scan's time goes (benchmark-only cuts: the outputs are then wrong)
         await variant('scan cut: no W h correction', { scanCut: 'no-correction' }, 'scan');
         await variant('scan cut: no state update', { scanCut: 'no-update' }, 'scan');
