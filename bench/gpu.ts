@@ -230,8 +230,6 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
         await variant('scan, shared first', { scanOrder: 'shared-first' }, 'scan');
         await variant('scan, 8 columns', { scanColumns: 8 }, 'scan');
         await variant('scan, 16 columns', { scanColumns: 16 }, 'scan');
-        await variant('scan, W loads one step ahead', { scanPrefetch: 'w' }, 'scan');
-        await variant('scan, W and key loads one step ahead', { scanPrefetch: 'w+k' }, 'scan');
         // where the scan's time goes (benchmark-only cuts: the outputs are then wrong)
         await variant('scan cut: no W h correction', { scanCut: 'no-correction' }, 'scan');
         await variant('scan cut: no state update', { scanCut: 'no-update' }, 'scan');

@@ -301,9 +301,6 @@ describe('chunked UT transform: the benchmark variants', () => {
     { rule: 'gated-delta', options: { inverse: 'blocked-columns' } },
     { rule: 'delta', options: { inverse: 'blocked-columns', wu: 'fused' } },
     { rule: 'delta', options: { inverse: 'blocked-steps' } },
-    // the scan's loads one step ahead (round 12): dk 72 (DK4 18: a partial wide step), dk 8
-    { rule: 'gated-delta', dk: 72, options: { scanPrefetch: 'w+k' } },
-    { rule: 'delta', dk: 8, options: { scanPrefetch: 'w+k' } },
   ];
   it.each(cases.map((c) => [JSON.stringify(c), c] as const))('%s matches the reference', async (_, { rule: name, dk: fixedDk, options }) => {
     const rule = GPU_RULES[name];

@@ -689,34 +689,10 @@ ${four.map((m) => `          let hv${m} = hsh[(i + ${m}u) * CQ + q4];`).join('\n
  * eight of them per step (two quads of two tokens), so one storage load brings four entries
  * where the scalar form issued four loads, and twice as many are in flight per step.
  */
-function dotOverDk4(acc0: string, acc1: string, a: (x: string, i4: string) => string, step = 2, prefetch = false): string {
+function dotOverDk4(acc0: string, acc1: string, a: (x: string, i4: string) => string, step = 2): string {
   const quad = (p: string, m: number) => `${p}.x * hv${m}0 + ${p}.y * hv${m}1 + ${p}.z * hv${m}2 + ${p}.w * hv${m}3`;
   const hv = (m: number, i4: string) => [0, 1, 2, 3].map((l) => `          let hv${m}${l} = hsh[(4u * (${i4}) + ${l}u) * CQ + q4];`).join('\n');
   const ms = Array.from({ length: step }, (_, m) => m);
-  if (prefetch) {
-    // the next step's storage loads are issued before this step's FMAs, so each step waits on
-    // loads issued one step earlier instead of on its own (one latency per dot, not DK4 / step)
-    const load = (i4: string) => ms.map((m) => `pa${m} = ${a('x0', `${i4} + ${m}u`)}; pb${m} = ${a('x1', `${i4} + ${m}u`)};`).join(' ');
-    return `{
-        var i4 = 0u;
-${ms.map((m) => `        var pa${m} = vec4<f32>(0.0); var pb${m} = vec4<f32>(0.0);`).join('\n')}
-        if (${step}u <= DK4) { ${load('0u')} }
-        for (; i4 + ${step}u <= DK4; i4 += ${step}u) {
-${ms.map((m) => `          let ca${m} = pa${m};\n          let cb${m} = pb${m};`).join('\n')}
-          if (i4 + ${2 * step}u <= DK4) { ${load(`i4 + ${step}u`)} }
-${ms.map((m) => hv(m, `i4 + ${m}u`)).join('\n')}
-          ${acc0} ${ms.map((m) => quad(`ca${m}`, m)).join(' + ')};
-          ${acc1} ${ms.map((m) => quad(`cb${m}`, m)).join(' + ')};
-        }
-        for (; i4 < DK4; i4++) {
-          let pa0 = ${a('x0', 'i4')};
-          let pb0 = ${a('x1', 'i4')};
-${hv(0, 'i4')}
-          ${acc0} ${quad('pa0', 0)};
-          ${acc1} ${quad('pb0', 0)};
-        }
-      }`;
-  }
   return `{
         var i4 = 0u;
         for (; i4 + ${step}u <= DK4; i4 += ${step}u) {
@@ -789,9 +765,6 @@ ${[0, 1, 2, 3].map((m) => `        let w${m} = vsh[(s + ${m}u) * CQ + q4];`).joi
  *   C  h ← e^{G_n} h + (K ⊙ e^{G_n − G})ᵀ V'     each thread its 4 x 4 block, in registers,
  *                           then copied to workgroup memory for the next chunk's A and B
  */
-/** Which of the scan's storage loads are issued one step ahead (ChunkOptions.scanPrefetch). */
-export type ScanPrefetch = 'none' | 'w' | 'w+k';
-
 /** Benchmark-only cuts of `scan` (see PrepareCut): without the W h correction (phase A's dot), the output (phase B) or the state update (phase C). */
 export type ScanCut = 'no-correction' | 'no-output' | 'no-update';
 
@@ -804,9 +777,7 @@ const LONG_CHAINS = 8192;
  * hands out workgroups roughly in index order, so the long chains spread over the
  * multiprocessors. The counts are uniforms, so one pipeline serves every batch and head count.
  */
-export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false, cut?: ScanCut, split = false, wide = false, ordered = false, prefetch: ScanPrefetch = 'none'): string {
-  const prefetchW = prefetch !== 'none';
-  const prefetchK = prefetch === 'w+k';
+export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads: ScanLoads = 'vec4', dvQuads = false, cQuads = false, cut?: ScanCut, split = false, wide = false, ordered = false): string {
   const sc = f.decay === 'scalar';
   const ch = f.decay === 'channel';
   const { rq, cq, nt } = scanLayout(dk, maxColumns);
@@ -848,24 +819,6 @@ export function scanKernelWgsl(f: ChunkForm, dk: number, maxColumns = 32, loads:
   const qTerm = (x: string, i: string) => (ch ? `q_in[${x} * DK + ${i}] * exp(G_in[${x} * DK + ${i}])` : `q_in[${x} * DK + ${i}]`);
   const qTerm4 = (x: string, i4: string) => (ch ? `q_in[${x} * DK4 + ${i4}] * exp(G_in[${x} * DK4 + ${i4}])` : `q_in[${x} * DK4 + ${i4}]`);
   const groupIdx = Array.from({ length: group }, (_, j) => j);
-  // Phase C with the next group's keys (and V' rows) loaded before this group's FMAs (scanPrefetch
-  // 'w+k'): groups of 8 tokens, so that two groups in flight hold as many loads as one wide group.
-  const phaseCPrefetched = () => {
-    const js = [0, 1, 2, 3, 4, 5, 6, 7];
-    const scale = (tok: string) => (sc ? ` * exp(gl - gs[${tok}])` : ch ? ` * exp(G_in[xl * DK4 + r0 / 4u] - G_in[((c0 + ${tok}) * H + h) * DK4 + r0 / 4u])` : '');
-    const load = (u0: string) => js.map((j) => `nv${j} = vsh[(${u0} + ${j}u) * CQ + cq]; nk${j} = k_in[((c0 + ${u0} + ${j}u) * H + h) * DK4 + r0 / 4u]${scale(`${u0} + ${j}u`)};`).join('\n      ');
-    return `${js.map((j) => `    var nv${j} = vec4<f32>(0.0); var nk${j} = vec4<f32>(0.0);`).join('\n')}
-    if (8u <= n) {
-      ${load('0u')}
-    }
-    for (; u + 8u <= n; u += 8u) {
-${js.map((j) => `      let v${j} = nv${j}; let kk${j} = nk${j};`).join('\n')}
-      if (u + 16u <= n) {
-      ${load('u + 8u')}
-      }
-${js.map((j) => cTokenFmas(j)).join('\n')}
-    }`;
-  };
   return /* wgsl */ `
 const DK: u32 = ${dk}u;
 ${v4 ? `const DK4: u32 = ${dk / 4}u;` : ''}
@@ -957,7 +910,7 @@ ${rows.map((k) => (io4 ? `    if (r0 + ${k}u < DK && colBase / 4u + cq < DV / 4u
       let x1 = (c0 + u1) * H + h;
       var a0 = uQuad(x0, colBase / 4u + q4);
       var a1 = uQuad(x1, colBase / 4u + q4);
-      ${f.delta && cut !== 'no-correction' ? (v4 ? dotOverDk4('a0 -=', 'a1 -=', (x, i4) => `W_in[${x} * DK4 + ${i4}]`, wide ? 4 : 2, prefetchW) : dotOverDk('a0 -=', 'a1 -=', (x, i) => `W_in[${x} * DK + ${i}]`)) : ''}
+      ${f.delta && cut !== 'no-correction' ? (v4 ? dotOverDk4('a0 -=', 'a1 -=', (x, i4) => `W_in[${x} * DK4 + ${i4}]`, wide ? 4 : 2) : dotOverDk('a0 -=', 'a1 -=', (x, i) => `W_in[${x} * DK + ${i}]`)) : ''}
       vsh[u * CQ + q4] = a0;
       if (u + 1u < n) { vsh[(u + 1u) * CQ + q4] = a1; }
       ${split && f.delta ? `storeVn(x0, colBase / 4u + q4, a0);
@@ -991,10 +944,10 @@ ${rows.map((k) => `    h${k} *= dl;`).join('\n')}` : ''}
     ${ch && v4 ? `let gd = exp(G_in[xl * DK4 + r0 / 4u]);\n${rows.map((k) => `    h${k} *= gd.${xyzw[k]};`).join('\n')}` : ''}
     // \`group\` tokens at a time: all their key loads are issued before the first FMA waits
     var u = 0u;
-${prefetchK && v4 ? phaseCPrefetched() : `    for (; u + ${group}u <= n; u += ${group}u) {
+    for (; u + ${group}u <= n; u += ${group}u) {
 ${groupIdx.map(j => cTokenLoads(j, 'u + ' + j + 'u')).join('\n')}
 ${groupIdx.map(j => cTokenFmas(j)).join('\n')}
-    }`}
+    }
     for (; u < n; u++) {
 ${cTokenLoads(0, 'u')}
 ${cTokenFmas(0)}
@@ -1386,8 +1339,6 @@ export interface ChunkOptions {
    * quads and 8 tokens, for standard / long / small heads)
    */
   scanWide?: boolean;
-  /** scan: storage loads issued one step ahead, phase A's W ('w', dotOverDk4's prefetch) and also phase C's keys ('w+k'); default 'none' */
-  scanPrefetch?: ScanPrefetch;
 }
 
 /**
@@ -1455,7 +1406,7 @@ export function makeChunkEncoder(spec: ChunkRuleSpec, options: ChunkOptions = {}
       t = {
         prepare: prepareKernelWgsl(form, dk, pl.tk, pl.wb, inverse, prefetch, options.prepareCut, wuSplit ? 'split' : 'fused'),
         wu: wuSplit ? wuKernelWgsl(form, dk) : '',
-        scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split, options.scanWide ?? true, ordered, options.scanPrefetch ?? 'none'),
+        scan: scanKernelWgsl(form, dk, scanColumns, scanLoads, dvQuads, cQuads, options.scanCut, split, options.scanWide ?? true, ordered),
         output: split ? outputKernelWgsl(form, dk) : '',
       };
       texts.set(key, t);
