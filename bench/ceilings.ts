@@ -16,25 +16,29 @@ const BM = 128;
 const BN = 128;
 const BK = 8;
 
-/** C = A B with A [M, K], B [K, N], row-major; M, N multiples of 128, K of 8 (the bench picks them). */
-export const ceilingMatmulWgsl = /* wgsl */ `
-struct Params { M: u32, N: u32, K: u32, pad: u32 }
+// What both matmul kernels share: the bindings, and the entry with thread (ty, tx)'s block at row0 + 8 ty, col0 + 4 tx
+const MATMUL_BINDINGS = `struct Params { M: u32, N: u32, K: u32, pad: u32 }
 @group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> Cm: array<vec4<f32>>;
-@group(0) @binding(3) var<uniform> P: Params;
-// As[k][m] (A's slice transposed, so a thread's 8 rows are two vec4 reads), Bs[k][n]
-var<workgroup> As: array<vec4<f32>, ${(BK * BM) / 4}>;
-var<workgroup> Bs: array<vec4<f32>, ${(BK * BN) / 4}>;
-
-@compute @workgroup_size(256)
+@group(0) @binding(3) var<uniform> P: Params;`;
+const MATMUL_ENTRY = `@compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let tx = lid % 16u;
   let ty = lid / 16u;
   let row0 = wid.y * ${BM}u;
   let col0 = wid.x * ${BN}u;
   let K4 = P.K / 4u;
-  let N4 = P.N / 4u;
+  let N4 = P.N / 4u;`;
+
+/** C = A B with A [M, K], B [K, N], row-major; M, N multiples of 128, K of 8 (the bench picks them). */
+export const ceilingMatmulWgsl = /* wgsl */ `
+${MATMUL_BINDINGS}
+// As[k][m] (A's slice transposed, so a thread's 8 rows are two vec4 reads), Bs[k][n]
+var<workgroup> As: array<vec4<f32>, ${(BK * BM) / 4}>;
+var<workgroup> Bs: array<vec4<f32>, ${(BK * BN) / 4}>;
+
+${MATMUL_ENTRY}
   var acc: array<vec4<f32>, 16>;
   // this thread's staging: one vec4 of A (row lid/2, k 4*(lid%2)), one vec4 of B (k lid/32, col 4*(lid%32))
   let ar = lid / 2u;
@@ -107,22 +111,11 @@ ${[0, 1, 2, 3].map((c) => `      As[(buf + k + ${c}u) * ${BM / 4}u + m / 4u][m %
     )
     .join('\n');
   return /* wgsl */ `
-struct Params { M: u32, N: u32, K: u32, pad: u32 }
-@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> Cm: array<vec4<f32>>;
-@group(0) @binding(3) var<uniform> P: Params;
+${MATMUL_BINDINGS}
 var<workgroup> As: array<vec4<f32>, ${(2 * bk * BM) / 4}>; // two slices, A transposed: [buffer·BK + k][m]
 var<workgroup> Bs: array<vec4<f32>, ${(2 * bk * BN) / 4}>;
 
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let tx = lid % 16u;
-  let ty = lid / 16u;
-  let row0 = wid.y * ${BM}u;
-  let col0 = wid.x * ${BN}u;
-  let K4 = P.K / 4u;
-  let N4 = P.N / 4u;
+${MATMUL_ENTRY}
 ${rows.map((r) => `  var c${r}0 = vec4<f32>(0.0); var c${r}1 = vec4<f32>(0.0);`).join('\n')}
 ${js.map((j) => `  var ra${j} = vec4<f32>(0.0); var rb${j} = vec4<f32>(0.0);`).join('\n')}
 ${load('0u')}
