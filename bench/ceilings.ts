@@ -1,8 +1,9 @@
 /**
  * Ceilings measured in the same run as the kernels they judge:
- *  - a WGSL float32 matmul written only to go fast (128 x 128 block per workgroup, 8 x 8
- *    outputs per thread in registers, vec4 loads, k-slices of 8 staged in workgroup memory):
- *    what WGSL float32 arithmetic reaches on this adapter without tensor cores;
+ *  - WGSL float32 matmuls written only to go fast (128 x 128 block per workgroup, 8 x 8
+ *    outputs per thread in registers, vec4 loads, k-slices staged in workgroup memory; the
+ *    runs 1-51 kernel and a software-pipelined one, the fastest reported): what WGSL float32
+ *    arithmetic reaches on this adapter without tensor cores;
  *  - copy bandwidth (copyBufferToBuffer of a large buffer): what streaming memory reaches;
  *  - (bench/tensor-cores.ts, called from bench/gpu.ts) float32 emulated on int8 tensor cores,
  *    where the adapter offers Dawn's subgroup matrices: what WGSL reaches with them.
