@@ -1,8 +1,8 @@
 /**
- * Decode latency (SPEC 7) through the public GpuMomState: prefill the context in pieces (chunked
+ * Decode latency (docs/spec.md §7) through the public GpuMomState: prefill the context in pieces (chunked
  * kernels), then time single steps (route, update the selected memories and the shared one, read
  * out, result back on the host) by wall clock, at several context lengths. The state size is read
- * from the object and compared with SPEC 7's formula (core form: (E+1)·B·H·dk·dv floats).
+ * from the object and compared with docs/spec.md §7's formula (core form: (E+1)·B·H·dk·dv floats).
  * Also the device time of one step alone (a T = 1 forward plan, GPU timestamps).
  */
 import { GpuMomState } from '../gpu/decode.js';

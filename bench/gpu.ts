@@ -117,7 +117,7 @@ export interface GpuBenchResult {
   timing: TimingKind;
   sizes: Sizes;
   ceilings?: Ceilings;
-  /** the forward at a medium size against the float64 reference: SPEC 9 error of o per mode */
+  /** the forward at a medium size against the float64 reference: docs/spec.md §9 error of o per mode */
   check?: { shape: string; err: Record<string, number> };
   forward: ForwardRow[];
   decode?: DecodeResult;
@@ -340,7 +340,7 @@ export async function benchGpu(opts: { sizes: Sizes; parts?: string[]; modes?: K
     const d = DECODE[opts.sizes];
     result.decode = await benchDecode(ctx, timer, d.shape, d.contexts, d.piece, d.steps);
     const dr = result.decode;
-    log(`decode (wall clock, GpuMomState.step): ${dr.rows.map((r) => `${r.context} tokens: ${f(r.ms)} ms`).join('; ')}; on the device: ${dr.deviceRows.map((r) => `${r.context} tokens: ${f(r.ms)} ms`).join('; ')}; state ${dr.stateBytes} bytes (SPEC 7 formula ${dr.formulaBytes})`);
+    log(`decode (wall clock, GpuMomState.step): ${dr.rows.map((r) => `${r.context} tokens: ${f(r.ms)} ms`).join('; ')}; on the device: ${dr.deviceRows.map((r) => `${r.context} tokens: ${f(r.ms)} ms`).join('; ')}; state ${dr.stateBytes} bytes (docs/spec.md §7 formula ${dr.formulaBytes})`);
   }
   timer.destroy();
   return result;
@@ -348,7 +348,7 @@ export async function benchGpu(opts: { sizes: Sizes; parts?: string[]; modes?: K
 
 /**
  * The whole forward at a medium size (large: B 2, T 1000, H 4, dk = dv = 128; small: the small
- * shape) in both modes against the float64 reference (reference/mom.ts), SPEC 9's error of o:
+ * shape) in both modes against the float64 reference (reference/mom.ts), docs/spec.md §9's error of o:
  * the speed figures are only worth something if the kernels still compute the right thing at
  * the head sizes and segment lengths the device runs.
  */
@@ -369,7 +369,7 @@ async function checkForward(ctx: GpuContext, sizes: Sizes, log: (m: string) => v
     err[mode] = Math.sqrt(d2 / want.length) / (Math.sqrt(r2 / want.length) + 1e-8);
   }
   const shape = `B ${s.B}, T ${s.T}, H ${s.H}, dk ${s.dk}, dv ${s.dv}`;
-  log(`check against the float64 reference (${shape}): SPEC 9 error of o: chunk ${err.chunk.toExponential(2)}, recurrent ${err.recurrent.toExponential(2)}`);
+  log(`check against the float64 reference (${shape}): docs/spec.md §9 error of o: chunk ${err.chunk.toExponential(2)}, recurrent ${err.recurrent.toExponential(2)}`);
   return { shape, err };
 }
 

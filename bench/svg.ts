@@ -60,7 +60,7 @@ export function decodeSvg(r: DecodeResult, subtitle: string): string {
     out.push(`<rect x="${m.l + 10}" y="${m.t + 8 + 16 * k}" width="12" height="4" fill="${sr.color}"/>`);
     out.push(`<text x="${m.l + 28}" y="${m.t + 14 + 16 * k}">${esc(sr.name)}</text>`);
   });
-  out.push(`<text x="${W - m.r}" y="${m.t - 4}" text-anchor="end" fill="#555">state: ${(r.stateBytes / 2 ** 20).toFixed(2)} MiB at every context (SPEC 7: ${(r.formulaBytes / 2 ** 20).toFixed(2)} MiB)</text>`);
+  out.push(`<text x="${W - m.r}" y="${m.t - 4}" text-anchor="end" fill="#555">state: ${(r.stateBytes / 2 ** 20).toFixed(2)} MiB at every context (docs/spec.md §7: ${(r.formulaBytes / 2 ** 20).toFixed(2)} MiB)</text>`);
   out.push('</svg>');
   return out.join('\n') + '\n';
 }

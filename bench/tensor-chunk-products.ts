@@ -272,7 +272,7 @@ async function main() {
       await rd.mapAsync(GPUMapMode.READ);
       const got = new Float32Array(rd.getMappedRange().slice(0));
       rd.unmap();
-      // error against float64, relative to the largest |W| of each sampled chunk (SPEC 9 style)
+      // error against float64, relative to the largest |W| of each sampled chunk (docs/spec.md §9 style)
       let worst = 0;
       for (const c of sampleChunks) {
         let num = 0, den = 0;

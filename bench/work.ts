@@ -2,7 +2,7 @@
  * The work of one MoM forward in the core form, counted from its actual segments (the routing
  * decides how many tokens each memory gets, so the count is exact for the inputs benchmarked).
  *
- * FLOPs are those of the chunkwise algorithm of SPEC 5 (delta rules), per head and per chunk of
+ * FLOPs are those of the chunkwise algorithm of docs/spec.md §5 (delta rules), per head and per chunk of
  * n tokens, a multiply-add counted as 2:
  *   Q Kᵀ (lower, diagonal incl.)  n(n+1)/2 · 2dk      K Kᵀ (strictly lower)  n(n−1)/2 · 2dk
  *   (I + L)^{-1} by substitution   Σ_{r<n} r(r−1) = n(n−1)(n−2)/3

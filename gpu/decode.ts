@@ -1,5 +1,5 @@
 /**
- * Constant-state decode on the GPU (SPEC 7), mirroring reference/state.ts: the states of all
+ * Constant-state decode on the GPU (docs/spec.md §7), mirroring reference/state.ts: the states of all
  * memories live in one device buffer [S, H, dk, dv] for the whole session.
  *
  *  - prefill(x, T) runs the forward over T tokens starting from the current state (any number

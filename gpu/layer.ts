@@ -1,5 +1,5 @@
 /**
- * The fla-compatible MoM layer on the GPU (SPEC 6, 7), float32, mirroring reference/layer.ts:
+ * The fla-compatible MoM layer on the GPU (docs/spec.md §6, 7), float32, mirroring reference/layer.ts:
  *
  *   logits = x gate^T (matmul) -> router -> gather (gpu/kernels/gather.ts) -> gathered rows of x
  *   -> q = xG Wq^T; k, v, b, a = xG W_e^T per memory (segmented matmul over the gather's cu)
@@ -14,7 +14,7 @@
  */
 import { ConfigError, GpuError } from '../reference/errors.js';
 import { checkLayerInput, checkLayerState, type LayerState } from '../reference/layer.js';
-import { checkLayerWeights, layerDims, projNames, type LayerConfig, type LayerWeights } from '../src/layer-config.js';
+import { checkLayerWeights, layerDims, projNames, type LayerConfig, type LayerWeights } from '../reference/layer-config.js';
 import { Usage, outputBuffer, readback, scratchBuffer, upload, CANARY_WORDS, checkCanary } from './buffers.js';
 import type { GpuContext } from './device.js';
 import { withErrorScope } from './device.js';
@@ -283,7 +283,7 @@ export async function gpuLayerForward(
 const MAP_READ = 0x1;
 
 /**
- * Layer decode on the GPU (SPEC 7): the state and conv caches stay on the device; prefill runs a
+ * Layer decode on the GPU (docs/spec.md §7): the state and conv caches stay on the device; prefill runs a
  * plan over T tokens (kept for the next prefill of the same T), step a T = 1 plan made at create
  * (rule kernel 'recurrent'), which allocates nothing per step.
  */

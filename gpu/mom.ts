@@ -1,5 +1,5 @@
 /**
- * One MoM forward on the GPU (SPEC 4, gathered form), with no readback in between:
+ * One MoM forward on the GPU (docs/spec.md §4, gathered form), with no readback in between:
  *
  *   router -> gather (rank, offsets, scatter) -> gathered rows of q and of each rule input
  *          -> the rule's varlen kernel (gpu/kernels/<rule>.ts) -> mix (after or before)
@@ -349,7 +349,7 @@ export function validateForward(rule: GpuRule, cfg: CoreConfig, x: CoreInputs, i
   validateCore(declaredRule(rule), cfg, x, initial);
 }
 
-/** SPEC 4 on the GPU: o [B, T, H, dv] and the final states. */
+/** docs/spec.md §4 on the GPU: o [B, T, H, dv] and the final states. */
 export async function gpuMomForward(ctx: GpuContext, rule: GpuRule, cfg: CoreConfig, x: CoreInputs, opts: ForwardOptions): Promise<{ o: Float32Array; final: GpuState }> {
   validateForward(rule, cfg, x, opts.initial);
   const plan = await ForwardPlan.create(ctx, rule, cfg, opts);

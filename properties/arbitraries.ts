@@ -11,7 +11,7 @@
  *   not on the grid (normalised keys) are rounded to float32 here, for the same reason.
  * - Never all zeros: an all-zero array is nudged (one element set), so no property passes on
  *   zeros.
- * - Input ranges follow each InputDecl (SPEC 3: delta rules need unit keys and β in (0,1)):
+ * - Input ranges follow each InputDecl (docs/spec.md §3: delta rules need unit keys and β in (0,1)):
  *   normalized → unit l2 norm per vector; logdecay → g ∈ [−2.01, −0.01]; unit → β ∈ [0.05, 0.95].
  * - Awkward sizes on purpose: T = 1, T = C ± 1 for every chunk size, k = E (extra = 0), memories
  *   that get no token (a starved router column), tied router logits.

@@ -1,5 +1,5 @@
 /**
- * SPEC 5: the chunkwise-parallel form equals the token-by-token recurrence, for any chunk size
+ * docs/spec.md §5: the chunkwise-parallel form equals the token-by-token recurrence, for any chunk size
  * and any length (not only multiples of the chunk), outputs and final state.
  *
  * - `refChunkedEqualsRecurrent`: the reference rules (float64), chunk sizes 1, 3, 16, 64 and any
@@ -39,7 +39,7 @@ export const refChunkedEqualsRecurrent: Property<RefChunkCase> = {
       { what: 'o', ref: o1, got: o2 },
       { what: 'final state', ref: S1, got: S2 },
     ]);
-    // atol 0: in float64 only the ratio decides (SPEC 9's 1e-6 outright pass is for float32).
+    // atol 0: in float64 only the ratio decides (docs/spec.md §9's 1e-6 outright pass is for float32).
     const ok = cmp.items.every((i) => i.pass(REF_CHUNK_TOL, 0));
     return { ok, errRatio: cmp.errRatio, maxAbs: cmp.maxAbs, tolerance: REF_CHUNK_TOL, message: ok ? undefined : describeFailures(cmp.items, REF_CHUNK_TOL, 0) };
   },

@@ -1,9 +1,9 @@
 /**
- * SPEC 9: how two arrays of numbers are compared.
+ * docs/spec.md §9: how two arrays of numbers are compared.
  *
  *   err = rms(ref − got) / (rms(ref) + 1e-8)
  *
- * A comparison passes outright when max|ref − got| ≤ atol (1e-6 by default, as SPEC 9 says for
+ * A comparison passes outright when max|ref − got| ≤ atol (1e-6 by default, as docs/spec.md §9 says for
  * float32; float64 properties pass atol = 0 so that only the ratio decides). Both numbers are
  * reported, since a small ratio can hide one bad element and a small max can hide a tiny ref.
  * NaN (or ±Infinity) anywhere, or arrays of different lengths, always fail.

@@ -1,5 +1,5 @@
 /**
- * SPEC 7: decoding equals one pass. Feeding a sequence to a decode state — a prefill then one
+ * docs/spec.md §7: decoding equals one pass. Feeding a sequence to a decode state — a prefill then one
  * step per token, or a prefill in several pieces — gives the same outputs and the same final
  * state as one forward pass over the whole sequence, from the same (random) initial state.
  *

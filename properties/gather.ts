@@ -20,7 +20,7 @@ export type GatherCase = RoutingCase & { shared: boolean };
 
 // Routing weights are p/Σp in [0, 1]: float32 softmax and division, measured worst max abs
 // difference 1.4e-7 over 2000 cases (sizes 'small', `momlab check --property
-// gpu-gather-stable-complete --runs 2000`); 1e-6 is SPEC 9's outright bound, ~7x the measurement.
+// gpu-gather-stable-complete --runs 2000`); 1e-6 is docs/spec.md §9's outright bound, ~7x the measurement.
 // (The table's tolerance column shows this absolute bound for this property.)
 const WEIGHT_ATOL = 1e-6;
 

@@ -1,5 +1,5 @@
 /**
- * SPEC 4, gathered form: running each memory over its own (stable) subsequence and scattering
+ * docs/spec.md §4, gathered form: running each memory over its own (stable) subsequence and scattering
  * the outputs back with their weights equals the direct token-by-token recurrence, outputs and
  * final states, from a random initial state; for built-in rules also with each subsequence in
  * the chunked form (any chunk size).

@@ -1,5 +1,5 @@
 /**
- * SPEC 4: an inactive memory neither decays nor moves. Fed token by token (MomState.step) from
+ * docs/spec.md §4: an inactive memory neither decays nor moves. Fed token by token (MomState.step) from
  * a random state, every memory that token t of sequence b does not select keeps its state for
  * (b, every head) bit for bit; over the whole sequence (momForward), a memory that gets no
  * token of b ends exactly where it started. Exact comparison: no arithmetic may touch it.
@@ -88,7 +88,7 @@ export const inactiveMemoryUnchanged: Property<Required<CoreCase>> = {
 /**
  * The same on the GPU: a forward (any kernel mode) leaves a memory that gets no token of
  * sequence b exactly at its initial state, and a decode step (GpuMomState.step) leaves every
- * memory the token does not select bit for bit unchanged (SPEC 7: a step touches only the
+ * memory the token does not select bit for bit unchanged (docs/spec.md §7: a step touches only the
  * selected memories and the shared one). Steps are capped at 8 per case (software driver).
  */
 export type GpuInactiveCase = Required<CoreCase> & { mode: GpuMode };

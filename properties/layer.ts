@@ -1,5 +1,5 @@
 /**
- * Properties of the fla-compatible layer (SPEC 6, 7), reusable in other vitest suites:
+ * Properties of the fla-compatible layer (docs/spec.md §6, 7), reusable in other vitest suites:
  *  - layer-decode:  prefill + steps, and prefill in pieces, equal one full pass (outputs and the
  *                   final state, conv caches included); a step leaves the memories it did not
  *                   select (states and conv caches) bit for bit unchanged;
@@ -16,7 +16,7 @@ import { exact, type Outcome, type Property } from './types.js';
 import { layerForward, slotCount, type LayerState } from '../reference/layer.js';
 import { MomLayerState } from '../reference/layer-state.js';
 import { routeToken } from '../reference/router.js';
-import { layerDims, layerParamShapes, parseLayerConfig, type LayerConfig, type LayerWeights } from '../src/layer-config.js';
+import { layerDims, layerParamShapes, parseLayerConfig, type LayerConfig, type LayerWeights } from '../reference/layer-config.js';
 import { initLayerWeights } from '../src/cli/init.js';
 import type { GpuContext } from '../gpu/device.js';
 import { GpuLayerState, gpuLayerForward } from '../gpu/layer.js';

@@ -1,5 +1,5 @@
 /**
- * SPEC 4: for a rule whose read-out is linear in the state, mixing the per-memory outputs
+ * docs/spec.md §4: for a rule whose read-out is linear in the state, mixing the per-memory outputs
  * ("after") equals reading the mixed state ("before"):
  *   Σ_j w_j S_jᵀ q + S_sᵀ q  =  (Σ_j w_j S_j + S_s)ᵀ q.
  * Checked on the reference (float64) and on the GPU (float32, both paths on the device).

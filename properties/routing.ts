@@ -1,5 +1,5 @@
 /**
- * SPEC 2, routing invariants of the reference router, per token:
+ * docs/spec.md §2, routing invariants of the reference router, per token:
  * - the probabilities are a softmax: non-negative, summing to 1;
  * - k distinct indices in 0..E-1, ordered by descending p, then ascending index;
  * - every chosen memory beats every memory left out (higher p, or equal p and a lower index:

@@ -1,5 +1,5 @@
 /**
- * SPEC 7: the state's size does not depend on how many tokens have been seen. For random T,
+ * docs/spec.md §7: the state's size does not depend on how many tokens have been seen. For random T,
  * the decode state's byteSize and its snapshot lengths before and after feeding T tokens, and
  * momForward's final state lengths, all equal (E + shared)·B·H·dk·dv numbers — a formula with
  * no T in it.

@@ -1,5 +1,5 @@
 /**
- * Float32-vs-float64 tolerances (SPEC 9 error ratio, rms(ref − got) / (rms(ref) + 1e-8)), per
+ * Float32-vs-float64 tolerances (docs/spec.md §9 error ratio, rms(ref − got) / (rms(ref) + 1e-8)), per
  * property and rule. Each comparison also passes outright when max |ref − got| ≤ 1e-6.
  *
  * How they were set: each GPU property was run on lavapipe (Mesa 25.0.7 llvmpipe, the CI

@@ -28,7 +28,7 @@ export interface PropertyEnv {
 /** The measurement of one case. */
 export interface Outcome {
   ok: boolean;
-  /** worst SPEC 9 error ratio over the compared quantities (0 for exact / structural checks) */
+  /** worst docs/spec.md §9 error ratio over the compared quantities (0 for exact / structural checks) */
   errRatio: number;
   /** worst max |ref − got| */
   maxAbs: number;

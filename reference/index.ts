@@ -1,4 +1,4 @@
-/** The float64 reference interpreter: the executable form of SPEC.md. */
+/** The float64 reference interpreter: the executable form of `docs/spec.md`. */
 export * from './types.js';
 export * from './errors.js';
 export { route, routeToken, checkTopk } from './router.js';

@@ -1,5 +1,5 @@
 /**
- * SPEC 7: the layer's inference state and decode. `step` is the token-by-token form: route the
+ * docs/spec.md §7: the layer's inference state and decode. `step` is the token-by-token form: route the
  * token, advance the conv caches and states of the selected memories and of the shared memory
  * only, read out. `prefill` runs the gathered form (reference/layer.ts) from the current state.
  * The property suite checks that prefill + steps, or prefill in pieces, equals one pass.
@@ -8,7 +8,7 @@ import { ShapeError } from './errors.js';
 import { routeToken } from './router.js';
 import { getRule } from './rules/index.js';
 import type { Rule } from './types.js';
-import { checkLayerWeights, layerDims, type LayerConfig, type LayerWeights } from '../src/layer-config.js';
+import { checkLayerWeights, layerDims, type LayerConfig, type LayerWeights } from '../reference/layer-config.js';
 import {
   checkLayerInput, checkLayerState, cloneLayerState, emptyLayerState, layerForward, layerOutput, linear, slotCaches, slotFeatures, type LayerState,
 } from './layer.js';
@@ -20,7 +20,7 @@ export class MomLayerState {
 
   /**
    * `mix: 'before'` reads each selected memory out of its weighted state (w_e S_e)^T q_e instead
-   * of w_e (S_e^T q_e): the memory-by-memory mixing identity of SPEC 6 (each memory has its own
+   * of w_e (S_e^T q_e): the memory-by-memory mixing identity of docs/spec.md §6 (each memory has its own
    * conv'd query, so states cannot be summed before one shared read-out).
    */
   constructor(

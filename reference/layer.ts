@@ -1,5 +1,5 @@
 /**
- * SPEC 6: the fla-compatible MoM layer in float64, in the gathered form fla and the GPU use:
+ * docs/spec.md §6: the fla-compatible MoM layer in float64, in the gathered form fla and the GPU use:
  * route, gather each memory's tokens (stable), project, short conv + SiLU over the memory's own
  * subsequence, l2-normalise, gated delta rule per memory, scatter back with the routing weights,
  * add the shared memory, gated RMSNorm, output projection.
@@ -7,24 +7,24 @@
  * The token-by-token form (decode) is reference/layer-state.ts; the property suite checks the
  * two against each other. Helpers used by both live here.
  *
- * Where fla's code differs from SPEC (we follow SPEC):
+ * Where fla's code differs from docs/spec.md (we follow the spec):
  *  - fla's ShortConvolution cache keeps the last W inputs; the state here keeps W-1 (the oldest
  *    input of fla's cache never reaches a later output). Layout [slot, B, C, W-1] = fla's
  *    cache[..., 1:].
  *  - fla switches to `fused_recurrent` for T <= 64 and pads subsequences shorter than W before
  *    its varlen conv; both are the same mathematics (zero history at a subsequence's start).
  *  - fla's `transform` orders tokens with `argsort` of (batch, memory) keys, which torch does not
- *    promise to be stable; SPEC 4 requires time order inside a memory, which the gather here keeps.
+ *    promise to be stable; docs/spec.md §4 requires time order inside a memory, which the gather here keeps.
  *  - fla picks the top-k with `torch.topk`, whose order among equal probabilities is unspecified;
- *    SPEC 2 sends ties to the lower index.
+ *    docs/spec.md §2 sends ties to the lower index.
  */
 import { ShapeError } from './errors.js';
 import { route } from './router.js';
 import { getRule } from './rules/index.js';
 import type { BuiltinRule } from './rules/types.js';
-import { layerDims, projNames, checkLayerWeights, type LayerConfig, type LayerDims, type LayerWeights } from '../src/layer-config.js';
+import { layerDims, projNames, checkLayerWeights, type LayerConfig, type LayerDims, type LayerWeights } from '../reference/layer-config.js';
 
-/** Inference state of one layer for B sequences (SPEC 7). Slot e < E is a routed memory; slot E the shared one. */
+/** Inference state of one layer for B sequences (docs/spec.md §7). Slot e < E is a routed memory; slot E the shared one. */
 export interface LayerState {
   /** [E, B, H, dk, dv] */
   routed: Float64Array;
@@ -86,7 +86,7 @@ export function linear(x: Float64Array, n: number, W: Float64Array, out: number)
 }
 
 /**
- * Causal depthwise conv + SiLU over one subsequence u [n, C] (SPEC 6.3), continuing from `cache`
+ * Causal depthwise conv + SiLU over one subsequence u [n, C] (docs/spec.md §6.3), continuing from `cache`
  * (C x (W-1), oldest first, updated in place to the last W-1 inputs).
  */
 export function shortConv(u: Float64Array, n: number, C: number, w: Float64Array, W: number, cache: Float64Array): Float64Array {
@@ -107,7 +107,7 @@ export function shortConv(u: Float64Array, n: number, C: number, w: Float64Array
   return y;
 }
 
-/** Per head: x / sqrt(sum x^2 + 1e-6), times `scale` (SPEC 6.4), in place on [n, H*d]. */
+/** Per head: x / sqrt(sum x^2 + 1e-6), times `scale` (docs/spec.md §6.4), in place on [n, H*d]. */
 export function l2normHeads(x: Float64Array, n: number, H: number, d: number, scale = 1): void {
   for (let r = 0; r < n * H; r++) {
     let ss = 0;
@@ -117,7 +117,7 @@ export function l2normHeads(x: Float64Array, n: number, H: number, d: number, sc
   }
 }
 
-/** beta = sigmoid(b), g = -exp(A_log) * softplus(a + dt_bias), per [n, H] (SPEC 6.2). */
+/** beta = sigmoid(b), g = -exp(A_log) * softplus(a + dt_bias), per [n, H] (docs/spec.md §6.2). */
 export function gates(braw: Float64Array, araw: Float64Array, n: number, H: number, A_log: Float64Array, dt_bias: Float64Array): { beta: Float64Array; g: Float64Array } {
   const beta = new Float64Array(n * H);
   const g = new Float64Array(n * H);
@@ -130,7 +130,7 @@ export function gates(braw: Float64Array, araw: Float64Array, n: number, H: numb
   return { beta, g };
 }
 
-/** Gated RMSNorm per head (SPEC 6.7): o * rstd * weight * silu(gate), on [n, H*dv]. */
+/** Gated RMSNorm per head (docs/spec.md §6.7): o * rstd * weight * silu(gate), on [n, H*dv]. */
 export function gatedRmsNorm(o: Float64Array, gate: Float64Array, n: number, H: number, dv: number, weight: Float64Array, eps: number): Float64Array {
   const y = new Float64Array(n * H * dv);
   for (let r = 0; r < n * H; r++) {
@@ -202,7 +202,7 @@ export function checkLayerInput(c: LayerConfig, x: Float64Array, B: number, T: n
 
 const gatedDelta = (): BuiltinRule => getRule('gated-delta');
 
-/** The layer over x [B, T, D] (SPEC 6), from `initial` (default: empty), in the gathered form. */
+/** The layer over x [B, T, D] (docs/spec.md §6), from `initial` (default: empty), in the gathered form. */
 export function layerForward(c: LayerConfig, w: LayerWeights, x: Float64Array, B: number, T: number, opts: LayerOptions = {}): LayerOutputs {
   checkLayerWeights(w, c);
   checkLayerInput(c, x, B, T);

@@ -1,5 +1,5 @@
 /**
- * SPEC 4, the core MoM recurrence over [B, T, H, ·] with E routed memories, top-k routing and
+ * docs/spec.md §4, the core MoM recurrence over [B, T, H, ·] with E routed memories, top-k routing and
  * an optional always-on shared memory, in two forms:
  *
  *  - momForward, the direct form: token by token, advance the k selected memories (and the
@@ -21,7 +21,7 @@ import { validateCore } from './validate.js';
 
 export { validateCore } from './validate.js';
 
-/** The query scale s of SPEC 4: cfg.scale, default dk^{-1/2}. */
+/** The query scale s of docs/spec.md §4: cfg.scale, default dk^{-1/2}. */
 export const scaleOf = (cfg: Pick<CoreConfig, 'dk' | 'scale'>): number => cfg.scale ?? 1 / Math.sqrt(cfg.dk);
 
 /** All memories at zero. */
@@ -59,7 +59,7 @@ export function tokenInputs(rule: Rule, mem: MemoryInputs, cfg: CoreConfig, b: n
   return x;
 }
 
-/** SPEC 4, direct form. */
+/** docs/spec.md §4, direct form. */
 export function momForward(rule: Rule, cfg: CoreConfig, x: CoreInputs, opts: { mix?: RouteMix; initial?: CoreState } = {}): CoreOutputs {
   validateCore(rule, cfg, x, opts.initial);
   const mix = opts.mix ?? 'after';
@@ -129,7 +129,7 @@ export function advanceDirect(rule: Rule, cfg: CoreConfig, x: CoreInputs, state:
 }
 
 /**
- * SPEC 4, gathered form, step 1: for each sequence b and memory e, the tokens routed to e in
+ * docs/spec.md §4, gathered form, step 1: for each sequence b and memory e, the tokens routed to e in
  * time order ([b][e] -> token indices). Walking t upwards makes the "sort" stable by construction.
  */
 export function gatherTokens(routing: Routing, B: number, T: number, E: number): Int32Array[][] {
@@ -184,7 +184,7 @@ function stepThrough(rule: Rule, seq: HeadSequence, S: Float64Array): Float64Arr
   return o;
 }
 
-/** SPEC 4, gathered form; with `chunk`, each subsequence runs through the rule's SPEC 5 chunked form. */
+/** docs/spec.md §4, gathered form; with `chunk`, each subsequence runs through the rule's docs/spec.md §5 chunked form. */
 export function momGathered(rule: Rule, cfg: CoreConfig, x: CoreInputs, opts: { initial?: CoreState; chunk?: number } = {}): CoreOutputs {
   validateCore(rule, cfg, x, opts.initial);
   const { B, T, H, E, topk, dv } = cfg;
@@ -200,7 +200,7 @@ export function momGathered(rule: Rule, cfg: CoreConfig, x: CoreInputs, opts: { 
   const lists = gatherTokens(routing, B, T, E);
 
   // Run every memory over its own subsequence; park its outputs at their tokens' places,
-  // memOut[e][b, t, h, :] (unweighted), so that scattering below can use SPEC 4's sum order.
+  // memOut[e][b, t, h, :] (unweighted), so that scattering below can use docs/spec.md §4's sum order.
   const memOut = Array.from({ length: E }, () => new Float64Array(B * T * H * dv));
   const sharedOut = cfg.shared ? new Float64Array(B * T * H * dv) : null;
   const allTokens = Int32Array.from({ length: T }, (_, t) => t);

@@ -1,5 +1,5 @@
 /**
- * SPEC 2, routing: softmax over the router logits, the top-k memories (ties to the lower
+ * docs/spec.md §2, routing: softmax over the router logits, the top-k memories (ties to the lower
  * index), and their probabilities renormalised to sum to 1.
  */
 import { ConfigError, ShapeError } from './errors.js';

@@ -38,7 +38,7 @@ function sampleInput(u: () => number, d: InputDecl, cfg: CoreConfig): Float64Arr
     else a[i] = 2 * r - 1; // free, normalized: (-1, 1), never exactly 0
   }
   if (d.range === 'normalized')
-    // Unit l2 norm per [b, t, h] vector (the delta rules need ‖k‖ = 1, SPEC 3).
+    // Unit l2 norm per [b, t, h] vector (the delta rules need ‖k‖ = 1, docs/spec.md §3).
     for (let p = 0; p < vectors; p++) {
       let ss = 0;
       for (let i = 0; i < w; i++) ss += a[p * w + i] ** 2;

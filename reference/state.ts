@@ -1,5 +1,5 @@
 /**
- * SPEC 7 (core part), the inference state: the E routed states and the shared state of every
+ * docs/spec.md §7 (core part), the inference state: the E routed states and the shared state of every
  * (sequence, head). Its size is fixed when it is created and does not grow with the tokens
  * seen; prefill (any number of times, any lengths) and step advance it in place.
  */

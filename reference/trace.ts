@@ -1,5 +1,5 @@
 /**
- * Per-token events of the core recurrence (SPEC 2, 4) for one sequence and one head, with
+ * Per-token events of the core recurrence (docs/spec.md §2, 4) for one sequence and one head, with
  * everything a learner needs to redo a step by hand: the routing, each active memory's inputs
  * and its state before and after, its own read-out, and both mixed outputs.
  */

@@ -1,5 +1,5 @@
 /**
- * Shared shapes of the core MoM form (SPEC sections 1-4, 7). The reference uses Float64Array;
+ * Shared shapes of the core MoM form (docs/spec.md §1-4, §7). The reference uses Float64Array;
  * the GPU side takes the same objects and converts to float32 at upload.
  *
  * Layout (fla's, row-major, innermost last):
@@ -12,7 +12,7 @@
 /** Per-token width of a rule input, in the head's sizes. */
 export type Width = 'dk' | 'dv' | 'scalar';
 
-/** What a generator must respect for an input (SPEC 3: delta rules need unit keys, beta in (0,1)). */
+/** What a generator must respect for an input (docs/spec.md §3: delta rules need unit keys, beta in (0,1)). */
 export type InputRange =
   | 'free' // any finite value
   | 'normalized' // a vector of unit l2 norm
@@ -34,7 +34,7 @@ export interface Dims {
 export type TokenInputs = Record<string, Float64Array | number>;
 
 /**
- * An update rule (SPEC 3, 8): a state S of size dk*dv (row-major S[i*dv + j], i < dk, j < dv),
+ * An update rule (docs/spec.md §3, 8): a state S of size dk*dv (row-major S[i*dv + j], i < dk, j < dv),
  * an update from the state and the token's inputs, and a read-out.
  */
 export interface Rule {
@@ -88,7 +88,7 @@ export interface CoreOutputs {
   final: CoreState;
 }
 
-/** SPEC 2: per token, the chosen memories and their renormalised weights. */
+/** docs/spec.md §2: per token, the chosen memories and their renormalised weights. */
 export interface Routing {
   probs: Float64Array; // [B, T, E]
   indices: Int32Array; // [B, T, topk], ordered by descending p then ascending index

@@ -1,5 +1,5 @@
 /**
- * Input validation for the core form (SPEC 4, 7). Every check throws a typed error whose
+ * Input validation for the core form (docs/spec.md §4, 7). Every check throws a typed error whose
  * message names the offending argument, what was expected and what was given, so that bad
  * input never turns into a crash, a hang or a silently wrong answer.
  */

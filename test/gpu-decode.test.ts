@@ -1,5 +1,5 @@
 /**
- * Constant-state decode on the GPU (gpu/decode.ts, SPEC 7): prefill + steps, or prefill in
+ * Constant-state decode on the GPU (gpu/decode.ts, docs/spec.md §7): prefill + steps, or prefill in
  * pieces, give the outputs and final state of one pass; a step allocates no GPU buffer.
  */
 import fc from 'fast-check';

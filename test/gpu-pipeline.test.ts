@@ -134,7 +134,7 @@ describe('gpu gather', () => {
 });
 
 /**
- * Whole forward, float32 GPU against the float64 reference (SPEC 9 metric on o and on the final
+ * Whole forward, float32 GPU against the float64 reference (docs/spec.md §9 metric on o and on the final
  * states; a comparison also passes outright at max|diff| <= 1e-6). Measured before choosing the
  * tolerance, errRatio without the absolute shortcut, over 900 comparisons drawn like the cases
  * below (linear, decay, gla, gated-delta; chunk 16 and recurrent; mix after and before; with and

@@ -85,7 +85,7 @@ async function run(encode: Encode, pb: ReturnType<typeof problem>, names: string
   return out;
 }
 
-/** SPEC 9's error (rms of the difference over rms of the first), and the largest difference. */
+/** docs/spec.md §9's error (rms of the difference over rms of the first), and the largest difference. */
 function compare(a: ArrayLike<number>, b: ArrayLike<number>) {
   let d2 = 0;
   let r2 = 0;
@@ -104,7 +104,7 @@ function compare(a: ArrayLike<number>, b: ArrayLike<number>) {
  * Both kernels are float32 and differ only in the order of the two dk-long sums (serial in the
  * template; R partial vec4 sums and a butterfly or fixed-order reduction here). Measured over
  * these properties on lavapipe (2026-11-29, every rule, both paths, R = 1, 2, 4, 8, 40 cases):
- * largest SPEC 9 error over four runs 1.5e-7 (o), 6.4e-8 (state), 8.5e-8 (history). 1e-6 leaves a factor ~6
+ * largest docs/spec.md §9 error over four runs 1.5e-7 (o), 6.4e-8 (state), 8.5e-8 (history). 1e-6 leaves a factor ~6
  * for unseen seeds; a layout bug (a wrong row, column or token) gave errors of 0.1-1.
  */
 const TOL = 1e-6;
@@ -149,7 +149,7 @@ describe.each(RULE_NAMES)('fast recurrent kernel, rule %s', (name) => {
 });
 
 /**
- * The float64 reference token by token (reference/rules, SPEC 3) on the same float32-exact
+ * The float64 reference token by token (reference/rules, docs/spec.md §3) on the same float32-exact
  * inputs: o, final states and the state after every token.
  */
 function reference(name: RuleName, pb: ReturnType<typeof problem>) {
@@ -182,7 +182,7 @@ function reference(name: RuleName, pb: ReturnType<typeof problem>) {
  * float32 kernel vs float64 reference: test/gpu-rules.test.ts's recurrent tolerance (1.5e-6 for
  * every rule, about 10x the worst float32-vs-float64 error measured there, 1.5e-7). The 'old-state'
  * read-out is the same value rounded in another order. Measured with these cases on lavapipe
- * (3 runs, all rules and paths), worst SPEC 9 error o / state / history: old-state 2.7e-7 /
+ * (3 runs, all rules and paths), worst docs/spec.md §9 error o / state / history: old-state 2.7e-7 /
  * 1.3e-7 / 1.5e-7; the same cases with the default read-out 1.5e-7 / 1.3e-7 / 1.4e-7. A read-out
  * without the scalar decay gave 0.7-3.
  */
@@ -190,7 +190,7 @@ const REF_TOL = 1.5e-6;
 
 type Worst = { o: number; state: number; history: number };
 
-/** The kernel on pb against the float64 reference: o, final states (and history), SPEC 9 error within tol. */
+/** The kernel on pb against the float64 reference: o, final states (and history), docs/spec.md §9 error within tol. */
 async function matchesReference(name: RuleName, encode: Encode, pb: ReturnType<typeof problem>, withHistory: boolean, worst: Worst, tol: number, what: string) {
   const names = (GPU_RULES[name] as BuiltinGpuRule).inputs.map((d) => d.name);
   const want = reference(name, pb);
@@ -253,7 +253,7 @@ describe.each(RULE_NAMES)('fast recurrent kernel, old-state read-out, rule %s', 
  * float64 reference, with some tokens' decays so strong that c' falls under 2^-32 (the fold before
  * the update) or underflows to 0, on every reduction path; with history the option must fall back
  * to the plain update. Same tolerance as above (REF_TOL, 10x the float32 error of the plain kernel).
- * Measured with these cases on lavapipe (2026-11-29, two runs), worst SPEC 9 error o / state /
+ * Measured with these cases on lavapipe (2026-11-29, two runs), worst docs/spec.md §9 error o / state /
  * history: 1.7e-7 / 9.4e-8 / 1.1e-7, as the plain kernel's. With the fold before a tiny c' removed
  * the error was infinite; without the fold at the tile end, 0.08-0.66.
  */
@@ -339,9 +339,9 @@ describe('fast recurrent kernel, errors', () => {
     expect(() => makeRecurrentFastEncoder({ name: 'r', inputs: [{ name: 'k', width: 'dk', range: 'normalized' }], form: { decay: 'none', delta: false } })).toThrow(/needs an input named 'v'/);
   });
   it('prints the largest measured differences', () => {
-    console.log(`fast vs generic recurrent, largest SPEC 9 error: ${JSON.stringify(worst)}`);
-    console.log(`fast, old-state read-out, vs float64 reference, largest SPEC 9 error: ${JSON.stringify(worstOld)}`);
-    console.log(`fast, deferred decay, vs float64 reference, largest SPEC 9 error: ${JSON.stringify(worstDefer)}`);
-    console.log(`fast, two layouts in one dispatch, vs float64 reference, largest SPEC 9 error: ${JSON.stringify(worstMixed)}`);
+    console.log(`fast vs generic recurrent, largest docs/spec.md §9 error: ${JSON.stringify(worst)}`);
+    console.log(`fast, old-state read-out, vs float64 reference, largest docs/spec.md §9 error: ${JSON.stringify(worstOld)}`);
+    console.log(`fast, deferred decay, vs float64 reference, largest docs/spec.md §9 error: ${JSON.stringify(worstDefer)}`);
+    console.log(`fast, two layouts in one dispatch, vs float64 reference, largest docs/spec.md §9 error: ${JSON.stringify(worstMixed)}`);
   });
 });

@@ -139,7 +139,7 @@ async function runGpu(rule: GpuRule, pb: Problem, mode: KernelMode, chunk?: Chun
   return { o, state, history };
 }
 
-/** SPEC 9: err = rms(ref − got) / (rms(ref) + 1e-8); max|ref − got| <= 1e-6 passes outright. */
+/** docs/spec.md §9: err = rms(ref − got) / (rms(ref) + 1e-8); max|ref − got| <= 1e-6 passes outright. */
 function compare(ref: ArrayLike<number>, got: ArrayLike<number>) {
   expect(got.length).toBe(ref.length);
   let d2 = 0;
@@ -157,7 +157,7 @@ function compare(ref: ArrayLike<number>, got: ArrayLike<number>) {
 }
 
 /**
- * Tolerances on the SPEC 9 error of outputs and final states. Measured on lavapipe, float32 GPU
+ * Tolerances on the docs/spec.md §9 error of outputs and final states. Measured on lavapipe, float32 GPU
  * vs float64 reference, GPU_RULES_RUNS=25 (25 runs x 4 configs per rule, segments up to 2C+5
  * tokens, |values| <= 1, unit keys, g in [-2, -0.01], β in [0.05, 0.95]); worst err seen, o / state:
  *   linear       recurrent 1.2e-7 / 1.2e-7   chunk 1.8e-7 / 2.1e-7

@@ -7,7 +7,7 @@ import { prepareMatmul } from '../gpu/kernels/matmul.js';
 import { compareArrays } from '../properties/compare.js';
 import { checkGpuLayer, checkGpuLayerDecode, gpuLayerCaseArb, GPU_LAYER_TOL, type GpuLayerCase } from '../properties/layer.js';
 import { describeLayerCase } from '../properties/layer.js';
-import { parseLayerConfig } from '../src/layer-config.js';
+import { parseLayerConfig } from '../reference/layer-config.js';
 import { initLayerWeights } from '../src/cli/init.js';
 import { ConfigError, ShapeError } from '../reference/errors.js';
 

@@ -6,7 +6,7 @@ import { MomLayerState } from '../reference/layer-state.js';
 import { momForward } from '../reference/mom.js';
 import { getRule } from '../reference/rules/index.js';
 import type { CoreConfig, MemoryInputs } from '../reference/types.js';
-import { layerDims, parseLayerConfig } from '../src/layer-config.js';
+import { layerDims, parseLayerConfig } from '../reference/layer-config.js';
 import { initLayerWeights } from '../src/cli/init.js';
 import { ConfigError, ShapeError } from '../reference/errors.js';
 
@@ -19,7 +19,7 @@ function report(out: { ok: boolean; message?: string }, c: LayerCase) {
 /**
  * An independent oracle: with conv_size = 1 the short conv has no history, so every memory sees
  * the same query and the layer is the core MoM form (reference/mom.ts, direct token-by-token,
- * SPEC 4) on per-token projected inputs, followed by the output stage.
+ * docs/spec.md §4) on per-token projected inputs, followed by the output stage.
  */
 function layerViaCore(c: LayerCase): Float64Array {
   const cfg = c.config;
@@ -39,7 +39,7 @@ function layerViaCore(c: LayerCase): Float64Array {
   return layerOutput(cfg, w, c.x, out.o, n);
 }
 
-describe('layer building blocks, by hand (SPEC 6)', () => {
+describe('layer building blocks, by hand (docs/spec.md §6)', () => {
   it('short conv: causal, w[.., W-1] on the current input, zero history, cache continues', () => {
     const w = new Float64Array([0.5, -1, 2]); // one channel, W = 3
     const cache = new Float64Array(2);
@@ -64,7 +64,7 @@ describe('layer building blocks, by hand (SPEC 6)', () => {
   });
 });
 
-describe('reference layer (SPEC 6, 7)', () => {
+describe('reference layer (docs/spec.md §6, 7)', () => {
   test.prop([layerCaseArb().map((c) => ({ ...c, config: { ...c.config, conv_size: 1 } }))], PARAMS)('with conv width 1 the layer equals the core form on projected inputs', (c) => {
     const got = layerForward(c.config, layerCaseWeights(c), c.x, c.B, c.T, { chunk: c.chunk || undefined });
     report(compareNamed([['y', layerViaCore(c), got.y]], LAYER_F64_TOL, 0), c);

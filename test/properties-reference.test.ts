@@ -18,7 +18,7 @@ import type { RuleTarget } from '../properties/types.js';
 const FILE = 'test/properties-reference.test.ts';
 const targets: RuleTarget[] = RULE_NAMES.map((name) => ({ name, ref: BUILTIN_RULES[name], chunked: BUILTIN_RULES[name] }));
 
-describe('compareArrays (SPEC 9)', () => {
+describe('compareArrays (docs/spec.md §9)', () => {
   it('computes the error ratio and the max abs difference', () => {
     const c = compareArrays([3, 4], [3, 4.5]);
     // rms(ref − got) = sqrt(0.25/2), rms(ref) = sqrt(25/2): ratio ≈ 0.1 (the 1e-8 shows at 3e-10)

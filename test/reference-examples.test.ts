@@ -155,7 +155,7 @@ describe('worked examples, one per rule (dk = dv = 2, three tokens)', () => {
   });
 });
 
-describe('routing examples (SPEC 2)', () => {
+describe('routing examples (docs/spec.md §2)', () => {
   it('a tie at the top goes to the lower index, weights split evenly', () => {
     // z = [1, 2, 2, 0]: p1 = p2 are the largest; k = 2 takes both, in index order, w = p/(p1+p2) = 1/2 each.
     const r = routeToken([1, 2, 2, 0], 2);
@@ -187,7 +187,7 @@ describe('routing examples (SPEC 2)', () => {
   });
 });
 
-describe('a worked MoM example (SPEC 4): E = 2, k = 1, shared memory, linear rule, s = 1', () => {
+describe('a worked MoM example (docs/spec.md §4): E = 2, k = 1, shared memory, linear rule, s = 1', () => {
   // t0 routes to memory 0 (z = [1, 0]), t1 to memory 1 (z = [0, 3]); k = 1 so each weight is 1.
   //   memory 0: t0 k = [1, 0], v = [1, 2]   (t1's inputs are ignored: memory 0 is inactive then)
   //   memory 1: t1 k = [1, 0], v = [−1, 1]  (t0's inputs are ignored)

@@ -15,7 +15,7 @@ import { getRule, RULE_NAMES } from '../reference/rules/index.js';
 import { momForward } from '../reference/mom.js';
 import { coreCaseArb, SIZES } from '../properties/arbitraries.js';
 import { compareAll, describeFailures } from '../properties/compare.js';
-import { TEXT_GPU_TOL } from '../src/rule-lang/fuzz-properties.js';
+import { TEXT_GPU_TOL } from '../properties/rule-file.js';
 
 let ctx: GpuContext;
 beforeAll(async () => {

@@ -9,8 +9,8 @@ import * as math from 'mathjs';
 import { describe, expect, it } from 'vitest';
 import { RuleError } from '../reference/errors.js';
 import { interpretRule, ruleFromText } from '../reference/rules/from-text.js';
-import { checkRuleText } from '../src/rule-lang/check.js';
-import { parseRuleFile } from '../src/rule-lang/parse.js';
+import { checkRuleText } from '../reference/rule-lang/check.js';
+import { parseRuleFile } from '../reference/rule-lang/parse.js';
 import { gridArray } from '../properties/arbitraries.js';
 import { compareArrays } from '../properties/compare.js';
 
@@ -46,7 +46,7 @@ function located(msg: string): { line: number; col: number; quoted: string } {
 const withLine = (line: string, n = 3) => SPEC_EXAMPLE.split('\n').map((l, i) => (i === n - 1 ? line : l)).join('\n');
 
 describe('rule language: parsing and shapes', () => {
-  it('accepts the SPEC 8 example, with its inputs in order and a linear read-out', () => {
+  it('accepts the docs/spec.md §8 example, with its inputs in order and a linear read-out', () => {
     const r = checkRuleText(SPEC_EXAMPLE, { name: 'spec' });
     expect(r.inputs).toEqual([
       { name: 'k', width: 'dk', range: 'free' },

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
 import { expectTensor, parseSafetensors, serializeSafetensors } from '../src/io/safetensors.js';
-import { layerParamShapes, layerWeightsFrom, parseLayerConfig } from '../src/layer-config.js';
+import { layerParamShapes, parseLayerConfig } from '../reference/layer-config.js';
+import { layerWeightsFrom } from '../src/io/layer-files.js';
 import { initLayerWeights } from '../src/cli/init.js';
 import { ConfigError, FormatError } from '../reference/errors.js';
 

@@ -33,7 +33,7 @@ dev = "cuda"
 x = {n: t.to(dev) for n, t in load_file(f"{vec}/inputs.safetensors").items()}
 outputs = {}
 
-# ---- core form: gated delta rule per memory over its own tokens, mixed after (SPEC 4) ----
+# ---- core form: gated delta rule per memory over its own tokens, mixed after (docs/spec.md §4) ----
 probs = torch.softmax(x["core.router_logits"].double(), dim=-1)
 w, idx = probs.topk(K, dim=-1)                       # [B, T, K]; ties: see docs/vectors.md
 w = (w / w.sum(-1, keepdim=True)).float()

@@ -17,7 +17,7 @@ import { CHUNK_SIZES, type GpuRule, type KernelMode } from './types.js';
 export interface BuiltinGpuRule extends GpuRule {
   /** the column-by-column snippets for the generic template (recurrent-template.ts) */
   readonly body: RecurrentBody;
-  /** the SPEC 5 form, from which the chunked and the fast token-by-token kernels are generated */
+  /** the docs/spec.md §5 form, from which the chunked and the fast token-by-token kernels are generated */
   readonly form: ChunkForm;
 }
 

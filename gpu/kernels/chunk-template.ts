@@ -1,5 +1,5 @@
 /**
- * The chunkwise-parallel form (SPEC 5) of the built-in rules over the varlen contract of
+ * The chunkwise-parallel form (docs/spec.md §5) of the built-in rules over the varlen contract of
  * gpu/kernels/types.ts, in three kernels (four for delta rules), one dispatch each over all segments:
  *
  * 1. `prepare`, one workgroup per (chunk, head), all chunks of all segments in parallel. Per
@@ -53,7 +53,7 @@ import {
 } from './kernel-util.js';
 import type { RuleBuffers, RuleDims } from './types.js';
 
-/** Which SPEC 5 form a rule has: its decay (none, one per token, one per key channel) and whether it is a delta rule. */
+/** Which docs/spec.md §5 form a rule has: its decay (none, one per token, one per key channel) and whether it is a delta rule. */
 export interface ChunkForm {
   decay: 'none' | 'scalar' | 'channel';
   delta: boolean;

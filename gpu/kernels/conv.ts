@@ -1,5 +1,5 @@
 /**
- * The layer's short convolution (SPEC 6.3) in the gathered layout: causal, depthwise, then SiLU,
+ * The layer's short convolution (docs/spec.md §6.3) in the gathered layout: causal, depthwise, then SiLU,
  * over each segment's own subsequence. A segment s = slot*B + b is one memory's tokens of one
  * sequence, so looking back stays inside the segment; before its first position the conv reads
  * the segment's cache (the last W-1 inputs of that memory from earlier calls; zeros at the start).

@@ -1,4 +1,4 @@
-/** SPEC 3, `decay`: S' = e^g S + k vᵀ with one log-decay g per token (mirrors reference/rules/decay.ts). */
+/** docs/spec.md §3, `decay`: S' = e^g S + k vᵀ with one log-decay g per token (mirrors reference/rules/decay.ts). */
 import { decay as ref } from '../../reference/rules/decay.js';
 import { makeBuiltinGpuRule } from './builtin.js';
 import { READ_STATE_T_Q } from './recurrent-template.js';

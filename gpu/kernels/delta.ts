@@ -1,4 +1,4 @@
-/** SPEC 3, `delta` (DeltaNet): S' = S + β k (v − Sᵀk)ᵀ (mirrors reference/rules/delta.ts). */
+/** docs/spec.md §3, `delta` (DeltaNet): S' = S + β k (v − Sᵀk)ᵀ (mirrors reference/rules/delta.ts). */
 import { delta as ref } from '../../reference/rules/delta.js';
 import { makeBuiltinGpuRule } from './builtin.js';
 import { READ_STATE_T_Q } from './recurrent-template.js';

@@ -1,5 +1,5 @@
 /**
- * SPEC 8 on the GPU side: a rule written as math (src/rule-lang) compiled to a WGSL
+ * docs/spec.md §8 on the GPU side: a rule written as math (src/rule-lang) compiled to a WGSL
  * token-by-token kernel, a `GpuRule` in mode 'recurrent' over the varlen contract of
  * gpu/kernels/types.ts. It walks the same lowered program as reference/rules/from-text.ts.
  *
@@ -14,8 +14,8 @@
  * `history` (mix-before path) receives the state after each token.
  */
 import { ConfigError } from '../../reference/errors.js';
-import { checkRuleText, type CheckedRule, type Dim } from '../../src/rule-lang/check.js';
-import { flatIndex, lowerRule, noteOnce, type Elem, type Program, type Step } from '../../src/rule-lang/lower.js';
+import { checkRuleText, type CheckedRule, type Dim } from '../../reference/rule-lang/check.js';
+import { flatIndex, lowerRule, noteOnce, type Elem, type Program, type Step } from '../../reference/rule-lang/lower.js';
 import type { GpuContext } from '../device.js';
 import { checkRuleCall, checkStorageBindings, checkWorkgroupBytes, declareBindings, encodePass, gridDim, type Binding } from './kernel-util.js';
 import type { GpuRule, RuleBuffers, RuleDims, RuleRunOptions } from './types.js';

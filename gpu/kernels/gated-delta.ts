@@ -1,5 +1,5 @@
 /**
- * SPEC 3, `gated-delta` (Gated DeltaNet): S̄ = α S;  S' = S̄ + β k (v − S̄ᵀk)ᵀ, α = e^g
+ * docs/spec.md §3, `gated-delta` (Gated DeltaNet): S̄ = α S;  S' = S̄ + β k (v − S̄ᵀk)ᵀ, α = e^g
  * (mirrors reference/rules/gated-delta.ts).
  */
 import { gatedDelta as ref } from '../../reference/rules/gated-delta.js';

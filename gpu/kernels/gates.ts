@@ -1,5 +1,5 @@
 /**
- * The layer's gates (SPEC 6.2), per gathered position and head:
+ * The layer's gates (docs/spec.md §6.2), per gathered position and head:
  *   beta = sigmoid(b),  g = -exp(A_log[h]) * softplus(a + dt_bias[h]).
  * softplus is x above 20 (as torch) and e^x below -15 (where log(1 + e^x) rounds 1 + e^x to 1
  * in float32 and would lose all relative precision).

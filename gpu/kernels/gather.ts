@@ -1,5 +1,5 @@
 /**
- * The stable gather (SPEC 4, gathered form): tokens sorted by memory, time order kept inside a
+ * The stable gather (docs/spec.md §4, gathered form): tokens sorted by memory, time order kept inside a
  * memory, in fla's varlen layout. Segment s = e*B + b holds the tokens of batch b routed to
  * memory e (slot e = E is the shared memory: every token of b, so its segment is just t).
  *

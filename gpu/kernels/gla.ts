@@ -1,4 +1,4 @@
-/** SPEC 3, `gla`: S' = diag(e^g) S + k vᵀ with a log-decay per key channel (mirrors reference/rules/gla.ts). */
+/** docs/spec.md §3, `gla`: S' = diag(e^g) S + k vᵀ with a log-decay per key channel (mirrors reference/rules/gla.ts). */
 import { gla as ref } from '../../reference/rules/gla.js';
 import { makeBuiltinGpuRule } from './builtin.js';
 import { READ_STATE_T_Q } from './recurrent-template.js';

@@ -1,4 +1,4 @@
-/** SPEC 3, `linear`: S' = S + k vᵀ, on the GPU (mirrors reference/rules/linear.ts). */
+/** docs/spec.md §3, `linear`: S' = S + k vᵀ, on the GPU (mirrors reference/rules/linear.ts). */
 import { linear as ref } from '../../reference/rules/linear.js';
 import { makeBuiltinGpuRule } from './builtin.js';
 import { READ_STATE_T_Q } from './recurrent-template.js';

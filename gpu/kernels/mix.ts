@@ -1,5 +1,5 @@
 /**
- * Scatter back with the routing weights (SPEC 4), one thread per output element (b, t, h, c),
+ * Scatter back with the routing weights (docs/spec.md §4), one thread per output element (b, t, h, c),
  * consecutive threads on consecutive c so reads of a gathered row are coalesced.
  *
  * after:  o[b,t,h] = sum_j w[b,t,j] * oG[slot[b,t,j], h] + oG[cu[E*B+b] + t, h]

@@ -1,5 +1,5 @@
 /**
- * The layer's normalisations (SPEC 6.4, 6.7), one thread per (row, head):
+ * The layer's normalisations (docs/spec.md §6.4, 6.7), one thread per (row, head):
  *  - l2norm: x <- scale * x / sqrt(sum x^2 + 1e-6) per head, in place (q with scale dk^-1/2, k with 1);
  *  - gated RMSNorm: y = o * rsqrt(mean(o^2) + eps) * weight * silu(gate) per head.
  */

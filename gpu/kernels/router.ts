@@ -1,5 +1,5 @@
 /**
- * The router on the GPU (SPEC 2), mirroring reference/router.ts: per token, softmax over the E
+ * The router on the GPU (docs/spec.md §2), mirroring reference/router.ts: per token, softmax over the E
  * logits with the max subtracted, the top-k (ties to the lower index, ordered by descending p
  * then ascending index), and the routed weights renormalised over the k chosen memories.
  *
@@ -31,7 +31,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   var m = logits[tok * E];
   for (var e = 0u; e < E; e++) { z[e] = logits[tok * E + e]; m = max(m, z[e]); }
   // Top-k by the logits rather than by the rounded probabilities: p is strictly increasing in
-  // z, so the order is the same as SPEC 2's, but float32 exp could turn two close logits into a
+  // z, so the order is the same as docs/spec.md §2's, but float32 exp could turn two close logits into a
   // tie that float64 does not have. Strict '>' while scanning upwards sends ties to the lower
   // index, and picking the maxima one after another orders them by descending p.
   var taken: array<bool, E>;

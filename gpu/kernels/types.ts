@@ -2,14 +2,14 @@
  * The contract between the MoM pipeline (gpu/mom.ts, gpu/decode.ts) and the per-rule kernels
  * (gpu/kernels/<rule>.ts, and gpu/kernels/from-text.ts for rules written as math).
  *
- * Rule kernels work on the *gathered, variable-length* form (SPEC 4, fla's `cu_seqlens`):
+ * Rule kernels work on the *gathered, variable-length* form (docs/spec.md §4, fla's `cu_seqlens`):
  * the gather has placed the tokens of segment s at positions p in [cu[s], cu[s+1]), in time
  * order. A segment is one (memory slot e, batch b) pair, s = e * B + b; slot e = E is the shared
  * memory when enabled. Each segment is an independent sequence with its own state.
  *
  * Buffers (float32 unless noted; all row-major):
  *   cu       u32 [S + 1]             segment offsets into the positions
- *   q        [P, H, dk]              queries, already scaled by s (SPEC 4)
+ *   q        [P, H, dk]              queries, already scaled by s (docs/spec.md §4)
  *   inputs   one per rule input, in `rule.inputs` order: [P, H, width] (width dk, dv or 1)
  *   state    [S, H, dk, dv]          read_write: the initial state in, the final state out
  *   o        [P, H, dv]              the memory's own read-out after each token's update

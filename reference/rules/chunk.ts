@@ -1,5 +1,5 @@
 /**
- * SPEC 5, the chunkwise-parallel form, written as plain loops. Inside a chunk of c tokens
+ * docs/spec.md §5, the chunkwise-parallel form, written as plain loops. Inside a chunk of c tokens
  * (c = C, or fewer for the last chunk), G_i is the running sum of log-decays from the chunk
  * start up to and including token i, and h (= S) is the state at the chunk start.
  *
@@ -18,7 +18,7 @@ import { checkChunk } from './common.js';
  *   O_i = (q_i ⊙ e^{G_i}) h + Σ_{j ≤ i} (Σ_a q_i[a] k_j[a] e^{G_i[a] − G_j[a]}) v_j
  *   h  ← e^{G_c} h + (K ⊙ e^{G_c − G})ᵀ V
  *
- * For decay the inner factor is the SPEC's ((Q Kᵀ) ⊙ D)_ij with D_ij = e^{G_i − G_j}; for gla
+ * For decay the inner factor is the spec's (docs/spec.md §5) ((Q Kᵀ) ⊙ D)_ij with D_ij = e^{G_i − G_j}; for gla
  * the decays differ per key channel, so they enter q and k column-wise inside the dot product.
  */
 export function decayChunked(seq: HeadSequence, S: Float64Array, C: number, gk: Float64Array | null): Float64Array {

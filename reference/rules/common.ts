@@ -5,7 +5,7 @@ import { widthOf } from '../types.js';
 import { checkArray } from '../validate.js';
 import type { HeadSequence } from './types.js';
 
-/** SPEC 1: o = Sᵀ q, i.e. o[j] = Σ_i S[i, j] q[i]. */
+/** docs/spec.md §1: o = Sᵀ q, i.e. o[j] = Σ_i S[i, j] q[i]. */
 export function readOut(S: Float64Array, q: Float64Array, dims: Dims, out: Float64Array): void {
   const { dk, dv } = dims;
   out.fill(0, 0, dv);
@@ -16,7 +16,7 @@ export function readOut(S: Float64Array, q: Float64Array, dims: Dims, out: Float
   }
 }
 
-/** SPEC 5 works for any chunk size C >= 1; anything else is a configuration error. */
+/** docs/spec.md §5 works for any chunk size C >= 1; anything else is a configuration error. */
 export function checkChunk(C: number): void {
   if (!Number.isInteger(C) || C < 1) throw new ConfigError(`chunk size must be an integer >= 1, got ${C}`);
 }

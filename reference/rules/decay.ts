@@ -1,4 +1,4 @@
-/** SPEC 3, `decay` (RetNet, simple GLA, Mamba2-style): S' = α S + k vᵀ, α = e^g, g ≤ 0 scalar. */
+/** docs/spec.md §3, `decay` (RetNet, simple GLA, Mamba2-style): S' = α S + k vᵀ, α = e^g, g ≤ 0 scalar. */
 import type { Dims, TokenInputs } from '../types.js';
 import { decayChunked } from './chunk.js';
 import { checkChunk, checkSequence, readOut } from './common.js';

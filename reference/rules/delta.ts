@@ -1,4 +1,4 @@
-/** SPEC 3, `delta` (DeltaNet): S' = S + β k (v − Sᵀk)ᵀ, β ∈ (0,1). Chunked: the UT transform. */
+/** docs/spec.md §3, `delta` (DeltaNet): S' = S + β k (v − Sᵀk)ᵀ, β ∈ (0,1). Chunked: the UT transform. */
 import type { Dims, TokenInputs } from '../types.js';
 import { deltaChunked } from './chunk.js';
 import { checkChunk, checkSequence, readOut } from './common.js';

@@ -1,5 +1,5 @@
 /**
- * SPEC 8 on the reference side: a rule written as math (src/rule-lang) becomes a `Rule`.
+ * docs/spec.md §8 on the reference side: a rule written as math (src/rule-lang) becomes a `Rule`.
  *
  * `ruleFromText` compiles the lowered program (src/rule-lang/lower.ts) to JavaScript: plain
  * loops over Float64Array, one function for the token step and one for the read-out, built
@@ -9,9 +9,9 @@
  * tests compare the compiled rule with.
  */
 import * as math from 'mathjs';
-import type { CheckedRule, Dim, TExpr } from '../../src/rule-lang/check.js';
-import { checkRuleText, isScalar } from '../../src/rule-lang/check.js';
-import { extent, flatIndex, lowerRule, noteOnce, type Elem, type Idx, type Program, type Step } from '../../src/rule-lang/lower.js';
+import type { CheckedRule, Dim, TExpr } from '../rule-lang/check.js';
+import { checkRuleText, isScalar } from '../rule-lang/check.js';
+import { extent, flatIndex, lowerRule, noteOnce, type Elem, type Idx, type Program, type Step } from '../rule-lang/lower.js';
 import { ShapeError } from '../errors.js';
 import type { Dims, InputDecl, Rule, TokenInputs } from '../types.js';
 

@@ -1,6 +1,6 @@
 /**
- * SPEC 3, `gated-delta` (Gated DeltaNet): S̄ = α S;  S' = S̄ + β k (v − S̄ᵀk)ᵀ, α = e^g, β ∈ (0,1).
- * Chunked: the UT transform of SPEC 5 with the decays.
+ * docs/spec.md §3, `gated-delta` (Gated DeltaNet): S̄ = α S;  S' = S̄ + β k (v − S̄ᵀk)ᵀ, α = e^g, β ∈ (0,1).
+ * Chunked: the UT transform of docs/spec.md §5 with the decays.
  *
  * This is the rule the benchmark (bench/reference.ts) measures, so its token step is fused:
  * the decay is folded into the two passes over S instead of being a pass of its own, and the

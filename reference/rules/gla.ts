@@ -1,4 +1,4 @@
-/** SPEC 3, `gla`: S' = diag(α) S + k vᵀ, α = e^g ∈ (0,1]^dk, one decay per key channel. */
+/** docs/spec.md §3, `gla`: S' = diag(α) S + k vᵀ, α = e^g ∈ (0,1]^dk, one decay per key channel. */
 import type { Dims, TokenInputs } from '../types.js';
 import { decayChunked } from './chunk.js';
 import { checkChunk, checkSequence, readOut } from './common.js';

@@ -1,4 +1,4 @@
-/** The registry of built-in rules (SPEC 3). */
+/** The registry of built-in rules (docs/spec.md §3). */
 import { ConfigError } from '../errors.js';
 import { decay } from './decay.js';
 import { delta } from './delta.js';

@@ -1,4 +1,4 @@
-/** SPEC 3, `linear`: S' = S + k vᵀ (no gates). Chunked: SPEC 5 with no decay. */
+/** docs/spec.md §3, `linear`: S' = S + k vᵀ (no gates). Chunked: docs/spec.md §5 with no decay. */
 import type { Dims, TokenInputs } from '../types.js';
 import { decayChunked } from './chunk.js';
 import { checkChunk, checkSequence, readOut } from './common.js';

@@ -6,7 +6,7 @@
  * Every (property, rule) pair runs with the same seed, so a failure replays with
  *   npx momlab check --property P --rules R --sizes S --seed N --path X
  *
- * `layer` is a pseudo-rule in --rules (included in `all`): the fla-compatible layer (SPEC 6, 7;
+ * `layer` is a pseudo-rule in --rules (included in `all`): the fla-compatible layer (docs/spec.md §6, 7;
  * its rule is gated-delta) with the layer properties of properties/layer.ts, one row each. The
  * layer draws its own sizes (LAYER_SIZES: small), whatever --sizes says.
  */
@@ -32,7 +32,7 @@ export const LAYER = 'layer';
 export const usage = `usage: momlab check [options]
 
 Runs the property suite (reference and GPU) and prints a table: property × rule, cases run,
-worst error ratio (SPEC 9), pass/fail. Exits 0 only if every property holds.
+worst error ratio (docs/spec.md §9), pass/fail. Exits 0 only if every property holds.
 
 options:
   --rules all|name,...   rules to check (default all: ${RULE_NAMES.join(', ')}, ${LAYER})

@@ -1,11 +1,11 @@
 /**
- * `momlab fuzz <file.rule>`: the property suite on a rule written as math (SPEC 8). The rule is
+ * `momlab fuzz <file.rule>`: the property suite on a rule written as math (docs/spec.md §8). The rule is
  * compiled twice from its text (reference JS loops, GPU WGSL kernel) and checked:
  *   gpu-equals-reference, mix-before-equals-after (expected to FAIL when the read-out is not
  *   linear in the state: then the report says so) and its GPU form (linear read-outs only: the
  *   GPU pipeline refuses mix 'before' otherwise), decode-equals-forward and its GPU form,
  *   state-size-constant, state-finite — the properties of a built-in rule that apply to a
- *   token-by-token kernel (SPEC 8).
+ *   token-by-token kernel (docs/spec.md §8).
  * The target is named `text:<rule>` so that the shared GPU properties hold it to the tolerances
  * measured for compiled text rules (properties/tolerances.ts), not to a built-in's.
  * Prints a table and, on failure, the shrunk counterexample with a replay command. Exit code 0
@@ -23,8 +23,8 @@ import { formatFailure, runProperty, type PropertyReport } from '../../propertie
 import { refStateSizeConstant } from '../../properties/state-size.js';
 import { TEXT_RULE_PREFIX } from '../../properties/tolerances.js';
 import type { Property, RuleTarget } from '../../properties/types.js';
-import { stateStaysFinite, textGpuEqualsReference } from '../rule-lang/fuzz-properties.js';
-import { checkRuleText } from '../rule-lang/check.js';
+import { stateStaysFinite, textGpuEqualsReference } from '../../properties/rule-file.js';
+import { checkRuleText } from '../../reference/rule-lang/check.js';
 import { parseArgs } from './args.js';
 
 export const usage = `usage: momlab fuzz <file.rule> [--runs N] [--time SECONDS] [--seed S] [--path P] [--property ID] [--json] [--emit-wgsl]

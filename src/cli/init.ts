@@ -13,7 +13,8 @@
 import { parseArgs } from './args.js';
 import { ConfigError } from '../../reference/errors.js';
 import { mulberry32 } from '../../reference/sample.js';
-import { layerParamShapes, readLayerConfig, type LayerConfig, type LayerWeights } from '../layer-config.js';
+import { layerParamShapes, type LayerConfig, type LayerWeights } from '../../reference/layer-config.js';
+import { readLayerConfig } from '../io/layer-files.js';
 import { writeSafetensors } from '../io/safetensors.js';
 
 export const usage = `usage: momlab init --config layer.json --seed S --out weights.safetensors

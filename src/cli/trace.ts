@@ -81,7 +81,7 @@ export async function run(argv: string[]): Promise<number> {
     `momlab trace: rule ${rule.name}, ${cfg.E} memories, top-${cfg.topk}, shared memory ${cfg.shared ? 'on' : 'off'}, ` +
       `dk = ${cfg.dk}, dv = ${cfg.dv}, ${cfg.T} tokens, seed ${seed}, scale ${fmt(scale).trim()}`,
   );
-  write(`each active memory: S_after = f(S_before; k, v, gates), output = S_afterᵀ q (SPEC 3, 4)`);
+  write(`each active memory: S_after = f(S_before; k, v, gates), output = S_afterᵀ q (docs/spec.md §3, 4)`);
   for (const ev of events) for (const line of describe(ev)) write(line);
   return 0;
 }

@@ -2,9 +2,9 @@
  * `momlab vectors`: golden test vectors for another implementation (e.g. fla's Triton kernels),
  * computed by the float64 reference, written in fla's layout. Two groups:
  *  - core.*  the MoM recurrence with gated-delta given q, k, v, g, beta and router logits
- *            directly (SPEC 4, mix after; q unscaled, scale dk^-1/2 applied by the recurrence);
- *  - layer.* the whole layer (SPEC 6) on hidden states with the weights in weights.safetensors,
- *            and its whole inference state after them (SPEC 7): memory states and conv caches.
+ *            directly (docs/spec.md §4, mix after; q unscaled, scale dk^-1/2 applied by the recurrence);
+ *  - layer.* the whole layer (docs/spec.md §6) on hidden states with the weights in weights.safetensors,
+ *            and its whole inference state after them (docs/spec.md §7): memory states and conv caches.
  * docs/vectors.md describes the files; docs/examples/verify_with_fla.py uses them.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -16,7 +16,8 @@ import { getRule } from '../../reference/rules/index.js';
 import { mulberry32, sampleCoreInputs } from '../../reference/sample.js';
 import type { CoreConfig } from '../../reference/types.js';
 import { layerForward } from '../../reference/layer.js';
-import { layerDims, layerWeightsFrom, readLayerConfig, type LayerConfig, type LayerWeights } from '../layer-config.js';
+import { layerDims, type LayerConfig, type LayerWeights } from '../../reference/layer-config.js';
+import { layerWeightsFrom, readLayerConfig } from '../io/layer-files.js';
 import { readSafetensors, writeSafetensors, type TensorIn } from '../io/safetensors.js';
 import { initLayerWeights, writeLayerWeights } from './init.js';
 
@@ -31,7 +32,7 @@ Write golden vectors computed by the float64 reference into DIR:
 Defaults: --batch 2 --tokens 37 (not a multiple of any chunk size).`;
 
 /**
- * Tolerances (SPEC 9 error ratio) for a float32 implementation against these float64 values.
+ * Tolerances (docs/spec.md §9 error ratio) for a float32 implementation against these float64 values.
  * Measured with momlab's own float32 GPU path (lavapipe) on vectors like these: worst ratio
  * 1.0e-6 for layer.y and 8.7e-7 for the final states (hidden 128, head_dim 64, T = 37, chunk 64),
  * 2.8e-7 for core.o; 1.1e-6 over the random small cases of test/layer-gpu.test.ts; 7.4e-8 for
@@ -81,7 +82,7 @@ function perMemory(prefix: string, routed: Float64Array, shared: Float64Array | 
 }
 
 /**
- * The layer's conv caches (SPEC 7), one tensor per projection and slot (memory e, or `shared`):
+ * The layer's conv caches (docs/spec.md §7), one tensor per projection and slot (memory e, or `shared`):
  * `layer.conv_cache.{q,k,v}.{slot}` [B, C, W-1], C = H·dk (q, k) or H·dv (v) in the projection's
  * channel order, the last W-1 conv *inputs* (projection outputs before the conv), oldest first
  * — fla's `[N, D, W]` conv-state layout without its oldest column (fla keeps W inputs, momlab the
@@ -165,11 +166,11 @@ export async function run(argv: string[]): Promise<number> {
     weights: flags.weights ? `from ${flags.weights}` : `momlab init --seed ${seed} (fla initialisation rules)`,
     core: { ...v.coreConfig, rule: 'gated-delta', scale: v.coreConfig.dk ** -0.5, mix: 'after', q_scaled: false, k_normalized: true },
     computed:
-      'float64 reference (momlab reference/), stored as float32. core: reference/mom.ts momForward, token by token (SPEC 4). ' +
-      'layer: reference/layer.ts layerForward, gathered form, gated delta rule token by token (SPEC 6). Initial states are zero. ' +
+      'float64 reference (momlab reference/), stored as float32. core: reference/mom.ts momForward, token by token (docs/spec.md §4). ' +
+      'layer: reference/layer.ts layerForward, gathered form, gated delta rule token by token (docs/spec.md §6). Initial states are zero. ' +
       'layer.conv_cache.{q,k,v}.{slot} [B, C, conv_size-1]: the last conv_size-1 inputs of that memory\'s short conv (projection outputs before the conv), oldest first; ' +
       "fla's conv state [B, C, conv_size] holds one more (its oldest column): compare its [..., 1:]; momlab verify does so when given the wider tensor.",
-    metric: "err = rms(ref - out) / (rms(ref) + 1e-8); a tensor passes when err <= tolerance or max|ref - out| <= 1e-6 (SPEC 9)",
+    metric: "err = rms(ref - out) / (rms(ref) + 1e-8); a tensor passes when err <= tolerance or max|ref - out| <= 1e-6 (docs/spec.md §9)",
     inputs: listing(v.inputs),
     expected: listing(v.expected).map((t) => ({ ...t, tolerance: VECTOR_TOLERANCE[t.name.startsWith('core.') ? 'core' : 'layer'] })),
   };

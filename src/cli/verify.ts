@@ -1,7 +1,7 @@
 /**
  * `momlab verify`: compare another implementation's outputs with golden vectors (momlab vectors).
  * Every tensor of expected.safetensors (or those under --only PREFIX) must be present in the
- * outputs file with the same shape; each is compared with SPEC 9's metric against the tolerance
+ * outputs file with the same shape; each is compared with docs/spec.md §9's metric against the tolerance
  * the manifest gives for it. A missing tensor, a wrong shape or a NaN/Inf fails. Exit 0 or 1.
  * A conv cache (`*.conv_cache.*`, [B, C, W-1]) may also come in fla's own layout [B, C, W]:
  * fla keeps one more input, the oldest; its last W-1 columns are compared.

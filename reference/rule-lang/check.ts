@@ -4,10 +4,10 @@
  * when a run happens to use dk = dv. Mathjs meanings: `*` is the matrix product (a scalar on
  * either side scales), `+ - .* ./` are elementwise (a scalar operand is broadcast), `/` divides by
  * a scalar, `'` transposes. The output line is also checked for linearity in the state
- * (SPEC 4: only then do mixing before and after the read-out agree); a non-linear read-out is
+ * (docs/spec.md §4: only then do mixing before and after the read-out agree); a non-linear read-out is
  * allowed but reported in `notes`, quoting the part that breaks linearity.
  */
-import type { InputDecl, InputRange } from '../../reference/types.js';
+import type { InputDecl, InputRange } from '../types.js';
 import type { BinaryOp, Expr } from './expr.js';
 import { parseRuleFile, QUERY, type RuleFile } from './parse.js';
 import { formatDiagnostic, ruleError, textOf, type Source, type Span } from './source.js';

@@ -3,7 +3,7 @@
  * language (syntax, unknown symbol, shape, unsupported function, non-linear read-out) points at
  * the offending part of the text: `file:line:col: message`, the line itself, and a caret line.
  */
-import { RuleError } from '../../reference/errors.js';
+import { RuleError } from '../errors.js';
 
 /** A range on one line of the source: 1-based line and column, length in characters (>= 1). */
 export interface Span {

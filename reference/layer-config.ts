@@ -1,9 +1,8 @@
 /**
- * The configuration of one MoM layer (SPEC 6), with fla's `MomConfig` key names, and the layer's
+ * The configuration of one MoM layer (docs/spec.md §6), with fla's `MomConfig` key names, and the layer's
  * parameters under fla's state-dict names and shapes.
  */
-import { ConfigError, FormatError } from '../reference/errors.js';
-import { expectTensor, type SafetensorsFile } from './io/safetensors.js';
+import { ConfigError } from './errors.js';
 
 export interface LayerConfig {
   hidden_size: number;
@@ -72,7 +71,7 @@ export function parseLayerConfig(json: unknown, source = 'layer config'): LayerC
 export type LayerWeights = Record<string, Float64Array>;
 
 /**
- * fla's state-dict names and shapes (SPEC 6). With `single_kv_proj` every memory (and the shared
+ * fla's state-dict names and shapes (docs/spec.md §6). With `single_kv_proj` every memory (and the shared
  * one) uses shared_k/v/b/a and there is no per-memory k_proj.{e}; otherwise shared_* exist only
  * with `shared_mem`, as in fla's MomAttention.__init__.
  */
@@ -101,21 +100,6 @@ export function layerParamShapes(c: LayerConfig): Record<string, number[]> {
   return s;
 }
 
-/** Take a layer's weights out of a safetensors file: every tensor present with its shape, no others, all finite. */
-export function layerWeightsFrom(file: SafetensorsFile, c: LayerConfig): LayerWeights {
-  const shapes = layerParamShapes(c);
-  const w: LayerWeights = {};
-  for (const [name, shape] of Object.entries(shapes)) {
-    const data = expectTensor(file, name, shape);
-    const bad = data.findIndex((x) => !Number.isFinite(x));
-    if (bad >= 0) throw new FormatError(`${file.source}: tensor '${name}' holds a non-finite value (${data[bad]}) at flat index ${bad}`);
-    w[name] = data;
-  }
-  const extra = [...file.tensors.keys()].filter((n) => !(n in shapes));
-  if (extra.length) throw new FormatError(`${file.source}: tensor${extra.length > 1 ? 's' : ''} ${extra.map((n) => `'${n}'`).join(', ')} not expected for this config (a file for another configuration?)`);
-  return w;
-}
-
 /** The same check for weights built in memory (tests, init). */
 export function checkLayerWeights(w: LayerWeights, c: LayerConfig): void {
   for (const [name, shape] of Object.entries(layerParamShapes(c))) {
@@ -129,22 +113,4 @@ export function checkLayerWeights(w: LayerWeights, c: LayerConfig): void {
 export function projNames(c: LayerConfig, slot: number): { k: string; v: string; b: string; a: string } {
   if (slot === c.num_memories || c.single_kv_proj) return { k: 'shared_k.weight', v: 'shared_v.weight', b: 'shared_b.weight', a: 'shared_a.weight' };
   return { k: `k_proj.${slot}.weight`, v: `v_proj.${slot}.weight`, b: `b_proj.${slot}.weight`, a: `a_proj.${slot}.weight` };
-}
-
-/** Read and validate a config JSON file. */
-export async function readLayerConfig(path: string): Promise<LayerConfig> {
-  const { readFile } = await import('node:fs/promises');
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new ConfigError(`cannot read config '${path}': ${(e as Error).message}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(`config '${path}' is not valid JSON: ${(e as Error).message}`);
-  }
-  return parseLayerConfig(json, `config '${path}'`);
 }

@@ -4,16 +4,16 @@
  * compiled text rules, and the state staying finite over long sequences.
  */
 import fc from 'fast-check';
-import { gpuMomForward } from '../../gpu/mom.js';
-import { momForward } from '../../reference/mom.js';
-import { sampleCoreInputs } from '../../reference/sample.js';
-import type { CoreConfig } from '../../reference/types.js';
-import { coreCaseArb, type CoreCase } from '../../properties/arbitraries.js';
-import { compareAll, describeFailures } from '../../properties/compare.js';
-import { TEXT_GPU_TOL } from '../../properties/tolerances.js';
-import { exact, type Property } from '../../properties/types.js';
+import { gpuMomForward } from '../gpu/mom.js';
+import { momForward } from '../reference/mom.js';
+import { sampleCoreInputs } from '../reference/sample.js';
+import type { CoreConfig } from '../reference/types.js';
+import { coreCaseArb, type CoreCase } from './arbitraries.js';
+import { compareAll, describeFailures } from './compare.js';
+import { TEXT_GPU_TOL } from './tolerances.js';
+import { exact, type Property } from './types.js';
 
-// Float32 GPU kernel compiled from the text vs the float64 reference, SPEC 9 ratio over o and
+// Float32 GPU kernel compiled from the text vs the float64 reference, docs/spec.md §9 ratio over o and
 // the final states. Measured (out/measure.mts, sizes 'small', 12 cases per rule, seed 42): worst
 // ratio 2.2e-7 over the nine shipped rules (gated-delta 2.2e-7, decay 1.7e-7, gla 1.5e-7,
 // hgrn2 1.3e-7, delta 1.1e-7); 2.5e-7 (titans) over 20 more per rule. 1e-5 is ~40x that: room
@@ -47,7 +47,7 @@ export interface LongCase {
   seed: number;
 }
 
-/** SPEC 3: with inputs in their declared ranges, the state stays finite however long the sequence. */
+/** docs/spec.md §3: with inputs in their declared ranges, the state stays finite however long the sequence. */
 export const stateStaysFinite: Property<LongCase> = {
   id: 'state-finite',
   title: 'reference: outputs and state stay finite over long sequences (inputs in their declared ranges)',

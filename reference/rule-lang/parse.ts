@@ -14,7 +14,7 @@
  * Statements run in order; the output line comes last. This file checks the structure only;
  * names and shapes inside expressions are checked by check.ts.
  */
-import type { InputRange, Width } from '../../reference/types.js';
+import type { InputRange, Width } from '../types.js';
 import { parseExpr, type Expr } from './expr.js';
 import { makeSource, ruleError, type Source, type Span } from './source.js';
 
