@@ -32,7 +32,7 @@ const routeCase = fc
     fc.record({ B: fc.constant(B), T: fc.constant(T), E: fc.constant(E), topk: fc.constant(Math.min(kRaw, E)), logits: fc.array(coarseLogit, { minLength: B * T * E, maxLength: B * T * E }) }),
   );
 
-const runs = { numRuns: 12, interruptAfterTimeLimit: 100_000, markInterruptAsFailure: false } as const;
+const runs = { numRuns: 12 } as const;
 
 /**
  * Routed weights: float32 exp, a k-term sum and one division against float64. Measured over
@@ -184,7 +184,7 @@ const forwardCase = fc.record({
 const toCfg = (c: { B: number; T: number; E: number; kRaw: number; shared: boolean }, H = 2, dk = 8, dv = 4): CoreConfig => ({
   B: c.B, T: c.T, H, E: c.E, topk: Math.min(c.kRaw, c.E), dk, dv, shared: c.shared,
 });
-const forwardRuns = { numRuns: 5, interruptAfterTimeLimit: 100_000, markInterruptAsFailure: false } as const;
+const forwardRuns = { numRuns: 5 } as const;
 
 describe('gpu forward vs reference momForward', () => {
   it('gated-delta, chunk 16 and recurrent, mix after (random B, T, E, k, shared)', async () => {

@@ -240,7 +240,7 @@ describe.each(RULE_NAMES.map((n) => [n]))('gpu rule %s', (name) => {
           expect(cs.pass(tol), `final state: err ${cs.err}, max ${cs.maxAbs}, lens ${lens}`).toBe(true);
         },
       ),
-      { numRuns: RUNS, interruptAfterTimeLimit: 100_000, verbose: true },
+      { numRuns: RUNS, verbose: true },
     );
   });
 });
@@ -281,7 +281,7 @@ describe('chunked scan: column blocks and workgroup order', () => {
           expect(cs.pass(TOL['gated-delta'].chunk), `state: err ${cs.err}, routed ${routed}, shared ${shared}, dv ${dv}`).toBe(true);
         },
       ),
-      { numRuns: RUNS, interruptAfterTimeLimit: 100_000, verbose: true },
+      { numRuns: RUNS, verbose: true },
     );
   });
 });
@@ -325,7 +325,7 @@ describe('chunked UT transform: the benchmark variants', () => {
           expect(cs.pass(TOL[name].chunk), `state: err ${cs.err}, C ${C}, lens ${lens}, dk ${dk}, dv ${dv}`).toBe(true);
         },
       ),
-      { numRuns: RUNS, interruptAfterTimeLimit: 100_000, verbose: true },
+      { numRuns: RUNS, verbose: true },
     );
   });
 });
@@ -353,7 +353,7 @@ describe.each(RULE_NAMES.map((n) => [n]))('gpu rule %s, within the GPU', (name) 
           expect(cs.pass(tol), `state: err ${cs.err}, C ${C}, lens ${lens}`).toBe(true);
         },
       ),
-      { numRuns: RUNS, interruptAfterTimeLimit: 100_000, verbose: true },
+      { numRuns: RUNS, verbose: true },
     );
   });
 
@@ -370,7 +370,7 @@ describe.each(RULE_NAMES.map((n) => [n]))('gpu rule %s, within the GPU', (name) 
           expect(c.pass(tol), `${what}: err ${c.err}, lens ${lens}`).toBe(true);
         }
       }),
-      { numRuns: 2, interruptAfterTimeLimit: 100_000, verbose: true },
+      { numRuns: 2, verbose: true },
     );
   });
 });

@@ -27,7 +27,7 @@ async function runProp(name: string, check: (ctx: GpuContext, c: GpuLayerCase) =
       worst = Math.max(worst, out.errRatio);
       if (!out.ok) throw new Error(out.message);
     }),
-    { numRuns, interruptAfterTimeLimit: 100_000 },
+    { numRuns },
   );
   console.log(`${name}: ${r.numRuns} cases, worst err ratio ${worst.toExponential(2)} (tolerance ${GPU_LAYER_TOL})`);
   if (r.failed) {
@@ -73,7 +73,7 @@ describe('tiled matmul', () => {
         worst = Math.max(worst, c.errRatio);
         if (!c.pass(MATMUL_TOL)) throw new Error(`err ratio ${c.errRatio} (max abs ${c.maxAbs}) for N=${N} K=${K} sizes=${sizes}`);
       }),
-      { numRuns: 30, interruptAfterTimeLimit: 100_000 },
+      { numRuns: 30 },
     );
     console.log(`matmul: worst err ratio ${worst.toExponential(2)} (tolerance ${MATMUL_TOL})`);
   });

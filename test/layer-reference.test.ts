@@ -10,7 +10,7 @@ import { layerDims, parseLayerConfig } from '../reference/layer-config.js';
 import { initLayerWeights } from '../src/cli/init.js';
 import { ConfigError, ShapeError } from '../reference/errors.js';
 
-const PARAMS = { numRuns: 120, interruptAfterTimeLimit: 40_000 };
+const PARAMS = { numRuns: 120 };
 
 function report(out: { ok: boolean; message?: string }, c: LayerCase) {
   if (!out.ok) throw new Error(`${out.message}\ncase: ${JSON.stringify({ ...c, x: undefined })}`);
