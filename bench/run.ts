@@ -3,7 +3,7 @@
  * adapter exists (the software driver included), printed as one table with date, device and
  * command. `--write` appends the rows to docs/perf.md (section "Runs of `npm run bench`"),
  * keeping the earlier ones so that progress shows. The issue's large shapes run on a big GPU
- * with `bench/gpu.ts --sizes large` (see docs/perf.md for how that is done on the lent H200).
+ * with `bench/gpu.ts --sizes large` (docs/perf.md, "How to reproduce the H200 figures").
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { benchReference } from './reference.js';
