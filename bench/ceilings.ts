@@ -1,16 +1,13 @@
 /**
  * Ceilings measured in the same run as the kernels they judge:
  *  - WGSL float32 matmuls written only to go fast (128 x 128 block per workgroup, 8 x 8
- *    outputs per thread in registers, vec4 loads, k-slices staged in workgroup memory; the
- *    runs 1-51 kernel and a software-pipelined one, the fastest reported): what WGSL float32
- *    arithmetic reaches on this adapter without tensor cores;
- *  - copy bandwidth (copyBufferToBuffer of a large buffer): what streaming memory reaches;
- *  - (bench/tensor-cores.ts, called from bench/gpu.ts) float32 emulated on int8 tensor cores,
- *    where the adapter offers Dawn's subgroup matrices: what WGSL reaches with them.
+ *    outputs per thread in registers, vec4 loads, k-slices staged in workgroup memory; a plain
+ *    and a software-pipelined one, the fastest reported): what WGSL float32 arithmetic reaches
+ *    on this adapter without tensor cores;
+ *  - copy bandwidth (copyBufferToBuffer of a large buffer): what streaming memory reaches.
  */
 import { Usage } from '../gpu/buffers.js';
 import type { GpuContext } from '../gpu/device.js';
-import type { TensorCeiling } from './tensor-cores.js';
 import type { GpuTimer } from './timer.js';
 
 const BM = 128;
@@ -82,11 +79,11 @@ ${MATMUL_ENTRY}
 }`;
 
 /**
- * The same product, software-pipelined (round 12): each thread loads the next k-slice into
- * registers while the current one is multiplied, and the slices alternate between two workgroup
- * buffers, so one barrier per slice where the kernel above takes two and waits on every load; the
- * 64 accumulators are named registers and `bk` is the slice depth (8 or 16). Written to test
- * whether 30.6 TFLOP/s (runs 36-49) is WGSL's float32 ceiling here or only that kernel's.
+ * The same product, software-pipelined: each thread loads the next k-slice into registers while
+ * the current one is multiplied, and the slices alternate between two workgroup buffers, so one
+ * barrier per slice where the kernel above takes two and waits on every load; the 64
+ * accumulators are named registers and `bk` is the slice depth (8 or 16). It tells whether the
+ * plain kernel's figure is WGSL's float32 ceiling here or only that kernel's.
  */
 export function ceilingMatmulPipelinedWgsl(bk: 8 | 16): string {
   const per = bk / 8; // vec4 of A and of B each thread stages per slice
@@ -151,8 +148,6 @@ export interface Ceilings {
   /** the fastest of the matmul kernels that computed the product (all of them in `kernels`) */
   matmul: { n: number; ms: number; tflops: number; checked: boolean; kernel: string; kernels: Array<{ label: string; ms: number; tflops: number; checked: boolean }> };
   copy: { bytes: number; ms: number; tbps: number };
-  /** float32 emulated on int8 tensor cores, where the adapter offers subgroup matrices (bench/tensor-cores.ts) */
-  tensor?: TensorCeiling;
 }
 
 export async function measureCeilings(ctx: GpuContext, timer: GpuTimer, n: number, copyBytes: number, repeats: number): Promise<Ceilings> {
@@ -200,7 +195,7 @@ export async function measureCeilings(ctx: GpuContext, timer: GpuTimer, n: numbe
     return { label, ms: mm.ms, tflops: (2 * n ** 3) / (mm.ms * 1e-3) / 1e12, checked };
   };
   const kernels = [
-    await timeKernel('two barriers per slice (runs 1-51)', ceilingMatmulWgsl),
+    await timeKernel('two barriers per slice', ceilingMatmulWgsl),
     await timeKernel('pipelined, slices of 8', ceilingMatmulPipelinedWgsl(8)),
     await timeKernel('pipelined, slices of 16', ceilingMatmulPipelinedWgsl(16)),
   ];

@@ -3,7 +3,7 @@
  * adapter exists (the software driver included), printed as one table with date, device and
  * command. `--write` appends the rows to docs/perf.md (section "Runs of `npm run bench`"),
  * keeping the earlier ones so that progress shows. The issue's large shapes run on a big GPU
- * with `bench/gpu.ts --sizes large` (see docs/perf.md for how that is done on the lent H200).
+ * with `bench/gpu.ts --sizes large` (docs/perf.md, "How to reproduce the H200 figures").
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { benchReference } from './reference.js';
@@ -26,8 +26,6 @@ const dev = `${gpu.device} (${gpu.timing})`;
 if (gpu.ceilings) {
   rows.push([date, dev, command, `WGSL f32 matmul ${gpu.ceilings.matmul.n}³`, `${gpu.ceilings.matmul.ms.toPrecision(3)} ms, ${(gpu.ceilings.matmul.tflops * 1000).toPrecision(3)} GFLOP/s`]);
   rows.push([date, dev, command, `copy ${gpu.ceilings.copy.bytes / 2 ** 20} MiB`, `${(gpu.ceilings.copy.tbps * 1000).toPrecision(3)} GB/s`]);
-  const t = gpu.ceilings.tensor;
-  if (t) rows.push([date, dev, command, `float32 on int8 tensor cores ${t.n}³`, t.float32Equivalent ? `${t.float32Equivalent.ms.toPrecision(3)} ms, ${(t.float32Equivalent.tflops * 1000).toPrecision(3)} GFLOP/s float32-equivalent` : (t.skipped ?? t.error ?? '?')]);
 }
 for (const r of gpu.forward) {
   const s = r.shape;
