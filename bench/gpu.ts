@@ -10,8 +10,8 @@
  * by GPU timestamps), and the per-memory kernel alone on gathered inputs with the same segment
  * lengths (for the chunked path also its prepare, scan and output dispatches alone), so that the
  * difference is the router + gather + mix. FLOPs and bytes are counted in bench/work.ts; the
- * ceilings (a fast WGSL matmul, copy bandwidth, float32 on int8 tensor cores where offered) are
- * measured in the same run (bench/ceilings.ts, bench/tensor-cores.ts);
+ * ceilings (a fast WGSL matmul, copy bandwidth) are
+ * measured in the same run (bench/ceilings.ts);
  * decode latency at several contexts in bench/decode.ts. `--out DIR` writes gpu.json and
  * decode-latency.svg there.
  *
@@ -32,7 +32,6 @@ import { momForward } from '../reference/mom.js';
 import { gatedDelta as gatedDeltaRef } from '../reference/rules/gated-delta.js';
 import type { CoreConfig } from '../reference/types.js';
 import { measureCeilings, type Ceilings } from './ceilings.js';
-import { measureTensorCeiling } from './tensor-cores.js';
 import { benchDecode, type DecodeResult, type DecodeShape } from './decode.js';
 import { benchInputs, tiled } from './inputs.js';
 import { decodeSvg } from './svg.js';
@@ -322,13 +321,6 @@ export async function benchGpu(opts: { sizes: Sizes; parts?: string[]; modes?: K
     const m = result.ceilings.matmul;
     log(`ceilings: WGSL f32 matmul ${m.n}^3 ${f(m.ms)} ms = ${f(m.tflops)} TFLOP/s (${m.kernel}; ${m.checked ? 'spot-checked exact' : 'WRONG RESULT'}); copy ${f(result.ceilings.copy.tbps)} TB/s`);
     log(`  matmul kernels: ${m.kernels.map((k) => `${k.label} ${f(k.tflops)} TFLOP/s${k.checked ? '' : ' (WRONG RESULT)'}`).join(', ')}`);
-    const t = (result.ceilings.tensor = await measureTensorCeiling(c.n));
-    log(
-      `ceilings: int8 tensor cores (subgroup matrices: ${t.configs}): ` +
-        (t.float32Equivalent
-          ? `float32 on int8 (3 slices) ${t.n}^3 ${f(t.float32Equivalent.ms)} ms = ${f(t.float32Equivalent.tflops)} TFLOP/s float32-equivalent, worst error ${f(t.float32Equivalent.worstAbsErr)} (float32 loop ${f(t.float32Equivalent.f32LoopWorstAbsErr)}); MMAs alone ${f(t.mmaOnlyTflops ?? NaN)}`
-          : (t.skipped ?? t.error ?? '?')),
-    );
   }
   if (parts.includes('check')) {
     result.check = await checkForward(ctx, opts.sizes, log);
