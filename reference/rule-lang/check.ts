@@ -9,6 +9,7 @@
  */
 import type { InputDecl, InputRange } from '../types.js';
 import type { BinaryOp, Expr } from './expr.js';
+import { F32_MAX } from './emit.js';
 import { parseRuleFile, QUERY, type RuleFile } from './parse.js';
 import { formatDiagnostic, ruleError, textOf, type Source, type Span } from './source.js';
 
@@ -48,8 +49,6 @@ export interface TStatement {
   name: string;
   expr: TExpr;
   line: number;
-  /** the source line, for comments in generated code */
-  text: string;
 }
 
 export interface CheckedRule {
@@ -60,7 +59,7 @@ export interface CheckedRule {
   /** InputDecl per declared input, in order (reference/types.ts) */
   inputs: InputDecl[];
   body: TStatement[];
-  output: { name: string; expr: TExpr; line: number; text: string };
+  output: { name: string; expr: TExpr; line: number };
   /** true when the read-out is linear (homogeneous, degree 1) in the state */
   readLinear: boolean;
   /** diagnostics that do not stop the rule (a non-linear read-out), each quoting the text */
@@ -98,7 +97,7 @@ export function checkRule(file: RuleFile, name: string): CheckedRule {
       throw ruleError(src, st.expr.span, `the new state must be dk×dv, this expression is ${showShape(expr.shape)}`);
     }
     if (st.kind === 'let') lets.set(st.name, expr.shape);
-    return { kind: st.kind, name: st.name, expr, line: st.line, text: src.lines[st.line - 1].trim() };
+    return { kind: st.kind, name: st.name, expr, line: st.line };
   });
 
   const outExpr = typeOf(file.output.expr, 'output');
@@ -119,7 +118,7 @@ export function checkRule(file: RuleFile, name: string): CheckedRule {
     stateName,
     inputs,
     body,
-    output: { name: file.output.name, expr: outExpr, line: file.output.line, text: src.lines[file.output.line - 1].trim() },
+    output: { name: file.output.name, expr: outExpr, line: file.output.line },
     readLinear: lin.deg === 1,
     notes,
   };
@@ -128,6 +127,7 @@ export function checkRule(file: RuleFile, name: string): CheckedRule {
     const { span } = e;
     switch (e.kind) {
       case 'num':
+        if (!(e.value <= F32_MAX)) throw ruleError(src, span, `the number ${textOf(src, span)} is beyond the float32 range (largest ${F32_MAX}): the GPU kernel computes in float32`);
         return { kind: 'num', value: e.value, shape: SCALAR, span };
       case 'sym': {
         const n = e.name;

@@ -101,6 +101,7 @@ export function parseRuleFile(text: string, file = '<rule>'): RuleFile {
           if (!m) throw ruleError(src, span, `expected an input like 'k[dk]', 'v[dv]' or a scalar 'g', got '${item}'`);
           const name = m[1];
           checkName(src, name, span);
+          if (name in Object.prototype) throw ruleError(src, span, `'${name}' cannot be an input name: momlab keeps inputs in JavaScript objects, where '${name}' is a built-in property`);
           if (name === QUERY) throw ruleError(src, span, `'q' is the query, implicit in every rule (q[dk], used by the output line); it cannot be an input`);
           if (inputs.some((i) => i.name === name)) throw ruleError(src, span, `input '${name}' is declared twice`);
           let width: Width = 'scalar';
