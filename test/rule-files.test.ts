@@ -3,6 +3,7 @@
  * hand-written rules on both sides (reference getRule, GPU getGpuRule), and every rule's GPU
  * kernel compiled from its text agrees with its reference compile.
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -98,4 +99,25 @@ describe('rule files', () => {
       );
     });
   }
+
+  it('a kernel that fails to compile reports the compiler message and the rule line it came from', async () => {
+    // Fault injection: one statement the WGSL compiler refuses, after the update step (line 6).
+    const gpu = gpuRuleFromText(load('delta'), { file: 'rules/delta.rule', name: 'broken-delta', tamper: (w) => w.replace('storageBarrier();', 'storageBarrier(); let broken: u32 = 1.5;') });
+    const [c] = fc.sample(coreCaseArb(gpu.inputs, SMALL), { numRuns: 1, seed: Date.now() % 2 ** 31 });
+    const run = gpuMomForward(ctx, gpu, c.cfg, c.x, { mode: 'recurrent', initial: c.initial });
+    await expect(run).rejects.toThrow(/the WGSL of 'broken-delta:text-recurrent' does not compile:\n\d+:\d+: .*u32.*\nrules\/delta\.rule:6:1: the kernel code that fails comes from this rule line\n6 \| update S = S \+ beta/);
+  });
+});
+
+describe('the momlab command', () => {
+  it('prints no Dawn warning lines on a GPU run, and still passes other stderr through', () => {
+    const run = (args: string[]) => spawnSync(process.execPath, ['bin/momlab.js', ...args], { encoding: 'utf8', timeout: 100_000 });
+    const ok = run(['fuzz', 'rules/linear.rule', '--runs', '1', '--property', 'gpu-equals-reference']);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/gpu-equals-reference\s+pass\s+1 /);
+    expect(`${ok.stdout}${ok.stderr}`).not.toMatch(/Warning:/);
+    const bad = run(['fuzz', 'rules/does-not-exist.rule']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^momlab: ConfigError: .*does-not-exist\.rule/);
+  });
 });

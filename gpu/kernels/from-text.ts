@@ -16,6 +16,7 @@
 import { ConfigError } from '../../reference/errors.js';
 import { checkRuleText, type CheckedRule, type Dim } from '../../reference/rule-lang/check.js';
 import { checkGenerated, formatNumber, genId } from '../../reference/rule-lang/emit.js';
+import { formatDiagnostic } from '../../reference/rule-lang/source.js';
 import { byLine, flatIndex, lowerRule, type Elem, type Idx, type Program, type Step } from '../../reference/rule-lang/lower.js';
 import type { GpuContext } from '../device.js';
 import { checkRuleCall, checkStorageBindings, checkWorkgroupBytes, declareBindings, encodePass, gridDim, type Binding } from './kernel-util.js';
@@ -222,6 +223,15 @@ ${history}
   return checkGenerated(code, WGSL_VOCABULARY, 'WGSL');
 }
 
+/** The rule line a line of the kernel's WGSL was generated from (its `// line N` comment), quoted. */
+function ruleLineOf(rule: CheckedRule, code: string, wgslLine: number): string | null {
+  const before = code.split('\n').slice(0, wgslLine).reverse();
+  const n = Number(before.map((l) => /^\s*\/\/ line (\d+)$/.exec(l)?.[1]).find(Boolean));
+  if (!n) return null;
+  const text = rule.src.lines[n - 1] ?? '';
+  return formatDiagnostic(rule.src, { line: n, col: 1, len: Math.max(1, text.length) }, 'the kernel code that fails comes from this rule line');
+}
+
 /** Compile a checked rule to a GpuRule (mode 'recurrent' only). */
 export function gpuRuleFromChecked(rule: CheckedRule, opts: TextGpuRuleOptions = {}): TextGpuRule {
   const prog = lowerRule(rule);
@@ -251,7 +261,7 @@ export function gpuRuleFromChecked(rule: CheckedRule, opts: TextGpuRuleOptions =
       checkWorkgroupBytes(ctx, workgroupBytes(prog, p), `rule '${rule.name}' (dk=${p.dk}, dv=${p.dv}) temporaries`);
       const list = bindings(prog, p.withHistory, buffers);
       checkStorageBindings(ctx, list, label);
-      const pipeline = ctx.pipeline(label, wgsl(p));
+      const pipeline = ctx.pipeline(label, wgsl(p), 'main', (line) => ruleLineOf(rule, wgsl(p), line));
       encodePass(ctx, enc, label, pipeline, list, [gridDim(ctx, dims.segments, label), gridDim(ctx, dims.H, label), 1]);
     },
   };
