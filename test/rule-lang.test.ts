@@ -152,10 +152,22 @@ update S = S - 0.1 * S * (v * c') / n + 0.001 * (S .^ 2 - 2 * log(1 + softplus(-
 output o = -(S' * q) / dv + 0.5 * S' * q
 `;
 
+// eye, sum, max and min, in updates, lets and the read-out (which stays linear in the state).
+const FUNCTIONS_RULE = `state S[dk, dv]
+inputs k[dk], v[dv], g, c[dv]
+range g <= 0
+let a = max(g, -1) + min(sum(k), 2)
+let e = eye(dk) - 0.5 * k * k' / (1 + k' * k)
+update S = e * S * eye(dv) + max(sum(S), 0.1) * 0.01 * k * c' + sum(v) * k * v' / dv
+update S = a * S - min(g, sum(S .^ 2)) * 0.001 * eye(dk) * S
+output o = S' * q + sum(q) * eye(dv) * S' * q / dk
+`;
+
 describe('rule language: compiled JS equals the mathjs interpreter', () => {
   const texts: [string, string][] = [
     ['spec-example', SPEC_EXAMPLE],
     ['exotic', EXOTIC],
+    ['functions', FUNCTIONS_RULE],
     ...readdirSync('rules').map((f): [string, string] => [f, readFileSync(`rules/${f}`, 'utf8')]),
   ];
   for (const [name, text] of texts) {
@@ -204,3 +216,98 @@ describe('rule language: compiled JS equals the mathjs interpreter', () => {
     expect(() => rule.step(S, { k: new Float64Array(3), v: new Float64Array(2), g: 0 }, { dk: 3, dv: 2 })).toThrow(/input 'b' is missing/);
   });
 });
+
+describe('rule language: eye, sum, max, min', () => {
+  it('type as documented, and the read-out with sum(q) * eye(dv) stays linear', () => {
+    const r = checkRuleText(FUNCTIONS_RULE);
+    expect(r.readLinear).toBe(true);
+    const lets = r.body.filter((s) => s.kind === 'let').map((s) => s.expr.shape);
+    expect(lets).toEqual([{ r: 1, c: 1 }, { r: 'dk', c: 'dk' }]);
+    expect(checkRuleText(withLine("output o = max(q' * q, 1) * S' * q", 4)).readLinear).toBe(true);
+    expect(checkRuleText(withLine("output o = S' * q * max(sum(S), 1)", 4)).readLinear).toBe(false);
+  });
+
+  const bad: [string, RegExp, string][] = [
+    ["update S = eye(3) * S + k * v'", /eye takes one argument, dk or dv/, 'eye(3)'],
+    ["update S = eye(dk, dv) * S + k * v'", /eye takes one argument, dk or dv/, 'eye(dk, dv)'],
+    ["update S = max(S, 0) + k * v'", /max takes two scalars .*`S` is dk×dv/, 'S'],
+    ["update S = min(g) * S + k * v'", /min takes two arguments, got 1/, 'min(g)'],
+    ["update S = sum(S, g) * S + k * v'", /sum takes one argument, got 2/, 'sum(S, g)'],
+    ["update S = eye(dv) * S + k * v'", /cannot multiply dv×dv by dk×dv/, 'eye(dv) * S'],
+  ];
+  for (const [line, message, quoted] of bad) {
+    it(`refuses ${line}`, () => {
+      const msg = errorOf(withLine(line));
+      expect(msg).toMatch(message);
+      expect(located(msg)).toEqual({ line: 3, col: expect.any(Number), quoted });
+    });
+  }
+
+  it("(eye(dk) - b * k * k') * S + b * k * v' computes rules/delta.rule", () => {
+    const delta = ruleFromText(readFileSync('rules/delta.rule', 'utf8'));
+    const eye = ruleFromText("state S[dk, dv]\ninputs k[dk], v[dv], beta\nupdate S = (eye(dk) - beta * k * k') * S + beta * k * v'\noutput o = S' * q");
+    expect(eye.inputs.map((d) => d.name)).toEqual(delta.inputs.map((d) => d.name));
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 9 }), fc.double({ min: 0.01, max: 0.99, noNaN: true }), fc.integer(), (dk, dv, beta, seed) => {
+        const rnd = mulberry(seed);
+        const vec = (n: number) => Float64Array.from({ length: n }, () => rnd() * 2 - 1);
+        const x = { k: vec(dk), v: vec(dv), beta };
+        const S = vec(dk * dv);
+        const [a, b] = [S.slice(), S.slice()];
+        for (let t = 0; t < 3; t++) {
+          delta.step(a, x, { dk, dv });
+          eye.step(b, x, { dk, dv });
+        }
+        // Float64, the same algebra associated differently (S - b k (kᵀS) vs (I - b k kᵀ) S).
+        expect(compareArrays(a, b).pass(1e-12, 0)).toBe(true);
+      }),
+      { numRuns: 40 },
+    );
+  });
+});
+
+describe('rule language: every error of a file at once', () => {
+  it('lists each failing line in order, skips uses of a failed let, and counts them', () => {
+    const text = [
+      'state S[dk, dv]',
+      'inputs k[dk], v[dv], g',
+      'let u = expo(g)',
+      'let w = u * k',
+      'update S = S + k * v',
+      'frobnicate',
+      "update S = S + w * v'",
+      "output o = S' * k",
+    ].join('\n');
+    const msg = errorOf(text);
+    const parts = msg.split('\n');
+    expect(parts.at(-1)).toBe('4 errors');
+    const heads = parts.filter((l) => /^r\.rule:\d+:\d+: /.test(l));
+    expect(heads.map((h) => Number(/^r\.rule:(\d+):/.exec(h)![1]))).toEqual([3, 5, 6, 8]);
+    expect(heads[0]).toMatch(/unsupported function 'expo'/);
+    expect(heads[1]).toMatch(/cannot multiply dk×1 by dv×1/);
+    expect(heads[2]).toMatch(/unknown declaration 'frobnicate'/);
+    expect(heads[3]).toMatch(/'k' is a per-token input/);
+    // Each error keeps its quoted line and carets (the first one is read back like a single error).
+    expect(located(msg)).toEqual({ line: 3, col: 9, quoted: 'expo' });
+  });
+
+  it('reports a missing output and an unknown range together with a line error', () => {
+    const msg = errorOf("state S[dk, dv]\ninputs k[dk], v[dv]\nrange z free\nupdate S = S + k * v");
+    expect(msg).toMatch(/range for 'z', which is not an input/);
+    expect(msg).toMatch(/cannot multiply dk×1 by dv×1/);
+    expect(msg).toMatch(/no output line/);
+    expect(msg).toMatch(/\n3 errors$/);
+  });
+});
+
+/** A small seeded generator for test data drawn inside a property. */
+function mulberry(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

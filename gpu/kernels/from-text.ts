@@ -56,7 +56,7 @@ function num(v: number): string {
 const WGSL_VOCABULARY = new Set(
   [
     'const var let fn return for select workgroupBarrier storageBarrier group binding storage read read_write uniform array f32 u32 vec3u',
-    'compute workgroup_size builtin workgroup_id local_invocation_index workgroup main max exp log tanh sqrt abs rl_sigmoid rl_softplus rl_silu',
+    'compute workgroup_size builtin workgroup_id local_invocation_index workgroup main max min exp log tanh sqrt abs rl_sigmoid rl_softplus rl_silu',
     'DK DV H WG wid lid seg h sb p0 p1 p row x y i j e l acc cu in_q state out_o history line update read_out',
   ].flatMap((l) => l.split(' ')),
 );
@@ -112,6 +112,13 @@ function wNested(e: Elem, h: Hoist): { text: string; depth: number } {
     case 'diag': {
       const a = sub(e.a);
       r = { text: `select(0.0, ${a.text}, ${idxW(e.i)} == ${idxW(e.j)})`, depth: a.depth + 1 };
+      break;
+    }
+    case 'max':
+    case 'min': {
+      const a = sub(e.a);
+      const b = sub(e.b);
+      r = { text: `${e.op}(${a.text}, ${b.text})`, depth: Math.max(a.depth, b.depth) + 1 };
       break;
     }
   }

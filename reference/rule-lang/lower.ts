@@ -35,7 +35,9 @@ export type Elem =
   | { op: 'bin'; o: '+' | '-' | '*' | '/'; a: Elem; b: Elem }
   | { op: 'fn'; fn: ElementwiseFn; a: Elem }
   /** diag: `a` when i == j, else 0 */
-  | { op: 'diag'; i: Idx; j: Idx; a: Elem };
+  | { op: 'diag'; i: Idx; j: Idx; a: Elem }
+  /** the larger or smaller of two scalars */
+  | { op: 'max' | 'min'; a: Elem; b: Elem };
 
 /** Each step carries the rule line it comes from (generated code cites it as `// line N`). */
 export type Step =
@@ -136,13 +138,21 @@ export function lowerRule(rule: CheckedRule): Program {
       case 'matmul': {
         if (e.inner === 1) return { op: 'bin', o: '*', a: elem(e.a, i, '0', line), b: elem(e.b, '0', j, line) };
         // diag(x) * B scales the rows of B, A * diag(x) the columns: elementwise, no sum.
+        // eye(n) * B is B, A * eye(n) is A.
+        if (e.a.kind === 'eye') return elem(e.b, i, j, line);
+        if (e.b.kind === 'eye') return elem(e.a, i, j, line);
         if (e.a.kind === 'diag') return { op: 'bin', o: '*', a: diagEntry(e.a, i, line), b: elem(e.b, i, j, line) };
         if (e.b.kind === 'diag') return { op: 'bin', o: '*', a: elem(e.a, i, j, line), b: diagEntry(e.b, j, line) };
         const id = materialise(e, line);
         return { op: 'load', kind: 'temp', id, shape: e.shape, i: rowIdx(e.shape, i), j: colIdx(e.shape, j) };
       }
+      case 'eye':
+        return { op: 'diag', i, j, a: { op: 'num', value: 1 } };
       case 'norm':
-        throw new Error('unreachable: norm is scalar and materialised above');
+      case 'sum':
+      case 'max':
+      case 'min':
+        throw new Error(`unreachable: ${e.kind} is scalar and materialised above`);
     }
   }
 
@@ -162,19 +172,21 @@ export function lowerRule(rule: CheckedRule): Program {
       const a = elem(e.a, 'i', 'l', line);
       const b = elem(e.b, 'l', 'j', line);
       steps.push({ kind: 'reduce', id: name, shape: e.shape, inner: e.inner, a, b, line });
-    } else if (e.kind === 'norm') {
-      const sq = fresh();
+    } else if (e.kind === 'norm' || e.kind === 'sum') {
+      // The sum of all entries (of their squares for norm): b null squares a, b = 1 sums it.
+      const total = e.kind === 'norm' ? fresh() : name;
+      const b: Elem | null = e.kind === 'norm' ? null : { op: 'num', value: 1 };
       const a = e.arg.shape.c === 1 ? elem(e.arg, 'l', '0', line) : e.arg.shape.r === 1 ? elem(e.arg, '0', 'l', line) : null;
-      if (a) steps.push({ kind: 'reduce', id: sq, shape: { r: 1, c: 1 }, inner: e.arg.shape.c === 1 ? e.arg.shape.r : e.arg.shape.c, a, b: null, line });
+      if (a) steps.push({ kind: 'reduce', id: total, shape: { r: 1, c: 1 }, inner: e.arg.shape.c === 1 ? e.arg.shape.r : e.arg.shape.c, a, b, line });
       else {
-        // Frobenius norm of a matrix: square-sum each row into a column, then sum the column.
+        // A matrix: sum each row into a column, then sum the column.
         const rows = fresh();
-        steps.push({ kind: 'reduce', id: rows, shape: { r: e.arg.shape.r, c: 1 }, inner: e.arg.shape.c, a: elem(e.arg, 'i', 'l', line), b: null, line });
+        steps.push({ kind: 'reduce', id: rows, shape: { r: e.arg.shape.r, c: 1 }, inner: e.arg.shape.c, a: elem(e.arg, 'i', 'l', line), b, line });
         temps.push({ id: rows, shape: { r: e.arg.shape.r, c: 1 } });
         const rowsShape: Shape = { r: e.arg.shape.r, c: 1 };
-        steps.push({ kind: 'reduce', id: sq, shape: { r: 1, c: 1 }, inner: e.arg.shape.r, a: { op: 'load', kind: 'temp', id: rows, shape: rowsShape, i: 'l', j: '0' }, b: { op: 'num', value: 1 }, line });
+        steps.push({ kind: 'reduce', id: total, shape: { r: 1, c: 1 }, inner: e.arg.shape.r, a: { op: 'load', kind: 'temp', id: rows, shape: rowsShape, i: 'l', j: '0' }, b: { op: 'num', value: 1 }, line });
       }
-      steps.push({ kind: 'scalar', id: name, expr: { op: 'fn', fn: 'sqrt', a: { op: 'scalar', kind: 'temp', id: sq } }, line });
+      if (e.kind === 'norm') steps.push({ kind: 'scalar', id: name, expr: { op: 'fn', fn: 'sqrt', a: { op: 'scalar', kind: 'temp', id: total } }, line });
       return name;
     } else if (isScalar(e.shape)) {
       steps.push({ kind: 'scalar', id: name, expr: elemNoHoist(e, line), line });
@@ -202,6 +214,9 @@ export function lowerRule(rule: CheckedRule): Program {
       }
       case 'fn':
         return { op: 'fn', fn: e.fn, a: elem(e.arg, '0', '0', line) };
+      case 'max':
+      case 'min':
+        return { op: e.kind, a: elem(e.a, '0', '0', line), b: elem(e.b, '0', '0', line) };
       case 'pow': {
         const base = elem(e.a, '0', '0', line);
         let r = base;
@@ -259,6 +274,8 @@ function readsStateInPlace(e: Elem): boolean {
     case 'diag':
       return readsStateInPlace(e.a);
     case 'bin':
+    case 'max':
+    case 'min':
       return readsStateInPlace(e.a) && readsStateInPlace(e.b);
     default:
       return true;

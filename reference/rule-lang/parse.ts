@@ -16,6 +16,7 @@
  */
 import type { InputRange, Width } from '../types.js';
 import { parseExpr, type Expr } from './expr.js';
+import { RuleError } from '../errors.js';
 import { makeSource, ruleError, type Source, type Span } from './source.js';
 
 export type DimName = 'dk' | 'dv';
@@ -48,8 +49,33 @@ export const QUERY = 'q';
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const KEYWORDS = ['state', 'inputs', 'range', 'let', 'update', 'output'];
 
-/** Parse the structure of a rule file. Throws RuleError quoting the offending text. */
+/** Parse the structure of a rule file. Throws RuleError quoting the offending text (every error of the file). */
 export function parseRuleFile(text: string, file = '<rule>'): RuleFile {
+  const { rule, errors } = parseRuleFileAll(text, file);
+  if (errors.length) throw combineErrors(errors);
+  return rule;
+}
+
+/** Several RuleErrors as one, in line order; each keeps its quoted line and carets. */
+export function combineErrors(errors: readonly RuleError[]): RuleError {
+  if (errors.length === 1) return errors[0];
+  const sorted = [...errors].sort((a, b) => lineOf(a) - lineOf(b));
+  return new RuleError(`${sorted.map((e) => e.message).join('\n')}\n${errors.length} errors`);
+}
+const lineOf = (e: RuleError) => Number(/^[^\n]*?:(\d+):\d+: /.exec(e.message)?.[1] ?? 0);
+
+/**
+ * Parse as much as possible: every line is parsed even after an error. Unless `fatal` (no usable
+ * state or inputs line), `rule` can go to the checker, which skips what failed here: `broken`
+ * names the `let` lines that failed (their uses are not reported again), and `rule.output` is
+ * undefined when the output line is missing or failed.
+ */
+export function parseRuleFileAll(text: string, file = '<rule>'): { rule: RuleFile; errors: RuleError[]; broken: Set<string>; fatal: boolean } {
+  const errors: RuleError[] = [];
+  const broken = new Set<string>();
+  let updateFailed = false;
+  let outputFailed = false;
+  let fatal = false;
   const src = makeSource(text, file);
   let state: RuleFile['state'] | null = null;
   let inputs: InputSpec[] | null = null;
@@ -59,6 +85,20 @@ export function parseRuleFile(text: string, file = '<rule>'): RuleFile {
   const pendingRanges: { name: string; range: InputRange; span: Span }[] = [];
 
   src.lines.forEach((raw, idx) => {
+    try {
+      parseLine(raw, idx);
+    } catch (e) {
+      if (!(e instanceof RuleError)) throw e;
+      errors.push(e);
+      const m = /^\s*(let|update|inputs|state)\b\s*([A-Za-z_]\w*)?/.exec(raw);
+      if (m?.[1] === 'let' && m[2]) broken.add(m[2]);
+      if (m?.[1] === 'update') updateFailed = true;
+      if (/^\s*output\b/.test(raw)) outputFailed = true;
+      if (m?.[1] === 'inputs' || m?.[1] === 'state') fatal = true;
+    }
+  });
+
+  function parseLine(raw: string, idx: number): void {
     const line = idx + 1;
     const hash = raw.indexOf('#');
     const content = hash >= 0 ? raw.slice(0, hash) : raw;
@@ -142,29 +182,29 @@ export function parseRuleFile(text: string, file = '<rule>'): RuleFile {
       default:
         throw ruleError(src, kwSpan, `unknown declaration '${kw || body0.trim()}'; a line starts with one of: ${KEYWORDS.join(', ')} (or # for a comment)`);
     }
-  });
+  }
 
   const endSpan: Span = { line: src.lines.length, col: 1, len: 1 };
-  if (!state) throw ruleError(src, endSpan, 'no state declaration: a rule needs `state S[dk, dv]`');
-  if (!inputs) throw ruleError(src, endSpan, 'no inputs line: a rule needs e.g. `inputs k[dk], v[dv]`');
-  if (!output) throw ruleError(src, endSpan, 'no output line: a rule needs e.g. `output o = S\' * q`');
-  const st = state as RuleFile['state'];
-  const ins = inputs as InputSpec[];
-  if (ins.some((i) => i.name === st.name)) {
-    const clash = ins.find((i) => i.name === st.name)!;
-    throw ruleError(src, clash.span, `input '${clash.name}' has the name of the state`);
-  }
+  const missing = (message: string) => errors.push(ruleError(src, endSpan, message));
+  if (!state && !fatal) missing('no state declaration: a rule needs `state S[dk, dv]`');
+  if (!inputs && !fatal) missing('no inputs line: a rule needs e.g. `inputs k[dk], v[dv]`');
+  fatal ||= !state || !inputs;
+  if (!output && !outputFailed) missing('no output line: a rule needs e.g. `output o = S\' * q`');
+  const st = (state ?? { name: '', span: endSpan }) as RuleFile['state'];
+  const ins = (inputs ?? []) as InputSpec[];
+  const clash = ins.find((i) => i.name === st.name);
+  if (clash) errors.push(ruleError(src, clash.span, `input '${clash.name}' has the name of the state`));
   for (const r of pendingRanges) {
     const input = ins.find((i) => i.name === r.name);
-    if (!input) throw ruleError(src, r.span, `range for '${r.name}', which is not an input (inputs: ${ins.map((i) => i.name).join(', ')})`);
-    if (ranges.has(r.name)) throw ruleError(src, r.span, `a second range for '${r.name}' (first on line ${ranges.get(r.name)!.span.line})`);
-    if (r.range === 'normalized' && input.width === 'scalar') throw ruleError(src, r.span, `'${r.name}' is a scalar: only vectors can be normalized`);
-    ranges.set(r.name, { range: r.range, span: r.span });
+    if (!input) errors.push(ruleError(src, r.span, `range for '${r.name}', which is not an input (inputs: ${ins.map((i) => i.name).join(', ')})`));
+    else if (ranges.has(r.name)) errors.push(ruleError(src, r.span, `a second range for '${r.name}' (first on line ${ranges.get(r.name)!.span.line})`));
+    else if (r.range === 'normalized' && input.width === 'scalar') errors.push(ruleError(src, r.span, `'${r.name}' is a scalar: only vectors can be normalized`));
+    else ranges.set(r.name, { range: r.range, span: r.span });
   }
-  if (!body.some((s) => s.kind === 'update' && s.name === st.name)) {
-    throw ruleError(src, st.span, `the state '${st.name}' is never updated: add a line \`update ${st.name} = ...\``);
+  if (state && !updateFailed && !body.some((s) => s.kind === 'update' && s.name === st.name)) {
+    errors.push(ruleError(src, st.span, `the state '${st.name}' is never updated: add a line \`update ${st.name} = ...\``));
   }
-  return { src, state: st, inputs: ins, ranges, body, output: output as RuleFile['output'] };
+  return { rule: { src, state: st, inputs: ins, ranges, body, output: output as unknown as RuleFile['output'] }, errors, broken, fatal };
 }
 
 function checkName(src: Source, name: string, span: Span): void {

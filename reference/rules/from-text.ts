@@ -40,7 +40,7 @@ const HELPERS = {
 };
 
 /** Every identifier the generated JavaScript may use besides generated ones (reference/rule-lang/emit.ts). */
-const JS_VOCABULARY = new Set(['const', 'let', 'for', 'S', 'x', 'N', 'q', 'o', 'dk', 'dv', 'T', 'H', 'i', 'j', 'l', 'acc', 'Math', 'line', 'exp', 'log', 'tanh', 'sqrt', 'abs', ...Object.keys(HELPERS)]);
+const JS_VOCABULARY = new Set(['const', 'let', 'for', 'S', 'x', 'N', 'q', 'o', 'dk', 'dv', 'T', 'H', 'i', 'j', 'l', 'acc', 'Math', 'line', 'exp', 'log', 'tanh', 'sqrt', 'abs', 'max', 'min', ...Object.keys(HELPERS)]);
 
 function jsElem(e: Elem): string {
   switch (e.op) {
@@ -62,6 +62,9 @@ function jsElem(e: Elem): string {
       return e.fn in HELPERS ? `H.${e.fn}(${jsElem(e.a)})` : `Math.${e.fn}(${jsElem(e.a)})`;
     case 'diag':
       return `(${e.i} === ${e.j} ? ${jsElem(e.a)} : 0)`;
+    case 'max':
+    case 'min':
+      return `Math.${e.op}(${jsElem(e.a)}, ${jsElem(e.b)})`;
   }
 }
 
@@ -232,6 +235,14 @@ function evalNode(e: TExpr, env: Env): Val {
       const v = ev(e.arg);
       return typeof v === 'number' ? Math.abs(v) : (math.norm(v, 'fro') as number);
     }
+    case 'sum':
+      return math.sum(ev(e.arg) as never) as number;
+    case 'eye':
+      return math.identity(env.dims[e.n]) as math.Matrix;
+    case 'max':
+      return math.max(ev(e.a) as number, ev(e.b) as number);
+    case 'min':
+      return math.min(ev(e.a) as number, ev(e.b) as number);
   }
 }
 
