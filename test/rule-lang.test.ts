@@ -11,7 +11,9 @@ import { RuleError } from '../reference/errors.js';
 import { interpretRule, ruleFromText } from '../reference/rules/from-text.js';
 import { checkRuleText } from '../reference/rule-lang/check.js';
 import { parseRuleFile } from '../reference/rule-lang/parse.js';
-import { gridArray } from '../properties/arbitraries.js';
+import { gridArray, inputValuesArb } from '../properties/arbitraries.js';
+import { mulberry32, sampleCoreInputs } from '../reference/sample.js';
+import type { InputRange } from '../reference/types.js';
 import { compareArrays } from '../properties/compare.js';
 
 const SPEC_EXAMPLE = `state S[dk, dv]
@@ -59,6 +61,35 @@ describe('rule language: parsing and shapes', () => {
     expect(r.body[0].expr.shape).toEqual({ r: 'dk', c: 'dv' });
   });
 
+  it('ranges with any literal bounds become intervals, and both generators stay inside them', () => {
+    const cases: [string, InputRange][] = [
+      ['in (0, 1)', 'unit'],
+      ['<= 0', 'logdecay'],
+      ['< 0', 'logdecay'],
+      ['in [-1, 2]', { lo: -1, hi: 2, loOpen: false, hiOpen: false }],
+      ['in (0.5,3]', { lo: 0.5, hi: 3, loOpen: true, hiOpen: false }],
+      ['in [1e-3, .5)', { lo: 0.001, hi: 0.5, loOpen: false, hiOpen: true }],
+      ['in [2, 2]', { lo: 2, hi: 2, loOpen: false, hiOpen: false }],
+      ['>= -0.5', { lo: -0.5, hi: Infinity, loOpen: false, hiOpen: true }],
+      ['> 2', { lo: 2, hi: Infinity, loOpen: true, hiOpen: true }],
+      ['<= 1', { lo: -Infinity, hi: 1, loOpen: true, hiOpen: false }],
+      ['< -1', { lo: -Infinity, hi: -1, loOpen: true, hiOpen: true }],
+    ];
+    for (const [cond, want] of cases) {
+      const text = `state S[dk, dv]\ninputs k[dk], g\nrange g ${cond}\nrange k ${cond}\nupdate S = S + g * k * k' * S\noutput o = S' * q`;
+      const rule = ruleFromText(text);
+      expect(rule.inputs.map((d) => d.range), cond).toEqual([want, want]);
+      if (typeof want !== 'object') continue;
+      const inside = (x: number) => (want.loOpen ? x > want.lo : x >= want.lo) && (want.hiOpen ? x < want.hi : x <= want.hi);
+      const cfg = { B: 2, T: 5, H: 3, E: 2, topk: 1, dk: 4, dv: 3, shared: true };
+      const sampled = sampleCoreInputs(rule, cfg, Date.now() % 2 ** 31);
+      const drawn = fc.sample(inputValuesArb(rule.inputs[0], 20, 4), 20);
+      const values = [...sampled.memories.flatMap((m) => [...m.g, ...m.k]), ...sampled.shared!.g, ...drawn.flatMap((a) => [...a])];
+      expect(values.length).toBeGreaterThan(400);
+      expect(values.filter((x) => !inside(x)), cond).toEqual([]);
+    }
+  });
+
   it('maps range lines to InputDecl ranges', () => {
     const r = checkRuleText(`state S[dk, dv]\ninputs k[dk], v[dv], g, b\nrange k normalized\nrange g <= 0\nrange b in (0,1)\nrange v free\nupdate S = S + k * v'\noutput o = S' * q`);
     expect(r.inputs.map((i) => i.range)).toEqual(['normalized', 'free', 'logdecay', 'unit']);
@@ -83,7 +114,10 @@ describe('rule language: parsing and shapes', () => {
     { what: 'output of the wrong shape', text: withLine('output o = q\' * S', 4), message: /the output must be a dv×1 column .* 1×dv/, line: 4, quoted: "q' * S" },
     { what: 'state of the wrong shape', text: SPEC_EXAMPLE.replace('S[dk, dv]', 'S[dv, dk]'), message: /the state must have shape \[dk, dv\]/, line: 1, quoted: '[dv, dk]' },
     { what: 'unknown declaration', text: SPEC_EXAMPLE.replace('update', 'frobnicate S\nupdate'), message: /unknown declaration 'frobnicate'/, line: 3, quoted: 'frobnicate' },
-    { what: 'unknown range', text: `${SPEC_EXAMPLE}range g >= 3`, message: /unknown range '>= 3'/, line: 5, quoted: '>= 3' },
+    { what: 'unknown range', text: `${SPEC_EXAMPLE}range g ~ 3`, message: /unknown range '~ 3'/, line: 5, quoted: '~ 3' },
+    { what: 'empty range', text: `${SPEC_EXAMPLE}range g in (1, 1)`, message: /the range 'in \(1, 1\)' holds no value/, line: 5, quoted: 'in (1, 1)' },
+    { what: 'reversed range', text: `${SPEC_EXAMPLE}range g in [2, -1]`, message: /holds no value/, line: 5, quoted: 'in [2, -1]' },
+    { what: 'bound beyond float32', text: `${SPEC_EXAMPLE}range g >= -1e39`, message: /a bound of '>= -1e39' is beyond the float32 range/, line: 5, quoted: '>= -1e39' },
     { what: 'range of a non-input', text: SPEC_EXAMPLE.replace('update', 'range x free\nupdate'), message: /range for 'x', which is not an input/, line: 3, quoted: 'x' },
     { what: 'normalized scalar', text: SPEC_EXAMPLE.replace('update', 'range g normalized\nupdate'), message: /only vectors can be normalized/, line: 3, quoted: 'g' },
     { what: 'let clash', text: SPEC_EXAMPLE.replace('update', 'let k = 1\nupdate'), message: /'k' is already defined/, line: 3, quoted: 'k' },
@@ -249,7 +283,7 @@ describe('rule language: eye, sum, max, min', () => {
     expect(eye.inputs.map((d) => d.name)).toEqual(delta.inputs.map((d) => d.name));
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 9 }), fc.double({ min: 0.01, max: 0.99, noNaN: true }), fc.integer(), (dk, dv, beta, seed) => {
-        const rnd = mulberry(seed);
+        const rnd = mulberry32(seed);
         const vec = (n: number) => Float64Array.from({ length: n }, () => rnd() * 2 - 1);
         const x = { k: vec(dk), v: vec(dv), beta };
         const S = vec(dk * dv);
@@ -299,15 +333,3 @@ describe('rule language: every error of a file at once', () => {
     expect(msg).toMatch(/\n3 errors$/);
   });
 });
-
-/** A small seeded generator for test data drawn inside a property. */
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -4,9 +4,9 @@
  *
  *   state S[dk, dv]                  the memory state; its shape must be [dk, dv]
  *   inputs k[dk], v[dv], g, beta     per-token inputs in order; vectors [dk] or [dv], scalars bare
- *   range g <= 0                     generator ranges: `x <= 0` (or `< 0`, a log-space decay),
- *   range beta in (0, 1)             `x in (0, 1)`, `x normalized` (unit l2 norm), `x free`
- *   range k normalized               (the default); one range per input
+ *   range g <= 0                     generator ranges: `x in (a, b)` with literal bounds ( or [,
+ *   range beta in (0, 1)             ) or ], one-sided `x <= a` `< a` `>= a` `> a`, `x normalized`
+ *   range k normalized               (unit l2 norm), `x free` (the default); one range per input
  *   let u = <expr>                   a named temporary (any shape), visible to later lines
  *   update S = <expr>                a new value of the state; later lines see the new value
  *   output o = <expr>                the read-out, a [dv] column; sees the final state and q[dk]
@@ -14,7 +14,8 @@
  * Statements run in order; the output line comes last. This file checks the structure only;
  * names and shapes inside expressions are checked by check.ts.
  */
-import type { InputRange, Width } from '../types.js';
+import type { InputRange, Interval, Width } from '../types.js';
+import { F32_MAX } from './emit.js';
 import { parseExpr, type Expr } from './expr.js';
 import { RuleError } from '../errors.js';
 import { makeSource, ruleError, type Source, type Span } from './source.js';
@@ -157,13 +158,8 @@ export function parseRuleFileAll(text: string, file = '<rule>'): { rule: RuleFil
         const m = /^\s+([A-Za-z_]\w*)\s+(.*?)\s*$/.exec(rest);
         if (!m) throw ruleError(src, whole, 'expected `range x <= 0`, `range x in (0, 1)`, `range x normalized` or `range x free`');
         const nameSpan = at(rest.indexOf(m[1]), m[1].length);
-        const cond = m[2].replace(/\s+/g, '');
-        const range: InputRange | null =
-          cond === '<=0' || cond === '<0' ? 'logdecay' : cond === 'in(0,1)' ? 'unit' : cond === 'normalized' ? 'normalized' : cond === 'free' ? 'free' : null;
-        if (!range) {
-          throw ruleError(src, at(rest.lastIndexOf(m[2]), m[2].length), `unknown range '${m[2]}'; ranges are '<= 0' (a log-space decay), 'in (0, 1)', 'normalized' (unit l2 norm) and 'free'`);
-        }
-        pendingRanges.push({ name: m[1], range, span: nameSpan });
+        const condSpan = at(rest.lastIndexOf(m[2]), m[2].length);
+        pendingRanges.push({ name: m[1], range: parseRange(src, m[2], condSpan), span: nameSpan });
         return;
       }
       case 'let':
@@ -205,6 +201,36 @@ export function parseRuleFileAll(text: string, file = '<rule>'): { rule: RuleFil
     errors.push(ruleError(src, st.span, `the state '${st.name}' is never updated: add a line \`update ${st.name} = ...\``));
   }
   return { rule: { src, state: st, inputs: ins, ranges, body, output: output as unknown as RuleFile['output'] }, errors, broken, fatal };
+}
+
+const BOUND = String.raw`\s*(-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*`;
+const BETWEEN = new RegExp(String.raw`^in\s*([(\[])${BOUND},${BOUND}([)\]])$`);
+const ONE_SIDED = new RegExp(String.raw`^(<=|<|>=|>)${BOUND}$`);
+
+/**
+ * A range condition: `free`, `normalized`, `in (a, b)` with `(`/`[` and `)`/`]` for open/closed
+ * ends, or `<= a`, `< a`, `>= a`, `> a`. `<= 0` and `< 0` are the built-ins' log-space decay and
+ * `in (0, 1)` their unit interval, which generators draw as the built-ins' inputs.
+ */
+function parseRange(src: Source, cond: string, span: Span): InputRange {
+  if (cond === 'free' || cond === 'normalized') return cond;
+  const between = BETWEEN.exec(cond);
+  const side = ONE_SIDED.exec(cond);
+  if (!between && !side) {
+    throw ruleError(src, span, `unknown range '${cond}'; ranges are 'free', 'normalized' (unit l2 norm), 'in (a, b)' (with ( or [ and ) or ] for open or closed ends), '<= a', '< a', '>= a' and '> a', with number literals a, b`);
+  }
+  const bounds = (between ? [between[2], between[3]] : [side![2]]).map(Number);
+  if (bounds.some((b) => !(Math.abs(b) <= F32_MAX))) throw ruleError(src, span, `a bound of '${cond}' is beyond the float32 range (largest ${F32_MAX})`);
+  let r: Interval;
+  if (between) r = { lo: bounds[0], hi: bounds[1], loOpen: between[1] === '(', hiOpen: between[4] === ')' };
+  else {
+    const op = side![1];
+    r = op.startsWith('<') ? { lo: -Infinity, hi: bounds[0], loOpen: true, hiOpen: op === '<' } : { lo: bounds[0], hi: Infinity, loOpen: op === '>', hiOpen: true };
+  }
+  if (!(r.lo < r.hi || (r.lo === r.hi && !r.loOpen && !r.hiOpen))) throw ruleError(src, span, `the range '${cond}' holds no value`);
+  if (r.lo === -Infinity && r.hi === 0) return 'logdecay';
+  if (r.lo === 0 && r.hi === 1 && r.loOpen && r.hiOpen) return 'unit';
+  return r;
 }
 
 function checkName(src: Source, name: string, span: Span): void {
