@@ -33,6 +33,8 @@ child.stderr.on('data', (chunk) => {
     pending = '';
   }
 });
+// Signals go to the child, so that what it prints while stopping still passes the filter.
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
 child.on('close', (code) => {
   if (pending) process.stderr.write(pending);
   process.exit(code ?? 1);
