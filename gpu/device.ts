@@ -10,14 +10,21 @@ export interface GpuContext {
   adapterInfo: string;
   limits: GPUSupportedLimits;
   features: ReadonlySet<string>;
-  /** Compile once per device: pipelines are cached by their WGSL text and entry point. */
-  pipeline(label: string, code: string, entryPoint?: string): GPUComputePipeline;
+  /**
+   * Compile once per device: pipelines are cached by their WGSL text and entry point. If the WGSL
+   * does not compile, the error that surfaces (withErrorScope, checkHealthy) carries the
+   * compiler's messages, each followed by `origin(line)` when given (e.g. the rule line it came from).
+   */
+  pipeline(label: string, code: string, entryPoint?: string, origin?: WgslOrigin): GPUComputePipeline;
   /** Number of buffers created through createBuffer() since the context was made (decode tests count them). */
   readonly buffersCreated: number;
   createBuffer(desc: GPUBufferDescriptor): GPUBuffer;
   /** Throws GpuError if the device was lost or an uncaptured error happened since the last call. */
   checkHealthy(): void;
 }
+
+/** Where a line of generated WGSL came from (1-based WGSL line), or null when unknown. */
+export type WgslOrigin = (wgslLine: number) => string | null;
 
 // Limits the kernels may use; asked for up to what the adapter offers.
 const WANTED_LIMITS = [
@@ -95,6 +102,11 @@ async function createContext(): Promise<GpuContext> {
   });
 
   const cache = new Map<string, GPUComputePipeline>();
+  // Compiler messages arrive asynchronously; they are awaited only once an error has surfaced, so
+  // a pipeline lookup never waits. Failed modules are kept by label (Dawn's errors quote labels).
+  const compileChecks = new Set<Promise<void>>();
+  const compileFailures = new Map<string, string>();
+  const explain = (message: string) => [...compileFailures].find(([label]) => message.includes(`"${label}"`))?.[1] ?? message;
   let created = 0;
   const ctx: GpuContext = {
     device,
@@ -112,13 +124,22 @@ async function createContext(): Promise<GpuContext> {
       created++;
       return device.createBuffer(desc);
     },
-    pipeline(label, code, entryPoint = 'main') {
+    pipeline(label, code, entryPoint = 'main', origin) {
       const key = `${entryPoint}\n${code}`;
       let p = cache.get(key);
       if (!p) {
         const module = device.createShaderModule({ label, code });
         p = device.createComputePipeline({ label, layout: 'auto', compute: { module, entryPoint } });
         cache.set(key, p);
+        const check = module.getCompilationInfo().then(
+          (info) => {
+            const errors = info.messages.filter((m) => m.type === 'error');
+            if (errors.length) compileFailures.set(label, compileMessage(label, errors, origin));
+          },
+          () => undefined,
+        );
+        compileChecks.add(check);
+        void check.then(() => compileChecks.delete(check));
       }
       return p;
     },
@@ -127,11 +148,26 @@ async function createContext(): Promise<GpuContext> {
       if (uncaptured) {
         const m = uncaptured;
         uncaptured = null;
-        throw new GpuError(`WebGPU error: ${m}`);
+        throw new GpuError(`WebGPU error: ${explain(m)}`);
       }
     },
   };
+  explainers.set(ctx, async (message) => {
+    await Promise.all(compileChecks);
+    return explain(message);
+  });
   return ctx;
+}
+
+/** Per context: an error message, replaced by the compiler's messages when it is about a failed compile. */
+const explainers = new WeakMap<GpuContext, (message: string) => Promise<string>>();
+
+function compileMessage(label: string, errors: readonly GPUCompilationMessage[], origin: WgslOrigin | undefined): string {
+  const lines = errors.map((m) => {
+    const from = origin?.(m.lineNum);
+    return `${m.lineNum}:${m.linePos}: ${m.message}${from ? `\n${from}` : ''}`;
+  });
+  return `the WGSL of '${label}' does not compile:\n${lines.join('\n')}`;
 }
 
 /**
@@ -149,7 +185,7 @@ export async function withErrorScope<T>(ctx: GpuContext, what: string, fn: () =>
     const validation = await device.popErrorScope();
     const oom = await device.popErrorScope();
     const err = validation ?? oom;
-    if (err) throw new GpuError(`${what}: ${err.message}`);
+    if (err) throw new GpuError(`${what}: ${(await explainers.get(ctx)?.(err.message)) ?? err.message}`);
   }
   ctx.checkHealthy();
   return result!;

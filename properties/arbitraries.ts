@@ -18,6 +18,7 @@
  */
 import fc from 'fast-check';
 import type { CoreConfig, CoreInputs, CoreState, InputDecl, MemoryInputs } from '../reference/types.js';
+import { intervalSpan } from '../reference/types.js';
 
 export const GRID = 65536;
 
@@ -125,6 +126,11 @@ export function inputValuesArb(decl: InputDecl, count: number, width: number): f
     case 'unit':
       // β = (3277 + i)/65536 ∈ [0.05, 0.95]: inside (0, 1) with a margin.
       return fc.int32Array({ min: 0, max: 58982, minLength: n, maxLength: n }).map((a) => Float64Array.from(a, (i) => (3277 + i) / GRID));
+    default: {
+      // A rule file's literal bounds: GRID + 1 evenly spaced values over the span, shrinking to its low end.
+      const [lo, hi] = intervalSpan(decl.range);
+      return fc.int32Array({ min: 0, max: GRID, minLength: n, maxLength: n }).map((a) => Float64Array.from(a, (i) => lo + ((hi - lo) * i) / GRID));
+    }
   }
 }
 

@@ -3,7 +3,7 @@
  * Math.random), never all zero, and respecting each input's declared range (InputDecl).
  */
 import type { CoreConfig, CoreInputs, InputDecl, MemoryInputs, Rule } from './types.js';
-import { widthOf } from './types.js';
+import { intervalSpan, widthOf } from './types.js';
 import { validateConfig } from './validate.js';
 
 /** mulberry32: a small 32-bit PRNG; returns numbers in [0, 1) with 2^-32 resolution. */
@@ -35,6 +35,10 @@ function sampleInput(u: () => number, d: InputDecl, cfg: CoreConfig): Float64Arr
     const r = u();
     if (d.range === 'logdecay') a[i] = -0.01 - 1.99 * r; // g in [-2, -0.01]: α = e^g in [0.135, 0.99]
     else if (d.range === 'unit') a[i] = 0.05 + 0.9 * r; // (0.05, 0.95)
+    else if (typeof d.range === 'object') {
+      const [lo, hi] = intervalSpan(d.range);
+      a[i] = lo + (hi - lo) * r;
+    }
     else a[i] = 2 * r - 1; // free, normalized: (-1, 1), never exactly 0
   }
   if (d.range === 'normalized')

@@ -17,7 +17,27 @@ export type InputRange =
   | 'free' // any finite value
   | 'normalized' // a vector of unit l2 norm
   | 'logdecay' // g <= 0 (a log-space gate)
-  | 'unit'; // in the open interval (0, 1)
+  | 'unit' // in the open interval (0, 1)
+  | Interval; // between literal bounds (a rule file's `range x in [a, b)`, `range x >= a`, ...)
+
+/** Values from lo to hi; an infinite bound makes a one-sided range, an open end excludes its bound. */
+export interface Interval {
+  lo: number;
+  hi: number;
+  loOpen: boolean;
+  hiOpen: boolean;
+}
+
+/**
+ * The finite span generators draw an interval's values from: a one-sided range spans 2 from its
+ * bound, and an open end keeps a margin of 5% of the span (as 'unit' draws from [0.05, 0.95]).
+ */
+export function intervalSpan(r: Interval): [number, number] {
+  const lo = Number.isFinite(r.lo) ? r.lo : r.hi - 2;
+  const hi = Number.isFinite(r.hi) ? r.hi : r.lo + 2;
+  const margin = 0.05 * (hi - lo);
+  return [r.loOpen ? lo + margin : lo, r.hiOpen ? hi - margin : hi];
+}
 
 export interface InputDecl {
   name: string;

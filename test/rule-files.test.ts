@@ -3,6 +3,7 @@
  * hand-written rules on both sides (reference getRule, GPU getGpuRule), and every rule's GPU
  * kernel compiled from its text agrees with its reference compile.
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -98,4 +99,51 @@ describe('rule files', () => {
       );
     });
   }
+
+  it('a rule with eye, sum, max and min: the GPU compile matches the reference compile', async () => {
+    const text = `state S[dk, dv]
+inputs k[dk], v[dv], beta, g
+range k normalized
+range beta in (0, 1)
+range g <= 0
+let a = max(g, -0.5) + min(sum(k .^ 2), 2)
+update S = (eye(dk) - beta * k * k') * S * eye(dv) + beta * k * v' - min(g, sum(S) / (dk * dv)) * 0.01 * k * v'
+update S = a * S
+output o = S' * q / 2 + max(sum(q), 1) * S' * q`;
+    const ref = ruleFromText(text);
+    const gpu = gpuRuleFromText(text);
+    await fc.assert(
+      fc.asyncProperty(coreCaseArb(ref.inputs, SMALL), async (c) => {
+        const a = momForward(ref, c.cfg, c.x, { initial: c.initial });
+        const b = await gpuMomForward(ctx, gpu, c.cfg, c.x, { mode: 'recurrent', initial: c.initial });
+        const cmp = compareAll([
+          { what: 'o', ref: a.o, got: b.o },
+          { what: 'final.routed', ref: a.final.routed, got: b.final.routed },
+        ]);
+        expect(cmp.items.every((i) => i.pass(TEXT_GPU_TOL)), describeFailures(cmp.items, TEXT_GPU_TOL)).toBe(true);
+      }),
+      { numRuns: 3 },
+    );
+  });
+
+  it('a kernel that fails to compile reports the compiler message and the rule line it came from', async () => {
+    // Fault injection: one statement the WGSL compiler refuses, after the update step (line 6).
+    const gpu = gpuRuleFromText(load('delta'), { file: 'rules/delta.rule', name: 'broken-delta', tamper: (w) => w.replace('storageBarrier();', 'storageBarrier(); let broken: u32 = 1.5;') });
+    const [c] = fc.sample(coreCaseArb(gpu.inputs, SMALL), { numRuns: 1, seed: Date.now() % 2 ** 31 });
+    const run = gpuMomForward(ctx, gpu, c.cfg, c.x, { mode: 'recurrent', initial: c.initial });
+    await expect(run).rejects.toThrow(/the WGSL of 'broken-delta:text-recurrent' does not compile:\n\d+:\d+: .*u32.*\nrules\/delta\.rule:6:1: the kernel code that fails comes from this rule line\n6 \| update S = S \+ beta/);
+  });
+});
+
+describe('the momlab command', () => {
+  it('prints no Dawn warning lines on a GPU run, and still passes other stderr through', () => {
+    const run = (args: string[]) => spawnSync(process.execPath, ['bin/momlab.js', ...args], { encoding: 'utf8', timeout: 100_000 });
+    const ok = run(['fuzz', 'rules/linear.rule', '--runs', '1', '--property', 'gpu-equals-reference']);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/gpu-equals-reference\s+pass\s+1 /);
+    expect(`${ok.stdout}${ok.stderr}`).not.toMatch(/Warning:/);
+    const bad = run(['fuzz', 'rules/does-not-exist.rule']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^momlab: ConfigError: .*does-not-exist\.rule/);
+  });
 });

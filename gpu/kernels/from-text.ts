@@ -15,7 +15,9 @@
  */
 import { ConfigError } from '../../reference/errors.js';
 import { checkRuleText, type CheckedRule, type Dim } from '../../reference/rule-lang/check.js';
-import { flatIndex, lowerRule, noteOnce, type Elem, type Program, type Step } from '../../reference/rule-lang/lower.js';
+import { checkGenerated, formatNumber, genId } from '../../reference/rule-lang/emit.js';
+import { formatDiagnostic } from '../../reference/rule-lang/source.js';
+import { byLine, flatIndex, lowerRule, type Elem, type Idx, type Program, type Step } from '../../reference/rule-lang/lower.js';
 import type { GpuContext } from '../device.js';
 import { checkRuleCall, checkStorageBindings, checkWorkgroupBytes, declareBindings, encodePass, gridDim, type Binding } from './kernel-util.js';
 import type { GpuRule, RuleBuffers, RuleDims, RuleRunOptions } from './types.js';
@@ -42,35 +44,95 @@ export interface TextGpuRuleOptions {
 }
 
 const dimW = (d: Dim) => (d === 1 ? '1u' : d === 'dk' ? 'DK' : 'DV');
-const idxW = (i: string) => (i === '0' ? '0u' : i);
+const idxW = (i: Idx): string => (i === '0' ? '0u' : i);
 
+/** A WGSL f32 literal from a parsed number (emit.ts formats it; `.0` marks an integer as a float). */
 function num(v: number): string {
-  const s = String(v);
+  const s = formatNumber(v);
   return /[.eE]/.test(s) ? s : `${s}.0`;
 }
 
-function wElem(e: Elem): string {
+/** Every identifier the generated WGSL may use besides generated ones (reference/rule-lang/emit.ts). */
+const WGSL_VOCABULARY = new Set(
+  [
+    'const var let fn return for select workgroupBarrier storageBarrier group binding storage read read_write uniform array f32 u32 vec3u',
+    'compute workgroup_size builtin workgroup_id local_invocation_index workgroup main max min exp log tanh sqrt abs rl_sigmoid rl_softplus rl_silu',
+    'DK DV H WG wid lid seg h sb p0 p1 p row x y i j e l acc cu in_q state out_o history line update read_out',
+  ].flatMap((l) => l.split(' ')),
+);
+
+/**
+ * Subexpressions deeper than this become `let` lines before their statement: Tint's parser stops
+ * at a fixed recursion depth, which a long sum in a rule would otherwise reach.
+ */
+const MAX_NEST = 16;
+
+/** Collects the `let` lines of hoisted subexpressions; their names are generated (`a0`, `a1`, ...). */
+interface Hoist {
+  lines: string[];
+  count: number;
+}
+
+function wElem(e: Elem, h: Hoist): string {
+  return wNested(e, h).text;
+}
+
+function wNested(e: Elem, h: Hoist): { text: string; depth: number } {
+  const sub = (x: Elem) => wNested(x, h);
+  let r: { text: string; depth: number };
   switch (e.op) {
     case 'num':
-      return num(e.value);
+      return { text: num(e.value), depth: 0 };
     case 'scalar':
-      return e.kind === 'input' ? `in_${e.name}[row]` : e.kind === 'size' ? `f32(${e.name === 'dk' ? 'DK' : 'DV'})` : e.name;
+      return { text: e.kind === 'input' ? `${e.id}[row]` : e.id, depth: 0 };
+    case 'size':
+      return { text: `f32(${dimW(e.dim)})`, depth: 0 };
     case 'load': {
-      const at = flatIndex(e.shape, idxW(e.i) as never, idxW(e.j) as never, dimW);
-      if (e.kind === 'state') return `state[sb + ${at}]`;
-      if (e.kind === 'query') return `in_q[row * DK + ${at}]`;
-      if (e.kind === 'input') return `in_${e.name}[row * ${dimW(e.shape.r)} + ${at}]`;
-      return `${e.name}[${at}]`;
+      const at = flatIndex(e.shape, idxW(e.i) as Idx, idxW(e.j) as Idx, dimW);
+      if (e.kind === 'input') return { text: `${e.id}[row * ${dimW(e.shape.r)} + ${at}]`, depth: 1 };
+      if (e.kind === 'temp') return { text: `${e.id}[${at}]`, depth: 1 };
+      return { text: e.kind === 'state' ? `state[sb + ${at}]` : `in_q[row * DK + ${at}]`, depth: 1 };
     }
-    case 'neg':
-      return `(-${wElem(e.a)})`;
-    case 'bin':
-      return `(${wElem(e.a)} ${e.o} ${wElem(e.b)})`;
-    case 'fn':
-      return ['sigmoid', 'softplus', 'silu'].includes(e.fn) ? `rl_${e.fn}(${wElem(e.a)})` : `${e.fn}(${wElem(e.a)})`;
-    case 'diag':
-      return `select(0.0, ${wElem(e.a)}, ${idxW(e.i)} == ${idxW(e.j)})`;
+    case 'neg': {
+      const a = sub(e.a);
+      r = { text: `(-${a.text})`, depth: a.depth + 1 };
+      break;
+    }
+    case 'bin': {
+      const a = sub(e.a);
+      const b = sub(e.b);
+      r = { text: `(${a.text} ${e.o} ${b.text})`, depth: Math.max(a.depth, b.depth) + 1 };
+      break;
+    }
+    case 'fn': {
+      const a = sub(e.a);
+      r = { text: ['sigmoid', 'softplus', 'silu'].includes(e.fn) ? `rl_${e.fn}(${a.text})` : `${e.fn}(${a.text})`, depth: a.depth + 1 };
+      break;
+    }
+    case 'diag': {
+      const a = sub(e.a);
+      r = { text: `select(0.0, ${a.text}, ${idxW(e.i)} == ${idxW(e.j)})`, depth: a.depth + 1 };
+      break;
+    }
+    case 'max':
+    case 'min': {
+      const a = sub(e.a);
+      const b = sub(e.b);
+      r = { text: `${e.op}(${a.text}, ${b.text})`, depth: Math.max(a.depth, b.depth) + 1 };
+      break;
+    }
   }
+  if (r.depth < MAX_NEST) return r;
+  const id = genId('a', h.count++);
+  h.lines.push(`let ${id} = ${r.text};`);
+  return { text: id, depth: 0 };
+}
+
+/** Lines computing `make`'s statement: the hoisted subexpressions it needs, then the statement. */
+function statement(h: Hoist, make: () => string): string[] {
+  const start = h.lines.length;
+  const last = make();
+  return [...h.lines.splice(start), last];
 }
 
 /** A loop over the r×c elements of a step, strided across the workgroup. */
@@ -84,50 +146,37 @@ function forElements(r: Dim, c: Dim, body: string[]): string[] {
   ];
 }
 
-function wStep(s: Step, withNote = true): string[] {
-  const out = [`// ${s.note}`];
-  if (!withNote) out.length = 0;
+function wStep(s: Step, h: Hoist): string[] {
   switch (s.kind) {
     case 'scalar':
-      out.push(`let ${s.name} = ${wElem(s.expr)};`);
-      break;
+      return statement(h, () => `let ${s.id} = ${wElem(s.expr, h)};`);
     case 'array':
-      out.push(...forElements(s.shape.r, s.shape.c, [`${s.name}[${flatIndex(s.shape, 'i', 'j', dimW)}] = ${wElem(s.expr)};`]), 'workgroupBarrier();');
-      break;
+      return [...forElements(s.shape.r, s.shape.c, statement(h, () => `${s.id}[${flatIndex(s.shape, 'i', 'j', dimW)}] = ${wElem(s.expr, h)};`)), 'workgroupBarrier();'];
     case 'reduce': {
-      const term = s.b ? `${wElem(s.a)} * ${wElem(s.b)}` : `${wElem(s.a)} * ${wElem(s.a)}`;
+      const sum = (acc: string) => statement(h, () => (s.b ? `${acc} += ${wElem(s.a, h)} * ${wElem(s.b, h)};` : `${acc} += ${wElem(s.a, h)} * ${wElem(s.a, h)};`));
+      const loop = (acc: string) => [`for (var l = 0u; l < ${dimW(s.inner)}; l++) {`, ...sum(acc).map((l) => `  ${l}`), `}`];
       if (s.shape.r === 1 && s.shape.c === 1) {
         // A scalar reduction: every thread sums it (same value everywhere, no barrier needed).
-        out.push(`var ${s.name} = 0.0;`, `{ let i = 0u; let j = 0u; for (var l = 0u; l < ${dimW(s.inner)}; l++) { ${s.name} += ${term}; } }`);
-      } else {
-        out.push(
-          ...forElements(s.shape.r, s.shape.c, [`var acc = 0.0;`, `for (var l = 0u; l < ${dimW(s.inner)}; l++) { acc += ${term}; }`, `${s.name}[${flatIndex(s.shape, 'i', 'j', dimW)}] = acc;`]),
-          'workgroupBarrier();',
-        );
+        return [`var ${s.id} = 0.0;`, `{`, `  let i = 0u;`, `  let j = 0u;`, ...loop(s.id).map((l) => `  ${l}`), `}`];
       }
-      break;
+      return [...forElements(s.shape.r, s.shape.c, [`var acc = 0.0;`, ...loop('acc'), `${s.id}[${flatIndex(s.shape, 'i', 'j', dimW)}] = acc;`]), 'workgroupBarrier();'];
     }
     case 'state':
       // In place: the expression reads S only at [i][j], the element this thread writes.
-      out.push(...forElements('dk', 'dv', [`state[sb + i * DV + j] = ${wElem(s.expr)};`]), 'storageBarrier();');
-      break;
+      return [...forElements('dk', 'dv', statement(h, () => `state[sb + i * DV + j] = ${wElem(s.expr, h)};`)), 'storageBarrier();'];
     case 'output':
-      out.push(`for (var i = lid; i < DV; i += WG) {`, `  let j = 0u;`, `  out_o[row * DV + i] = ${wElem(s.expr)};`, `}`);
-      break;
+      return [`for (var i = lid; i < DV; i += WG) {`, `  let j = 0u;`, ...statement(h, () => `out_o[row * DV + i] = ${wElem(s.expr, h)};`).map((l) => `  ${l}`), `}`];
   }
-  return out;
 }
 
 const indent = (lines: string[], n: number) => lines.map((l) => ' '.repeat(n) + l).join('\n');
 
 /** The bindings in declaration order (only used inputs: 'auto' layouts drop unused ones). */
-function bindings(rule: CheckedRule, prog: Program, withHistory: boolean, buffers: RuleBuffers | null): Binding[] {
+function bindings(prog: Program, withHistory: boolean, buffers: RuleBuffers | null): Binding[] {
   const b = (x: GPUBuffer | undefined) => x as GPUBuffer; // text-only callers pass no buffers
   const list: Binding[] = [{ name: 'cu', kind: 'read', type: 'array<u32>', buffer: b(buffers?.cu) }];
   if (prog.usesQuery) list.push({ name: 'in_q', kind: 'read', buffer: b(buffers?.q) });
-  rule.inputs.forEach((d, i) => {
-    if (prog.usedInputs.has(d.name)) list.push({ name: `in_${d.name}`, kind: 'read', buffer: b(buffers?.inputs[i]) });
-  });
+  for (const n of [...prog.usedInputs].sort((x, y) => x - y)) list.push({ name: genId('in', n), kind: 'read', buffer: b(buffers?.inputs[n]) });
   list.push({ name: 'state', kind: 'read_write', buffer: b(buffers?.state) }, { name: 'out_o', kind: 'read_write', buffer: b(buffers?.o) });
   if (withHistory) list.push({ name: 'history', kind: 'read_write', buffer: b(buffers?.history) });
   return list;
@@ -138,21 +187,22 @@ function workgroupBytes(prog: Program, p: TextKernelParams): number {
   return prog.temps.reduce((a, t) => a + 4 * size(t.shape.r, p) * size(t.shape.c, p), 0);
 }
 
-/** The WGSL of a text rule's token-by-token kernel for one set of sizes. */
-export function textRuleWgsl(rule: CheckedRule, prog: Program, p: TextKernelParams): string {
-  const temps = prog.temps.map((t) => `var<workgroup> ${t.name}: array<f32, ${size(t.shape.r, p) * size(t.shape.c, p)}>;`);
-  const source = rule.src.lines.map((l) => `//   ${l}`).join('\n');
-  const history = p.withHistory
-    ? indent([`// the state after this token, for mixing before the read-out`, `for (var e = lid; e < DK * DV; e += WG) { history[row * DK * DV + e] = state[sb + e]; }`], 4)
-    : '';
-  return /* wgsl */ `// momlab: rule '${rule.name}' compiled from ${rule.src.file}:
-${source}
-// One workgroup per (segment, head); each step is a loop over its elements across the threads.
-const DK: u32 = ${p.dk}u;
+/**
+ * The WGSL of a text rule's token-by-token kernel for one set of sizes: one workgroup per
+ * (segment, head), each step a loop over its elements across the threads. It cites the rule's
+ * lines by number only (`// line 3`); no text of the rule reaches it.
+ */
+export function textRuleWgsl(prog: Program, p: TextKernelParams): string {
+  for (const v of [p.H, p.dk, p.dv]) if (!Number.isSafeInteger(v) || v < 1) throw new Error(`internal error: kernel size ${v}`);
+  const temps = prog.temps.map((t) => `var<workgroup> ${t.id}: array<f32, ${size(t.shape.r, p) * size(t.shape.c, p)}>;`);
+  const h: Hoist = { lines: [], count: 0 };
+  const steps = (list: Step[]) => indent(byLine(list, (s) => wStep(s, h)), 4);
+  const history = p.withHistory ? indent([`for (var e = lid; e < DK * DV; e += WG) { history[row * DK * DV + e] = state[sb + e]; }`], 4) : '';
+  const code = /* wgsl */ `const DK: u32 = ${p.dk}u;
 const DV: u32 = ${p.dv}u;
 const H: u32 = ${p.H}u;
 const WG: u32 = ${WG}u;
-${declareBindings(bindings(rule, prog, p.withHistory, null))}
+${declareBindings(bindings(prog, p.withHistory, null))}
 ${temps.join('\n')}
 
 fn rl_sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
@@ -163,20 +213,30 @@ fn rl_silu(x: f32) -> f32 { return x / (1.0 + exp(-x)); }
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let seg = wid.x;
   let h = wid.y;
-  let sb = (seg * H + h) * DK * DV; // this (segment, head)'s state
+  let sb = (seg * H + h) * DK * DV;
   let p0 = cu[seg];
   let p1 = cu[seg + 1u];
   for (var p = p0; p < p1; p++) {
-    let row = p * H + h; // position p, head h in the [P, H, ...] buffers
-    // ── update ──
-${indent(noteOnce(prog.update, wStep), 4)}
-    // ── read-out (sees the updated state) ──
-${indent(noteOnce(prog.read, wStep), 4)}
+    let row = p * H + h;
+    // update
+${steps(prog.update)}
+    // read_out
+${steps(prog.read)}
 ${history}
-    workgroupBarrier(); // the next token may overwrite temporaries this one read
+    workgroupBarrier();
   }
 }
 `;
+  return checkGenerated(code, WGSL_VOCABULARY, 'WGSL');
+}
+
+/** The rule line a line of the kernel's WGSL was generated from (its `// line N` comment), quoted. */
+function ruleLineOf(rule: CheckedRule, code: string, wgslLine: number): string | null {
+  const before = code.split('\n').slice(0, wgslLine).reverse();
+  const n = Number(before.map((l) => /^\s*\/\/ line (\d+)$/.exec(l)?.[1]).find(Boolean));
+  if (!n) return null;
+  const text = rule.src.lines[n - 1] ?? '';
+  return formatDiagnostic(rule.src, { line: n, col: 1, len: Math.max(1, text.length) }, 'the kernel code that fails comes from this rule line');
 }
 
 /** Compile a checked rule to a GpuRule (mode 'recurrent' only). */
@@ -187,7 +247,7 @@ export function gpuRuleFromChecked(rule: CheckedRule, opts: TextGpuRuleOptions =
     const key = `${p.H},${p.dk},${p.dv},${p.withHistory}`;
     let code = texts.get(key);
     if (code === undefined) {
-      code = textRuleWgsl(rule, prog, p);
+      code = textRuleWgsl(prog, p);
       if (opts.tamper) code = opts.tamper(code);
       texts.set(key, code);
     }
@@ -206,9 +266,9 @@ export function gpuRuleFromChecked(rule: CheckedRule, opts: TextGpuRuleOptions =
       const p = { H: dims.H, dk: dims.dk, dv: dims.dv, withHistory: buffers.history !== undefined };
       const label = `${rule.name}:text-recurrent`;
       checkWorkgroupBytes(ctx, workgroupBytes(prog, p), `rule '${rule.name}' (dk=${p.dk}, dv=${p.dv}) temporaries`);
-      const list = bindings(rule, prog, p.withHistory, buffers);
+      const list = bindings(prog, p.withHistory, buffers);
       checkStorageBindings(ctx, list, label);
-      const pipeline = ctx.pipeline(label, wgsl(p));
+      const pipeline = ctx.pipeline(label, wgsl(p), 'main', (line) => ruleLineOf(rule, wgsl(p), line));
       encodePass(ctx, enc, label, pipeline, list, [gridDim(ctx, dims.segments, label), gridDim(ctx, dims.H, label), 1]);
     },
   };

@@ -9,7 +9,9 @@
  */
 import type { InputDecl, InputRange } from '../types.js';
 import type { BinaryOp, Expr } from './expr.js';
-import { parseRuleFile, QUERY, type RuleFile } from './parse.js';
+import { F32_MAX } from './emit.js';
+import { RuleError } from '../errors.js';
+import { combineErrors, parseRuleFileAll, QUERY, type RuleFile } from './parse.js';
 import { formatDiagnostic, ruleError, textOf, type Source, type Span } from './source.js';
 
 export type Dim = 1 | 'dk' | 'dv';
@@ -21,8 +23,12 @@ export interface Shape {
 /** Elementwise functions, all defined on the reals (sqrt and log of negatives give NaN, as in JS and WGSL). */
 export const ELEMENTWISE = ['exp', 'log', 'sigmoid', 'tanh', 'sqrt', 'abs', 'softplus', 'silu'] as const;
 export type ElementwiseFn = (typeof ELEMENTWISE)[number];
-/** diag(x): a vector to the diagonal matrix; norm(x): the l2 (Frobenius) norm, a scalar. */
-export const FUNCTIONS = [...ELEMENTWISE, 'diag', 'norm'] as const;
+/**
+ * diag(x): a vector to the diagonal matrix; norm(x): the l2 (Frobenius) norm; sum(x): the sum of
+ * all entries; eye(dk) / eye(dv): the identity; max(a, b) / min(a, b): of two scalars (mathjs's
+ * max of matrices is the largest entry, not elementwise, so only scalars are accepted).
+ */
+export const FUNCTIONS = [...ELEMENTWISE, 'diag', 'norm', 'sum', 'eye', 'max', 'min'] as const;
 
 /** Where a name comes from: the state, a per-token input, the query, a `let`, or dk/dv as numbers. */
 export type RefKind = 'state' | 'input' | 'query' | 'let' | 'size';
@@ -40,7 +46,9 @@ export type TExpr = { shape: Shape; span: Span } & (
   | { kind: 'pow'; a: TExpr; exponent: number }
   | { kind: 'fn'; fn: ElementwiseFn; arg: TExpr }
   | { kind: 'diag'; arg: TExpr }
-  | { kind: 'norm'; arg: TExpr }
+  | { kind: 'norm' | 'sum'; arg: TExpr }
+  | { kind: 'eye'; n: 'dk' | 'dv' }
+  | { kind: 'max' | 'min'; a: TExpr; b: TExpr }
 );
 
 export interface TStatement {
@@ -48,8 +56,6 @@ export interface TStatement {
   name: string;
   expr: TExpr;
   line: number;
-  /** the source line, for comments in generated code */
-  text: string;
 }
 
 export interface CheckedRule {
@@ -60,7 +66,7 @@ export interface CheckedRule {
   /** InputDecl per declared input, in order (reference/types.ts) */
   inputs: InputDecl[];
   body: TStatement[];
-  output: { name: string; expr: TExpr; line: number; text: string };
+  output: { name: string; expr: TExpr; line: number };
   /** true when the read-out is linear (homogeneous, degree 1) in the state */
   readLinear: boolean;
   /** diagnostics that do not stop the rule (a non-linear read-out), each quoting the text */
@@ -71,21 +77,47 @@ export const isScalar = (s: Shape) => s.r === 1 && s.c === 1;
 export const showShape = (s: Shape) => (isScalar(s) ? 'scalar' : `${s.r}×${s.c}`);
 const SCALAR: Shape = { r: 1, c: 1 };
 
-/** Parse and check a rule text: the one entry point both the reference and the GPU side use. */
+/**
+ * Parse and check a rule text: the one entry point both the reference and the GPU side use.
+ * Throws one RuleError listing every error of the file (a line that fails is skipped, and uses of
+ * a `let` that failed are not reported again).
+ */
 export function checkRuleText(text: string, opts: { name?: string; file?: string } = {}): CheckedRule {
-  const file = parseRuleFile(text, opts.file ?? '<rule>');
+  const parsed = parseRuleFileAll(text, opts.file ?? '<rule>');
+  if (parsed.fatal) throw combineErrors(parsed.errors);
   const name = opts.name ?? (opts.file ? opts.file.replace(/^.*\//, '').replace(/\.rule$/, '') : 'text-rule');
-  return checkRule(file, name);
+  const errors = [...parsed.errors];
+  const rule = checkRule(parsed.rule, name, errors, parsed.broken);
+  if (errors.length) throw combineErrors(errors);
+  return rule;
 }
 
-export function checkRule(file: RuleFile, name: string): CheckedRule {
+/** Thrown for a use of a `let` whose line already failed: that error is reported once, on its line. */
+const CASCADE = new Error('a use of a let whose line failed');
+
+/** Checks `file`; errors of statements go to `errors` (the result is then incomplete), others throw. */
+export function checkRule(file: RuleFile, name: string, errors: RuleError[] = [], broken = new Set<string>()): CheckedRule {
   const { src } = file;
+  const collect = (e: unknown) => {
+    if (e === CASCADE) return;
+    if (!(e instanceof RuleError)) throw e;
+    errors.push(e);
+  };
   const stateName = file.state.name;
   const inputs: InputDecl[] = file.inputs.map((i) => ({ name: i.name, width: i.width, range: (file.ranges.get(i.name)?.range ?? 'free') as InputRange }));
   const inputShape = new Map(file.inputs.map((i) => [i.name, i.width === 'scalar' ? SCALAR : ({ r: i.width, c: 1 } as Shape)]));
   const lets = new Map<string, Shape>();
 
-  const body: TStatement[] = file.body.map((st) => {
+  const body: TStatement[] = [];
+  for (const st of file.body) {
+    try {
+      body.push(statement(st));
+    } catch (e) {
+      if (st.kind === 'let') broken.add(st.name);
+      collect(e);
+    }
+  }
+  function statement(st: RuleFile['body'][number]): TStatement {
     if (st.kind === 'update' && st.name !== stateName) {
       throw ruleError(src, st.nameSpan, `'${st.name}' is not the state: \`update\` assigns the state '${stateName}'; use \`let ${st.name} = ...\` for a temporary`);
     }
@@ -98,12 +130,19 @@ export function checkRule(file: RuleFile, name: string): CheckedRule {
       throw ruleError(src, st.expr.span, `the new state must be dk×dv, this expression is ${showShape(expr.shape)}`);
     }
     if (st.kind === 'let') lets.set(st.name, expr.shape);
-    return { kind: st.kind, name: st.name, expr, line: st.line, text: src.lines[st.line - 1].trim() };
-  });
+    return { kind: st.kind, name: st.name, expr, line: st.line };
+  }
 
-  const outExpr = typeOf(file.output.expr, 'output');
-  if (!(outExpr.shape.r === 'dv' && outExpr.shape.c === 1)) {
-    throw ruleError(src, file.output.expr.span, `the output must be a dv×1 column (o = Sᵀq has dv entries), this expression is ${showShape(outExpr.shape)}`);
+  // No output line: the parser has reported it; the statements' errors join that report.
+  if (!(file.output as RuleFile['output'] | undefined)) throw combineErrors(errors);
+  let outExpr: TExpr = { kind: 'num', value: 0, shape: { r: 'dv', c: 1 }, span: file.output.expr.span };
+  try {
+    outExpr = typeOf(file.output.expr, 'output');
+    if (!(outExpr.shape.r === 'dv' && outExpr.shape.c === 1)) {
+      throw ruleError(src, file.output.expr.span, `the output must be a dv×1 column (o = Sᵀq has dv entries), this expression is ${showShape(outExpr.shape)}`);
+    }
+  } catch (e) {
+    collect(e);
   }
   const lin = degree(outExpr);
   const notes: string[] = [];
@@ -119,7 +158,7 @@ export function checkRule(file: RuleFile, name: string): CheckedRule {
     stateName,
     inputs,
     body,
-    output: { name: file.output.name, expr: outExpr, line: file.output.line, text: src.lines[file.output.line - 1].trim() },
+    output: { name: file.output.name, expr: outExpr, line: file.output.line },
     readLinear: lin.deg === 1,
     notes,
   };
@@ -128,6 +167,7 @@ export function checkRule(file: RuleFile, name: string): CheckedRule {
     const { span } = e;
     switch (e.kind) {
       case 'num':
+        if (!(e.value <= F32_MAX)) throw ruleError(src, span, `the number ${textOf(src, span)} is beyond the float32 range (largest ${F32_MAX}): the GPU kernel computes in float32`);
         return { kind: 'num', value: e.value, shape: SCALAR, span };
       case 'sym': {
         const n = e.name;
@@ -142,6 +182,7 @@ export function checkRule(file: RuleFile, name: string): CheckedRule {
           if (where === 'output') throw ruleError(src, span, `'${n}' is a per-token input: the read-out sees only the state '${stateName}', q, dk and dv`);
           return { kind: 'ref', ref: 'input', name: n, shape: inShape, span };
         }
+        if (broken.has(n)) throw CASCADE;
         const letShape = lets.get(n);
         if (letShape) {
           if (where === 'output') throw ruleError(src, span, `'${n}' is a temporary of the update: the read-out sees only the state '${stateName}', q, dk and dv`);
@@ -165,6 +206,20 @@ export function checkRule(file: RuleFile, name: string): CheckedRule {
         if (!(FUNCTIONS as readonly string[]).includes(e.fn)) {
           throw ruleError(src, e.fnSpan, `unsupported function '${e.fn}'; supported: ${FUNCTIONS.join(', ')}`);
         }
+        if (e.fn === 'eye') {
+          const a = e.args[0];
+          if (e.args.length !== 1 || a.kind !== 'sym' || (a.name !== 'dk' && a.name !== 'dv')) throw ruleError(src, span, 'eye takes one argument, dk or dv: eye(dk) is the dk×dk identity');
+          return { kind: 'eye', n: a.name, shape: { r: a.name, c: a.name }, span };
+        }
+        if (e.fn === 'max' || e.fn === 'min') {
+          if (e.args.length !== 2) throw ruleError(src, span, `${e.fn} takes two arguments, got ${e.args.length}`);
+          const [a, b] = e.args.map((x) => typeOf(x, where));
+          e.args.forEach((x, n) => {
+            const t = [a, b][n];
+            if (!isScalar(t.shape)) throw ruleError(src, x.span, `${e.fn} takes two scalars (mathjs's ${e.fn} of a matrix is its ${e.fn === 'max' ? 'largest' : 'smallest'} entry, not elementwise); \`${textOf(src, x.span)}\` is ${showShape(t.shape)}`);
+          });
+          return { kind: e.fn, a, b, shape: SCALAR, span };
+        }
         if (e.args.length !== 1) throw ruleError(src, span, `${e.fn} takes one argument, got ${e.args.length}`);
         const arg = typeOf(e.args[0], where);
         if (e.fn === 'diag') {
@@ -172,7 +227,7 @@ export function checkRule(file: RuleFile, name: string): CheckedRule {
           if (n === null || n === 1) throw ruleError(src, span, `diag takes a vector (dk×1 or dv×1) and makes a diagonal matrix; \`${textOf(src, e.args[0].span)}\` is ${showShape(arg.shape)}`);
           return { kind: 'diag', arg, shape: { r: n, c: n }, span };
         }
-        if (e.fn === 'norm') return { kind: 'norm', arg, shape: SCALAR, span };
+        if (e.fn === 'norm' || e.fn === 'sum') return { kind: e.fn, arg, shape: SCALAR, span };
         return { kind: 'fn', fn: e.fn as ElementwiseFn, arg, shape: arg.shape, span };
       }
     }
@@ -223,7 +278,10 @@ function degree(e: TExpr): { deg: 0 | 1 | 2; culprit?: TExpr; why: string } {
   const nonlinear = (why: string, culprit: TExpr) => ({ deg: 2 as const, culprit, why });
   switch (e.kind) {
     case 'num':
+    case 'eye':
       return { deg: 0, why: '' };
+    case 'sum':
+      return degree(e.arg);
     case 'ref':
       return { deg: e.ref === 'state' ? 1 : 0, why: '' };
     case 'neg':
@@ -250,13 +308,22 @@ function degree(e: TExpr): { deg: 0 | 1 | 2; culprit?: TExpr; why: string } {
       if (a.deg + b.deg > 1) return nonlinear('a product of two factors that depend on the state', e);
       return { deg: (a.deg + b.deg) as 0 | 1, why: '' };
     }
+    case 'max':
+    case 'min': {
+      const a = degree(e.a);
+      const b = degree(e.b);
+      if (a.deg === 2) return a;
+      if (b.deg === 2) return b;
+      if (a.deg + b.deg > 0) return nonlinear(`${e.kind} of a value that depends on the state`, e);
+      return { deg: 0, why: '' };
+    }
     case 'pow':
     case 'fn':
     case 'norm': {
       const a = degree(e.kind === 'pow' ? e.a : e.arg);
       if (a.deg === 2) return a;
       if (a.deg === 1 && !(e.kind === 'pow' && e.exponent === 1)) {
-        return nonlinear(`${e.kind === 'pow' ? `a power ${e.exponent}` : e.kind === 'norm' ? 'norm' : e.fn} of a value that depends on the state`, e);
+        return nonlinear(`${e.kind === 'pow' ? `a power ${e.exponent}` : e.kind === 'fn' ? e.fn : e.kind} of a value that depends on the state`, e);
       }
       return { deg: a.deg, why: '' };
     }

@@ -12,6 +12,10 @@
  *
  * Implicit multiplication (mathjs's `2 S`) is refused with a message asking for `*`: in rules
  * it is more often a typo than an intention.
+ *
+ * Depth is bounded so that no input can exhaust the JavaScript stack (here, in the checker or in
+ * the code generators): at most MAX_NESTING nested parentheses, calls, signs and powers, and an
+ * expression tree at most MAX_DEPTH operators deep (a long sum is a deep tree).
  */
 import { joinSpans, ruleError, type Source, type Span } from './source.js';
 
@@ -30,6 +34,9 @@ type Tok =
   | { t: 'name'; name: string; span: Span }
   | { t: 'op'; op: string; span: Span }
   | { t: 'end'; span: Span };
+
+export const MAX_NESTING = 100;
+export const MAX_DEPTH = 1000;
 
 const OPS = ['.*', './', '.^', '+', '-', '*', '/', '^', "'", '(', ')', ','];
 
@@ -71,6 +78,22 @@ function lex(src: Source, line: number, text: string, col0: number): Tok[] {
 export function parseExpr(src: Source, line: number, text: string, col0: number): Expr {
   const toks = lex(src, line, text, col0);
   let pos = 0;
+  let nesting = 0;
+  const depths = new WeakMap<Expr, number>();
+  /** Records e's tree depth (1 + its deepest child) and refuses a tree deeper than MAX_DEPTH. */
+  const node = <E extends Expr>(e: E, ...children: Expr[]): E => {
+    const d = 1 + Math.max(0, ...children.map((c) => depths.get(c) ?? 0));
+    if (d > MAX_DEPTH) throw ruleError(src, e.span, `expression too deep: more than ${MAX_DEPTH} nested operations (split it with \`let\` lines)`);
+    depths.set(e, d);
+    return e;
+  };
+  /** Runs a nested parse (inside parentheses, a call, a sign or an exponent) at most MAX_NESTING deep. */
+  const nested = <T>(at: Span, parse: () => T): T => {
+    if (++nesting > MAX_NESTING) throw ruleError(src, at, `expression nested too deep: more than ${MAX_NESTING} levels of parentheses, calls, signs or powers`);
+    const r = parse();
+    nesting--;
+    return r;
+  };
   const peek = () => toks[pos];
   const isOp = (op: string) => {
     const t = toks[pos];
@@ -86,7 +109,7 @@ export function parseExpr(src: Source, line: number, text: string, col0: number)
     while (isOp('+') || isOp('-')) {
       const op = (toks[pos++] as { op: BinaryOp }).op;
       const right = term();
-      left = { kind: 'binary', op, left, right, span: joinSpans(left.span, right.span) };
+      left = node({ kind: 'binary', op, left, right, span: joinSpans(left.span, right.span) }, left, right);
     }
     return left;
   }
@@ -96,7 +119,7 @@ export function parseExpr(src: Source, line: number, text: string, col0: number)
       if (isOp('*') || isOp('/') || isOp('.*') || isOp('./')) {
         const op = (toks[pos++] as { op: BinaryOp }).op;
         const right = unary();
-        left = { kind: 'binary', op, left, right, span: joinSpans(left.span, right.span) };
+        left = node({ kind: 'binary', op, left, right, span: joinSpans(left.span, right.span) }, left, right);
         continue;
       }
       const t = peek();
@@ -109,18 +132,18 @@ export function parseExpr(src: Source, line: number, text: string, col0: number)
   function unary(): Expr {
     if (isOp('-') || isOp('+')) {
       const t = toks[pos++] as { op: string; span: Span };
-      const arg = unary();
+      const arg = nested(t.span, unary);
       const span = joinSpans(t.span, arg.span);
-      return t.op === '-' ? { kind: 'neg', arg, span } : { ...arg, span };
+      return t.op === '-' ? node({ kind: 'neg', arg, span }, arg) : node({ ...arg, span }, arg);
     }
     return power();
   }
   function power(): Expr {
     const base = postfix();
     if (isOp('^') || isOp('.^')) {
-      const op = (toks[pos++] as { op: BinaryOp }).op;
-      const exponent = unary();
-      return { kind: 'binary', op, left: base, right: exponent, span: joinSpans(base.span, exponent.span) };
+      const t = toks[pos++] as { op: BinaryOp; span: Span };
+      const exponent = nested(t.span, unary);
+      return node({ kind: 'binary', op: t.op, left: base, right: exponent, span: joinSpans(base.span, exponent.span) }, base, exponent);
     }
     return base;
   }
@@ -128,7 +151,7 @@ export function parseExpr(src: Source, line: number, text: string, col0: number)
     let e = primary();
     while (isOp("'")) {
       const t = toks[pos++];
-      e = { kind: 'transpose', arg: e, span: joinSpans(e.span, t.span) };
+      e = node({ kind: 'transpose', arg: e, span: joinSpans(e.span, t.span) }, e);
     }
     return e;
   }
@@ -143,25 +166,26 @@ export function parseExpr(src: Source, line: number, text: string, col0: number)
       if (!isOp('(')) return { kind: 'sym', name: t.name, span: t.span };
       pos++;
       const args: Expr[] = [];
-      if (!isOp(')')) {
+      nested(t.span, () => {
+        if (isOp(')')) return;
         args.push(expr());
         while (isOp(',')) {
           pos++;
           args.push(expr());
         }
-      }
+      });
       const close = peek();
       if (!isOp(')')) fail(close, `',' or ')' in the call of ${t.name}`);
       pos++;
-      return { kind: 'call', fn: t.name, fnSpan: t.span, args, span: joinSpans(t.span, close.span) };
+      return node({ kind: 'call', fn: t.name, fnSpan: t.span, args, span: joinSpans(t.span, close.span) }, ...args);
     }
     if (isOp('(')) {
       const open = toks[pos++];
-      const inner = expr();
+      const inner = nested(open.span, expr);
       const close = peek();
       if (!isOp(')')) fail(close, `')' to close the '(' at column ${open.span.col}`);
       pos++;
-      return { ...inner, span: joinSpans(open.span, close.span) };
+      return node({ ...inner, span: joinSpans(open.span, close.span) }, inner);
     }
     return fail(t, 'a number, a name or (');
   }

@@ -3,7 +3,8 @@
  *
  * `ruleFromText` compiles the lowered program (src/rule-lang/lower.ts) to JavaScript: plain
  * loops over Float64Array, one function for the token step and one for the read-out, built
- * with `new Function` (the source is kept on the rule, `jsSource`, for inspection).
+ * with `new Function` (the source is kept on the rule, `jsSource`, for inspection). The code holds
+ * only identifiers and numbers made by reference/rule-lang/emit.ts, never text from the rule.
  * `interpretRule` evaluates the same checked syntax tree with mathjs matrices, node by node: it is
  * slow and independent of the lowering and the code generator, which makes it the oracle the
  * tests compare the compiled rule with.
@@ -11,7 +12,8 @@
 import * as math from 'mathjs';
 import type { CheckedRule, Dim, TExpr } from '../rule-lang/check.js';
 import { checkRuleText, isScalar } from '../rule-lang/check.js';
-import { extent, flatIndex, lowerRule, noteOnce, type Elem, type Idx, type Program, type Step } from '../rule-lang/lower.js';
+import { checkGenerated, formatNumber, genId } from '../rule-lang/emit.js';
+import { byLine, extent, flatIndex, lowerRule, type Elem, type Program, type Step } from '../rule-lang/lower.js';
 import { ShapeError } from '../errors.js';
 import type { Dims, InputDecl, Rule, TokenInputs } from '../types.js';
 
@@ -37,14 +39,19 @@ const HELPERS = {
   silu: (x: number) => x / (1 + Math.exp(-x)),
 };
 
+/** Every identifier the generated JavaScript may use besides generated ones (reference/rule-lang/emit.ts). */
+const JS_VOCABULARY = new Set(['const', 'let', 'for', 'S', 'x', 'N', 'q', 'o', 'dk', 'dv', 'T', 'H', 'i', 'j', 'l', 'acc', 'Math', 'line', 'exp', 'log', 'tanh', 'sqrt', 'abs', 'max', 'min', ...Object.keys(HELPERS)]);
+
 function jsElem(e: Elem): string {
   switch (e.op) {
     case 'num':
-      return String(e.value);
+      return formatNumber(e.value);
     case 'scalar':
-      return e.kind === 'input' ? `in_${e.name}` : e.name;
+      return e.id;
+    case 'size':
+      return e.dim;
     case 'load': {
-      const arr = e.kind === 'state' ? 'S' : e.kind === 'query' ? 'q' : e.kind === 'input' ? `in_${e.name}` : e.name;
+      const arr = e.kind === 'input' || e.kind === 'temp' ? e.id : e.kind === 'state' ? 'S' : 'q';
       return `${arr}[${flatIndex(e.shape, e.i, e.j, dimJs)}]`;
     }
     case 'neg':
@@ -55,64 +62,62 @@ function jsElem(e: Elem): string {
       return e.fn in HELPERS ? `H.${e.fn}(${jsElem(e.a)})` : `Math.${e.fn}(${jsElem(e.a)})`;
     case 'diag':
       return `(${e.i} === ${e.j} ? ${jsElem(e.a)} : 0)`;
+    case 'max':
+    case 'min':
+      return `Math.${e.op}(${jsElem(e.a)}, ${jsElem(e.b)})`;
   }
 }
 
-function jsStep(s: Step, withNote = true): string[] {
-  const out = [`// ${s.note}`];
-  if (!withNote) out.length = 0;
+function jsStep(s: Step): string[] {
   switch (s.kind) {
     case 'scalar':
-      out.push(`const ${s.name} = ${jsElem(s.expr)};`);
-      break;
+      return [`const ${s.id} = ${jsElem(s.expr)};`];
     case 'array':
-      out.push(
+      return [
         `for (let i = 0; i < ${extent(s.shape.r, dimJs)}; i++) for (let j = 0; j < ${extent(s.shape.c, dimJs)}; j++) ` +
-          `${s.name}[${flatIndex(s.shape, 'i', 'j', dimJs)}] = ${jsElem(s.expr)};`,
-      );
-      break;
+          `${s.id}[${flatIndex(s.shape, 'i', 'j', dimJs)}] = ${jsElem(s.expr)};`,
+      ];
     case 'reduce': {
       const term = s.b ? `${jsElem(s.a)} * ${jsElem(s.b)}` : `${jsElem(s.a)} ** 2`;
       if (s.shape.r === 1 && s.shape.c === 1) {
-        out.push(`let ${s.name} = 0;`, `{ const i = 0, j = 0; for (let l = 0; l < ${dimJs(s.inner)}; l++) ${s.name} += ${term}; }`);
-      } else {
-        out.push(
-          `for (let i = 0; i < ${extent(s.shape.r, dimJs)}; i++) for (let j = 0; j < ${extent(s.shape.c, dimJs)}; j++) {`,
-          `  let acc = 0;`,
-          `  for (let l = 0; l < ${dimJs(s.inner)}; l++) acc += ${term};`,
-          `  ${s.name}[${flatIndex(s.shape, 'i', 'j', dimJs)}] = acc;`,
-          `}`,
-        );
+        return [`let ${s.id} = 0;`, `{ const i = 0, j = 0; for (let l = 0; l < ${dimJs(s.inner)}; l++) ${s.id} += ${term}; }`];
       }
-      break;
+      return [
+        `for (let i = 0; i < ${extent(s.shape.r, dimJs)}; i++) for (let j = 0; j < ${extent(s.shape.c, dimJs)}; j++) {`,
+        `  let acc = 0;`,
+        `  for (let l = 0; l < ${dimJs(s.inner)}; l++) acc += ${term};`,
+        `  ${s.id}[${flatIndex(s.shape, 'i', 'j', dimJs)}] = acc;`,
+        `}`,
+      ];
     }
     case 'state':
-      out.push(`for (let i = 0; i < dk; i++) for (let j = 0; j < dv; j++) S[i * dv + j] = ${jsElem(s.expr)};`);
-      break;
+      return [`for (let i = 0; i < dk; i++) for (let j = 0; j < dv; j++) S[i * dv + j] = ${jsElem(s.expr)};`];
     case 'output':
-      out.push(`for (let i = 0; i < dv; i++) o[i] = ${jsElem(s.expr)};`);
-      break;
+      return [`for (let i = 0; i < dv; i++) o[i] = ${jsElem(s.expr)};`];
   }
-  return out;
 }
 
-/** The body of `(S, x | q, dk, dv, T, H[, o])` for a list of steps. */
+/**
+ * The body of `(S, x, N | q, dk, dv, T, H[, o])` for a list of steps: input n is `x[N[n]]`, so the
+ * rule's input names stay data and never become code.
+ */
 function jsFunction(prog: Program, steps: Step[], inputs: readonly InputDecl[] | null): string {
-  const lines = ['"use strict";'];
-  if (inputs) for (const d of inputs) if (prog.usedInputs.has(d.name)) lines.push(`const in_${d.name} = x[${JSON.stringify(d.name)}];`);
-  for (const t of prog.temps) lines.push(`const ${t.name} = T.${t.name};`);
-  lines.push(...noteOnce(steps, jsStep));
-  return lines.join('\n');
+  const lines: string[] = [];
+  if (inputs) inputs.forEach((_, n) => prog.usedInputs.has(n) && lines.push(`const ${genId('in', n)} = x[N[${n}]];`));
+  for (const t of prog.temps) lines.push(`const ${t.id} = T.${t.id};`);
+  lines.push(...byLine(steps, jsStep));
+  return `"use strict";\n${checkGenerated(lines.join('\n'), JS_VOCABULARY, 'JavaScript')}`;
 }
 
-type StepFn = (S: Float64Array, x: TokenInputs, dk: number, dv: number, T: Record<string, Float64Array>, H: typeof HELPERS) => void;
+type StepFn = (S: Float64Array, x: TokenInputs, N: readonly string[], dk: number, dv: number, T: Record<string, Float64Array>, H: typeof HELPERS) => void;
 type ReadFn = (S: Float64Array, q: Float64Array, dk: number, dv: number, T: Record<string, Float64Array>, H: typeof HELPERS, o: Float64Array) => void;
 
 export function ruleFromChecked(checked: CheckedRule): TextRule {
   const prog = lowerRule(checked);
   const update = jsFunction(prog, prog.update, checked.inputs);
   const read = jsFunction(prog, prog.read, null);
-  const stepFn = new Function('S', 'x', 'dk', 'dv', 'T', 'H', update) as StepFn;
+  const stepFn = new Function('S', 'x', 'N', 'dk', 'dv', 'T', 'H', update) as StepFn;
+  const names = checked.inputs.map((d) => d.name);
   const readFn = new Function('S', 'q', 'dk', 'dv', 'T', 'H', 'o', read) as ReadFn;
   // Temporaries depend on dk and dv only: allocated once per size pair.
   const scratch = new Map<string, Record<string, Float64Array>>();
@@ -121,7 +126,7 @@ export function ruleFromChecked(checked: CheckedRule): TextRule {
     let t = scratch.get(key);
     if (!t) {
       const size = (x: Dim) => (x === 1 ? 1 : d[x]);
-      t = Object.fromEntries(prog.temps.map((tm) => [tm.name, new Float64Array(size(tm.shape.r) * size(tm.shape.c))]));
+      t = Object.fromEntries(prog.temps.map((tm) => [tm.id, new Float64Array(size(tm.shape.r) * size(tm.shape.c))]));
       scratch.set(key, t);
     }
     return t;
@@ -135,7 +140,7 @@ export function ruleFromChecked(checked: CheckedRule): TextRule {
     jsSource: { update, read },
     step(S, x, dims) {
       checkSizes(checked, S, x, dims);
-      stepFn(S, x, dims.dk, dims.dv, temps(dims), HELPERS);
+      stepFn(S, x, names, dims.dk, dims.dv, temps(dims), HELPERS);
     },
     read(S, q, dims, out) {
       readFn(S, q, dims.dk, dims.dv, temps(dims), HELPERS, out);
@@ -230,6 +235,14 @@ function evalNode(e: TExpr, env: Env): Val {
       const v = ev(e.arg);
       return typeof v === 'number' ? Math.abs(v) : (math.norm(v, 'fro') as number);
     }
+    case 'sum':
+      return math.sum(ev(e.arg) as never) as number;
+    case 'eye':
+      return math.identity(env.dims[e.n]) as math.Matrix;
+    case 'max':
+      return math.max(ev(e.a) as number, ev(e.b) as number);
+    case 'min':
+      return math.min(ev(e.a) as number, ev(e.b) as number);
   }
 }
 
