@@ -92,7 +92,7 @@ describe('rule files', () => {
             { what: 'final.routed', ref: a.final.routed, got: b.final.routed },
             { what: 'final.shared', ref: a.final.shared ?? [], got: b.final.shared ?? [] },
           ]);
-          // TEXT_GPU_TOL: float32 vs float64, measured worst 2.2e-7 (see src/rule-lang/fuzz-properties.ts).
+          // TEXT_GPU_TOL: float32 vs float64, measured worst 2.2e-7 (see properties/rule-file.ts).
           expect(cmp.items.every((i) => i.pass(TEXT_GPU_TOL)), describeFailures(cmp.items, TEXT_GPU_TOL)).toBe(true);
         }),
         { numRuns: 3 },

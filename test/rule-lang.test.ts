@@ -1,5 +1,5 @@
 /**
- * The rule language (src/rule-lang, reference/rules/from-text.ts): diagnostics that quote the
+ * The rule language (reference/rule-lang, reference/rules/from-text.ts): diagnostics that quote the
  * offending text with line, column and a caret; shapes and linearity; and the compiled JS rule
  * against an independent evaluation of the same tree with mathjs matrices.
  */

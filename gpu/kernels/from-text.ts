@@ -1,5 +1,5 @@
 /**
- * docs/spec.md §8 on the GPU side: a rule written as math (src/rule-lang) compiled to a WGSL
+ * docs/spec.md §8 on the GPU side: a rule written as math (reference/rule-lang) compiled to a WGSL
  * token-by-token kernel, a `GpuRule` in mode 'recurrent' over the varlen contract of
  * gpu/kernels/types.ts. It walks the same lowered program as reference/rules/from-text.ts.
  *

@@ -1,7 +1,7 @@
 /**
- * docs/spec.md §8 on the reference side: a rule written as math (src/rule-lang) becomes a `Rule`.
+ * docs/spec.md §8 on the reference side: a rule written as math (reference/rule-lang) becomes a `Rule`.
  *
- * `ruleFromText` compiles the lowered program (src/rule-lang/lower.ts) to JavaScript: plain
+ * `ruleFromText` compiles the lowered program (reference/rule-lang/lower.ts) to JavaScript: plain
  * loops over Float64Array, one function for the token step and one for the read-out, built
  * with `new Function` (the source is kept on the rule, `jsSource`, for inspection). The code holds
  * only identifiers and numbers made by reference/rule-lang/emit.ts, never text from the rule.
