@@ -12,6 +12,18 @@ export interface FlagSpec {
 
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
+/** Node's parse errors in momlab's words, naming the flag or argument. */
+function explain(e: Error & { code?: string }): string {
+  const msg = e.message.split('\n')[0];
+  const quoted = /'(-[^' <]+)/.exec(msg)?.[1] ?? /'([^']*)'/.exec(msg)?.[1] ?? '';
+  if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${quoted}`;
+  if (e.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return `unexpected argument '${quoted}'`;
+  if (/does not take an argument/.test(msg)) return `option ${quoted} takes no value`;
+  if (/ambiguous/.test(msg)) return `option ${quoted} needs a value (the argument after it is an option; write ${quoted}=VALUE for a value starting with '-')`;
+  if (/argument missing/.test(msg)) return `option ${quoted} needs a value`;
+  return msg;
+}
+
 /** `positionals`: how many positional arguments the command takes (default none). */
 export function parseArgs(argv: string[], spec: FlagSpec, command: string, positionals = 0): { flags: Record<string, string | number | boolean>; positional: string[] } {
   const options = Object.fromEntries(Object.entries(spec).map(([name, kind]) => [name, { type: kind === 'boolean' ? ('boolean' as const) : ('string' as const) }]));
@@ -19,9 +31,7 @@ export function parseArgs(argv: string[], spec: FlagSpec, command: string, posit
   try {
     parsed = nodeParseArgs({ args: argv, options, strict: true, allowPositionals: positionals > 0, allowNegative: true, tokens: true });
   } catch (e) {
-    const msg = (e as Error).message.split('\n')[0];
-    const ambiguous = /argument is ambiguous/.test(msg) ? ' (its value is missing: the next argument is another option)' : '';
-    throw new ConfigError(`momlab ${command}: ${msg.replace(/\.$/, '')}${ambiguous}`);
+    throw new ConfigError(`momlab ${command}: ${explain(e as Error & { code?: string })}`);
   }
   const seen = new Set<string>();
   for (const t of parsed.tokens) {

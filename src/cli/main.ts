@@ -64,10 +64,14 @@ const isSystemError = (e: unknown): e is NodeJS.ErrnoException => e instanceof E
 export async function runCli(argv: string[], io: { stdout: Sink; stderr: Sink } = process): Promise<number> {
   const say = (s: string) => io.stderr.write(s + '\n');
   let debug = argv.includes('--debug');
+  let cmd: string | undefined;
+  // Messages of momlab's own checks start 'momlab <command>:'; others (a file's) get that prefix here.
+  const prefixed = (msg: string) => (msg.startsWith('momlab') ? msg : `momlab${cmd ? ` ${cmd}` : ''}: ${msg}`);
   try {
     const g = globals(argv);
     debug = g.debug;
-    const [cmd, ...rest] = g.rest;
+    const [first, ...rest] = g.rest;
+    cmd = first;
     if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
       io.stdout.write(help() + '\n');
       return cmd ? EXIT.ok : EXIT.badInput;
@@ -84,15 +88,11 @@ export async function runCli(argv: string[], io: { stdout: Sink; stderr: Sink } 
     }
     return await mod.run(rest, { stdout: io.stdout, stderr: io.stderr, maxMemory: g.maxMemory });
   } catch (e) {
-    if (e instanceof MomlabError) {
-      say(`momlab: ${e.name}: ${e.message}`);
+    if (e instanceof MomlabError || isSystemError(e)) {
+      say(prefixed(e.message));
       return EXIT.badInput;
     }
-    if (isSystemError(e)) {
-      say(`momlab: ${e.message}`);
-      return EXIT.badInput;
-    }
-    say(`momlab: internal error: ${e instanceof Error ? e.message : String(e)}${debug ? '' : ' (run with --debug for the stack)'}`);
+    say(`${prefixed('internal error')}: ${e instanceof Error ? e.message : String(e)}${debug ? '' : ' (run with --debug for the stack)'}`);
     if (debug && e instanceof Error && e.stack) say(e.stack);
     return EXIT.internal;
   }

@@ -10,7 +10,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from './args.js';
-import { ConfigError, FormatError } from '../../reference/errors.js';
+import { ConfigError, FormatError, MomlabError } from '../../reference/errors.js';
 import { momForward } from '../../reference/mom.js';
 import { getRule } from '../../reference/rules/index.js';
 import { mulberry32, sampleCoreInputs } from '../../reference/sample.js';
@@ -170,7 +170,13 @@ export async function run(argv: string[], ctx: CliContext = processContext()): P
   checkMemory(ctx, 'vectors', `vectors for B = ${B}, T = ${T} and this config (${paramCount(config)} parameters)`, vectorsBytes(config, B, T));
   const weights = flags.weights ? layerWeightsFrom(await readSafetensors(flags.weights as string, { maxMemory: ctx.maxMemory }), config) : initLayerWeights(config, seed);
   checkFinite('weights', Object.fromEntries(Object.entries(weights).map(([n, data]) => [n, { shape: [data.length], data }])));
-  const v = makeVectors({ config, weights, B, T, seed });
+  let v: Vectors;
+  try {
+    v = makeVectors({ config, weights, B, T, seed });
+  } catch (e) {
+    if (e instanceof MomlabError) throw new FormatError(`momlab vectors: the reference cannot run on these inputs and weights: ${e.message}; nothing was written`);
+    throw e;
+  }
   checkFinite('input', v.inputs);
   checkFinite('expected', v.expected);
   const inputs = serializeSafetensors(v.inputs, { format: 'pt' });
