@@ -1,5 +1,6 @@
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +8,7 @@ import { parseSafetensors, serializeSafetensors, type TensorIn } from '../src/io
 import { parseLayerConfig } from '../reference/layer-config.js';
 import { layerWeightsFrom } from '../src/io/layer-files.js';
 import { layerForward } from '../reference/layer.js';
-import { run as verifyRun } from '../src/cli/verify.js';
+import { runCli } from '../src/cli/main.js';
 import { getGpu } from '../gpu/device.js';
 import { gpuLayerForward } from '../gpu/layer.js';
 import { gpuMomForward } from '../gpu/mom.js';
@@ -24,13 +25,9 @@ function momlab(...args: string[]) {
 
 /** `momlab verify` in-process (spawning costs seconds on the shared CI machine): exit code and output. */
 async function verify(...args: string[]) {
-  const lines: string[] = [];
-  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
-  try {
-    return { code: await verifyRun(args), out: lines.join('\n') };
-  } finally {
-    spy.mockRestore();
-  }
+  let out = '';
+  const code = await runCli(['verify', ...args], { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (out += s) } });
+  return { code, out };
 }
 
 /** expected.safetensors with `edit` applied to its tensors, written to `name`. */
@@ -66,7 +63,10 @@ describe('momlab vectors / verify', () => {
     expect(expected.tensors.get('core.final_state.2')!.shape).toEqual([2, 2, 4, 4]);
     expect(expected.tensors.get('layer.y')!.shape).toEqual([2, 9, 6]);
     expect(m.expected.map((t: { name: string }) => t.name).sort()).toEqual([...expected.tensors.keys()].sort());
-    for (const t of m.expected) expect(t.tolerance).toBeGreaterThan(0);
+    // the files are pinned by their SHA-256; the tolerance is verify's own, not the manifest's
+    expect(m.sha256['inputs.safetensors']).toBe(createHash('sha256').update(readFileSync(join(vec, 'inputs.safetensors'))).digest('hex'));
+    expect(m.sha256['expected.safetensors']).toBe(createHash('sha256').update(readFileSync(join(vec, 'expected.safetensors'))).digest('hex'));
+    for (const t of m.expected) expect(t.tolerance).toBeUndefined();
     // The expected layer output is the reference on exactly the stored (float32) inputs and weights.
     const w = layerWeightsFrom(parseSafetensors(readFileSync(join(vec, 'weights.safetensors'))), parseLayerConfig(config));
     const y = layerForward(parseLayerConfig(config), w, inputs.tensors.get('layer.hidden_states')!.data, 2, 9).y;
@@ -185,7 +185,7 @@ describe('momlab vectors / verify', () => {
     expect(ok.out).toMatch(/all 9 tensors pass/);
   });
 
-  it("momlab's own float32 GPU outputs pass verify at the manifest's tolerance", async () => {
+  it("momlab's own float32 GPU outputs pass verify at momlab's fp32 tolerance", async () => {
     const ctx = await getGpu();
     const m = JSON.parse(readFileSync(join(vec, 'manifest.json'), 'utf8'));
     const inp = parseSafetensors(readFileSync(join(vec, 'inputs.safetensors'))).tensors;
@@ -221,6 +221,6 @@ describe('momlab vectors / verify', () => {
     writeFileSync(join(dir, 'trunc.safetensors'), readFileSync(join(vec, 'weights.safetensors')).subarray(0, 100));
     const r = momlab('vectors', '--config', join(dir, 'cfg.json'), '--weights', join(dir, 'trunc.safetensors'), '--seed', '1', '--out', join(dir, 'x'));
     expect(r.code).toBe(2);
-    expect(r.out).toMatch(/FormatError: .*trunc\.safetensors: truncated/);
+    expect(r.out).toMatch(/^momlab vectors: .*trunc\.safetensors: truncated/m);
   });
 });
