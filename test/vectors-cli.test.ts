@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -9,6 +10,7 @@ import { parseLayerConfig } from '../reference/layer-config.js';
 import { layerWeightsFrom } from '../src/io/layer-files.js';
 import { layerForward } from '../reference/layer.js';
 import { runCli } from '../src/cli/main.js';
+import { where } from '../src/cli/where.js';
 import { getGpu } from '../gpu/device.js';
 import { gpuLayerForward } from '../gpu/layer.js';
 import { gpuMomForward } from '../gpu/mom.js';
@@ -152,6 +154,51 @@ describe('momlab vectors / verify', () => {
     // a looser bound, as for TF32 kernels, lets a 1% error through only above 1e-2
     expect((await verify('--vectors', vec, '--outputs', p, '--tolerance', '6e-3')).code).toBe(1);
     expect((await verify('--vectors', vec, '--outputs', p, '--tolerance', '2e-2')).code).toBe(0);
+  });
+
+  it('a failure says where: worst element, first token over the tolerance, per head (and --json)', async () => {
+    // core.o [B=2, T=9, H=2, dv=4]: batch 1, head 1 off by 0.5 from token 4 on, and by 2 at (1, 6, 1, 2)
+    const at = (b: number, t: number, h: number, i: number) => ((b * 9 + t) * 2 + h) * 4 + i;
+    const p = variant('where.safetensors', (t) => {
+      const o = t['core.o'].data as Float64Array;
+      for (let tt = 4; tt < 9; tt++) for (let i = 0; i < 4; i++) o[at(1, tt, 1, i)] += 0.5;
+      o[at(1, 6, 1, 2)] += 2;
+      // one state element off: its (b, h, i, j)
+      (t['layer.final_state.2'].data as Float64Array)[((1 * 2 + 0) * 4 + 3) * 4 + 1] += 1;
+    });
+    const r = await verify('--vectors', vec, '--outputs', p);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/^core\.o: worst \|err\| 2\.50e\+0 at \(b 1, t 6, h 1, i 2\): expected .*; first token over the tolerance: t 4 \(b 1, err ratio .*\); err ratio per head: h0 0\.00e\+0, h1 [\d.]+e-?\+?\d+$/m);
+    expect(r.out).toMatch(/^layer\.final_state\.2: worst \|err\| 1\.00e\+0 at \(b 1, h 0, i 3, j 1\)/m);
+    const j = await verify('--vectors', vec, '--outputs', p, '--json');
+    expect(j.code).toBe(1);
+    const rep = JSON.parse(j.out) as { passed: boolean; rows: { name: string; pass: boolean; where?: { worst: { index: Record<string, number> }; firstToken: { b: number; t: number } | null; perHead: number[] | null } }[] };
+    expect(rep.passed).toBe(false);
+    const o = rep.rows.find((x) => x.name === 'core.o')!;
+    expect(o.where!.worst.index).toEqual({ b: 1, t: 6, h: 1, i: 2 });
+    expect(o.where!.firstToken).toMatchObject({ b: 1, t: 4 });
+    expect(o.where!.perHead![0]).toBe(0);
+    expect(o.where!.perHead![1]).toBeGreaterThan(1e-4);
+    expect(rep.rows.filter((x) => x.where).map((x) => x.name)).toEqual(['core.o', 'layer.final_state.2']);
+    expect(rep.rows.filter((x) => x.pass)).toHaveLength(21);
+  });
+
+  it('where() finds one corrupted element of a random [B, T, H, dv] tensor', () => {
+    fc.assert(
+      fc.property(fc.record({ B: fc.integer({ min: 1, max: 3 }), T: fc.integer({ min: 1, max: 17 }), H: fc.integer({ min: 1, max: 3 }), dv: fc.integer({ min: 1, max: 5 }) }), fc.nat(), fc.double({ min: 0.1, max: 10, noNaN: true }), fc.integer({ min: 1, max: 1000 }), (s, pick, bump, seed) => {
+        const n = s.B * s.T * s.H * s.dv;
+        const ref = Float64Array.from({ length: n }, (_, i) => Math.sin(seed + i * 1.7));
+        const got = ref.slice();
+        const k = pick % n;
+        got[k] += bump;
+        const w = where('core.o', [s.B, s.T, s.H, s.dv], ref, got, 1e-4, 1e-6);
+        const idx = w.worst.index;
+        expect(((idx.b * s.T + idx.t) * s.H + idx.h) * s.dv + idx.i).toBe(k);
+        expect(w.firstToken).toMatchObject({ b: idx.b, t: idx.t });
+        w.perHead!.forEach((r, h) => (h === idx.h ? expect(r).toBeGreaterThan(0) : expect(r).toBe(0)));
+      }),
+      { numRuns: 100 },
+    );
   });
 
   it('a missing tensor fails', async () => {

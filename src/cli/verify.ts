@@ -16,6 +16,7 @@ import { compareArrays, SPEC_ATOL } from '../../properties/compare.js';
 import { readRegular, sha256File } from '../io/files.js';
 import { footprint, readSafetensors, type SafetensorsFile } from '../io/safetensors.js';
 import { processContext, type CliContext } from './context.js';
+import { describeWhere, where, type Where } from './where.js';
 
 /**
  * Tolerances (docs/spec.md §9 error ratio) for an implementation against these float64 values,
@@ -36,7 +37,7 @@ export type Precision = keyof typeof TOLERANCE;
 
 const groupOf = (name: string): 'core' | 'layer' => (name.startsWith('core.') ? 'core' : 'layer');
 
-export const usage = `usage: momlab verify --vectors DIR --outputs FILE.safetensors [--precision fp32|tf32] [--only PREFIX,...] [--tolerance X]
+export const usage = `usage: momlab verify --vectors DIR --outputs FILE.safetensors [--precision fp32|tf32] [--only PREFIX,...] [--tolerance X] [--json]
 
 Compare FILE's tensors (named as in DIR/expected.safetensors, e.g. core.o, layer.y) with the
 golden values. Prints per tensor the error ratio rms(ref-out)/rms(ref) and the max abs error;
@@ -45,6 +46,9 @@ exits 0 when every tensor of DIR/expected.safetensors passes, 1 otherwise.
                   (matrix products on TF32 tensor cores, as fla's Triton kernels; ${TOLERANCE.tf32.layer})
   --only P,...    comma-separated name prefixes (core. / layer.y,layer.router_logits): check only those
   --tolerance X   a looser bound than momlab's: the report then carries a warning
+  --json          the whole report as JSON
+For each failing tensor the report says where: the index (b, t, h, i, j as its layout has them)
+of the worst element, the first token whose slice fails the tolerance, the error ratio per head.
 Conv caches (layer.conv_cache.{q,k,v}.{slot}, [B, C, conv_size-1]) are also accepted in fla's
 [B, C, conv_size] layout: the oldest column, which momlab does not keep, is dropped.
 DIR/manifest.json must list exactly the tensors of expected.safetensors with the SHA-256 of
@@ -59,6 +63,8 @@ export interface VerifyRow {
   problem: string | null;
   /** how the outputs tensor was read, when not as is (fla's wider conv cache) */
   note?: string;
+  /** for a failing tensor that was compared: where it goes wrong */
+  where?: Where;
 }
 
 /**
@@ -169,6 +175,7 @@ export async function verify(dir: string, outputsPath: string, o: VerifyOptions 
       row.maxAbs = cmp.maxAbs;
       row.problem = cmp.broken;
       row.pass = cmp.pass(tol, SPEC_ATOL);
+      if (!row.pass) row.where = where(name, ref.shape, ref.data, fla ?? got.data, tol, SPEC_ATOL);
     }
     rows.push(row);
   }
@@ -180,7 +187,7 @@ export async function verify(dir: string, outputsPath: string, o: VerifyOptions 
 const fmt = (x: number) => (Number.isNaN(x) ? 'NaN' : x.toExponential(2));
 
 export async function run(argv: string[], ctx: CliContext = processContext()): Promise<number> {
-  const { flags } = parseArgs(argv, { vectors: 'string', outputs: 'string', only: 'string', precision: 'string', tolerance: 'number' }, 'verify');
+  const { flags } = parseArgs(argv, { vectors: 'string', outputs: 'string', only: 'string', precision: 'string', tolerance: 'number', json: 'boolean' }, 'verify');
   for (const f of ['vectors', 'outputs'] as const) if (flags[f] === undefined) throw new ConfigError(`momlab verify: --${f} is required (see momlab verify --help)`);
   const rep = await verify(flags.vectors as string, flags.outputs as string, {
     only: flags.only as string | undefined,
@@ -190,13 +197,19 @@ export async function run(argv: string[], ctx: CliContext = processContext()): P
   });
   const log = (line: string) => ctx.stdout.write(line + '\n');
   const rows = rep.rows;
+  const failed = rows.filter((r) => !r.pass).length;
+  if (flags.json) {
+    // NaN (a missing tensor's error) becomes null
+    log(JSON.stringify({ passed: failed === 0, precision: flags.precision ?? 'fp32', ...rep }, null, 2));
+    return failed ? 1 : 0;
+  }
   for (const w of rep.warnings) log(w);
   const w = Math.max(6, ...rows.map((r) => r.name.length));
   log(`${'tensor'.padEnd(w)}  ${'err ratio'.padStart(9)}  ${'max abs'.padStart(9)}  ${'tol'.padStart(8)}  result`);
   for (const r of rows) {
     log(`${r.name.padEnd(w)}  ${fmt(r.errRatio).padStart(9)}  ${fmt(r.maxAbs).padStart(9)}  ${fmt(r.tolerance).padStart(8)}  ${r.pass ? 'pass' : `FAIL${r.problem ? ` (${r.problem})` : ''}`}${r.note ? ` (${r.note})` : ''}`);
   }
-  const failed = rows.filter((r) => !r.pass).length;
+  for (const r of rows) if (r.where) log(describeWhere(r.name, r.where));
   log(failed ? `${failed} of ${rows.length} tensors FAIL` : `all ${rows.length} tensors pass`);
   if (rep.onlyHint) log(`the outputs hold only some of the expected tensors; to check just those, pass --only ${rep.onlyHint}`);
   for (const w of rep.warnings) log(w);
