@@ -64,6 +64,10 @@ describe('arguments are parsed strictly, naming the flag', () => {
     [['fuzz', 'rules/decay.rule', 'rules/linear.rule'], "unexpected argument 'rules/linear.rule'"],
     [['fuzz'], 'expected one rule file'],
     [['nope'], "unknown command 'nope'"],
+    [['check', '--sizes', '__proto__'], "--sizes must be one of small, medium, large, got '__proto__'"],
+    [['check', '--seed', '1.5'], '--seed must be an integer in -2^31..2^31-1, got 1.5'],
+    [['start', '--runs', '0'], 'momlab start: --runs must be a positive integer, got 0'],
+    [['fuzz', 'rules/decay.rule', '--property', 'state-size-constant', '--seed', '1', '--path', 'zz'], "cannot replay path 'zz' with seed 1"],
     [['trace', '--max-memory', 'lots'], "--max-memory needs a size such as 2GiB, 512MiB or 1e9 (bytes), got 'lots'"],
   ])('%j', async (argv, fragment) => {
     await refused(argv, fragment);

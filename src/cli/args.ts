@@ -50,3 +50,10 @@ export function parseArgs(argv: string[], spec: FlagSpec, command: string, posit
   }
   return { flags, positional: parsed.positionals };
 }
+
+/** A fast-check seed (a 32-bit integer) from --seed, or a random non-negative one (it prints as a plain --seed N). */
+export function seedFlag(value: unknown, command: string): number {
+  if (value === undefined) return (Math.random() * 2 ** 31) | 0;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < -(2 ** 31) || value >= 2 ** 31) throw new ConfigError(`momlab ${command}: --seed must be an integer in -2^31..2^31-1, got ${String(value)}`);
+  return value;
+}

@@ -20,7 +20,7 @@ import { gpuLayerProperty, layerDecodeProperty, layerMixingProperty } from '../.
 import { REFERENCE_PROPERTIES } from '../../properties/reference.js';
 import { formatFailure, runProperty, type PropertyReport } from '../../properties/runner.js';
 import type { Property, RuleTarget } from '../../properties/types.js';
-import { parseArgs } from './args.js';
+import { parseArgs, seedFlag } from './args.js';
 import { checkMemory, coreBytes, processContext, type CliContext, type Sink } from './context.js';
 
 const RULE_PROPERTIES: Property<never>[] = [...REFERENCE_PROPERTIES, ...GPU_PROPERTIES];
@@ -152,14 +152,14 @@ export async function run(argv: string[], cli: CliContext = processContext()): P
   const rules = pickRules(String(flags.rules ?? 'all'));
   const props = pickProperties(flags.property as string | undefined);
   const sizeName = String(flags.sizes ?? 'small');
-  if (!(sizeName in SIZES)) throw new ConfigError(`momlab check: --sizes must be one of ${Object.keys(SIZES).join(', ')}, got '${sizeName}'`);
+  if (!Object.hasOwn(SIZES, sizeName)) throw new ConfigError(`momlab check: --sizes must be one of ${Object.keys(SIZES).join(', ')}, got '${sizeName}'`);
   const sizes = SIZES[sizeName as SizeName];
   checkMemory(cli, 'check', `a case at sizes ${sizeName}`, sizesBytes(sizes));
   const timeS = flags.time as number | undefined;
   if (timeS !== undefined && !(timeS > 0)) throw new ConfigError(`momlab check: --time must be a positive number of seconds, got ${timeS}`);
   const runs = (flags.runs as number | undefined) ?? (timeS !== undefined ? 1e9 : 100);
   if (!Number.isInteger(runs) || runs < 1) throw new ConfigError(`momlab check: --runs must be a positive integer, got ${runs}`);
-  const seed = (flags.seed as number | undefined) ?? (Math.random() * 2 ** 31) | 0;
+  const seed = seedFlag(flags.seed, 'check');
   const path = flags.path as string | undefined;
   if (path !== undefined && !PATH.test(path)) throw new ConfigError(`momlab check: --path must be the path a failure printed (numbers separated by ':', e.g. 3:0:1), got '${path}'`);
   const json = flags.json === true;

@@ -24,7 +24,7 @@ import { TEXT_RULE_PREFIX } from '../../properties/tolerances.js';
 import type { Property, RuleTarget } from '../../properties/types.js';
 import { stateStaysFinite, textGpuEqualsReference } from '../../properties/rule-file.js';
 import { checkRuleText } from '../../reference/rule-lang/check.js';
-import { parseArgs } from './args.js';
+import { parseArgs, seedFlag } from './args.js';
 import { processContext, type CliContext } from './context.js';
 import { readRegular } from '../io/files.js';
 
@@ -105,13 +105,15 @@ export async function fuzzRule(text: string, file: string, opts: FuzzOptions = {
   const props = opts.property ? PROPERTIES.filter((p) => p.id === opts.property) : PROPERTIES;
   if (props.length === 0) throw new ConfigError(`momlab fuzz: unknown property '${opts.property}'; known: ${FUZZ_PROPERTY_IDS.join(', ')}`);
   const ctx = props.some((p) => p.needsGpu) ? await getGpu() : undefined;
+  // one seed for every property, non-negative so that the replay command parses
+  const seed = seedFlag(opts.seed, 'fuzz');
   const entries: FuzzEntry[] = [];
   for (const prop of props) {
     const report = await runProperty(prop, [target], { ctx }, {
       sizes: SIZES.small,
       sizeName: 'small',
       numRuns: opts.runs ?? 25,
-      seed: opts.seed,
+      seed,
       path: opts.path,
       timeLimitMs: (opts.timeSeconds ?? 60) * 1000,
       replay: (seed, path) => `npx momlab fuzz ${file} --property ${prop.id} --seed ${seed} --path ${path}`,
@@ -152,7 +154,7 @@ export async function run(argv: string[], ctx: CliContext = processContext()): P
   const res = await fuzzRule(text, file, {
     runs,
     timeSeconds: time,
-    seed: flags.seed as number | undefined,
+    seed: seedFlag(flags.seed, 'fuzz'),
     path: flags.path as string | undefined,
     property: flags.property as string | undefined,
   });
