@@ -98,7 +98,15 @@ export async function runCli(argv: string[], io: { stdout: Sink; stderr: Sink } 
   }
 }
 
+const real = (p: string): string | null => {
+  try {
+    return realpathSync(p);
+  } catch {
+    return null;
+  }
+};
+
 // Run when executed (tsx src/cli/main.ts, node dist/.../main.js), not when imported by a test.
-if (process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url))) {
+if (process.argv[1] && real(process.argv[1]) === real(fileURLToPath(import.meta.url))) {
   runCli(process.argv.slice(2)).then((code) => process.exit(code));
 }
