@@ -20,8 +20,8 @@ export interface CliContext {
 /** Well under the 24 GiB of the machines momlab runs on, and enough for every default request. */
 export const DEFAULT_MAX_MEMORY = 4 * 2 ** 30;
 
-export function processContext(maxMemory = DEFAULT_MAX_MEMORY): CliContext {
-  return { stdout: process.stdout, stderr: process.stderr, maxMemory };
+export function processContext(): CliContext {
+  return { stdout: process.stdout, stderr: process.stderr, maxMemory: DEFAULT_MAX_MEMORY };
 }
 
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 2 ** 10, kb: 1e3, kib: 2 ** 10, m: 2 ** 20, mb: 1e6, mib: 2 ** 20, g: 2 ** 30, gb: 1e9, gib: 2 ** 30 };

@@ -26,7 +26,7 @@ const COMMANDS: Record<string, { about: string; load: () => Promise<Command> }> 
   bench: { about: 'measure speed (reference and GPU)', load: () => import('./bench.js') },
 };
 
-export const EXIT = { ok: 0, failed: 1, badInput: 2, internal: 3 } as const;
+const EXIT = { ok: 0, failed: 1, badInput: 2, internal: 3 } as const;
 
 function help(): string {
   const lines = Object.entries(COMMANDS).map(([c, d]) => `  ${c.padEnd(9)} ${d.about}`);

@@ -39,7 +39,7 @@ export interface TensorIn {
 }
 
 /** A header larger than this is not a real file (the safetensors library caps it at 100 MB too). */
-export const MAX_HEADER = 100 * 1024 * 1024;
+const MAX_HEADER = 100 * 1024 * 1024;
 
 function f16ToNumber(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
