@@ -2,8 +2,11 @@
  * Runs one property over one or several rules with fast-check and reports what a person needs:
  * cases run per rule, the worst error measured, and on failure the seed, the path, the shrunk
  * configuration and the command that replays exactly that case.
+ * A property that ran no case has not passed: numRuns below 1 is refused, and a run that ends
+ * with zero cases (time limit, every case discarded) is reported as a failure.
  */
 import fc from 'fast-check';
+import { ConfigError } from '../reference/errors.js';
 import { summarize, type SizeRanges } from './arbitraries.js';
 import type { Outcome, Property, PropertyEnv, RuleTarget } from './types.js';
 
@@ -65,6 +68,7 @@ export function defaultReplay(id: string, sizeName = 'small') {
 }
 
 export async function runProperty<C>(prop: Property<C>, targets: RuleTarget[], env: PropertyEnv, opts: RunOptions): Promise<PropertyReport> {
+  if (!(Number.isInteger(opts.numRuns) && opts.numRuns >= 1)) throw new ConfigError(`property '${prop.id}': the number of runs must be a positive integer, got ${opts.numRuns}`);
   const applicable = prop.perRule ? targets.filter((t) => prop.applies(t)) : targets.slice(0, 1);
   const label = (t: RuleTarget) => (prop.perRule ? t.name : 'any');
   const base = { property: prop.id, title: prop.title };
@@ -109,18 +113,26 @@ export async function runProperty<C>(prop: Property<C>, targets: RuleTarget[], e
   if (opts.seed !== undefined) params.seed = opts.seed;
   if (opts.path !== undefined) params.path = opts.path;
   if (opts.timeLimitMs !== undefined) params.interruptAfterTimeLimit = opts.timeLimitMs;
-  const r = await fc.check(property, params);
+  let r: fc.RunDetails<[{ rule: RuleTarget; c: C }]>;
+  try {
+    r = await fc.check(property, params);
+  } catch (e) {
+    // fast-check throws (rather than reports) when a replay path does not exist for this seed
+    if (opts.path !== undefined) throw new ConfigError(`property '${prop.id}': cannot replay path '${opts.path}' with seed ${opts.seed}: ${(e as Error).message.split('\n')[0]}`);
+    throw e;
+  }
 
+  const cases = [...stats.values()].reduce((n, s) => n + s.cases, 0);
   const report: PropertyReport = {
     ...base,
-    cases: [...stats.values()].reduce((n, s) => n + s.cases, 0),
+    cases,
     perRule: [...stats.values()],
-    passed: !r.failed,
+    passed: !r.failed && cases > 0,
     interrupted: r.interrupted,
     skipped: false,
     seed: r.seed,
   };
-  if (r.failed) {
+  if (!report.passed) {
     const rules = applicable.map((t) => t.name).join(',');
     const replay = (opts.replay ?? defaultReplay(prop.id, opts.sizeName))(r.seed, r.counterexamplePath ?? '', rules);
     if (r.counterexample) {
@@ -135,8 +147,9 @@ export async function runProperty<C>(prop: Property<C>, targets: RuleTarget[], e
         replay,
       };
     } else {
-      // Failed without a counterexample: interrupted before any case passed.
-      report.failure = { rule: '-', seed: r.seed, path: '', message: 'the time limit was reached before any case finished', shrunk: null, replay };
+      // No case ran to the end: the time limit came first, or every case was discarded.
+      const why = r.interrupted ? 'the time limit was reached before any case finished' : `all ${r.numSkips} cases drawn were discarded`;
+      report.failure = { rule: '-', seed: r.seed, path: '', message: `ran no case (${why}): a property that ran no case has not passed`, shrunk: null, replay };
     }
   }
   return report;

@@ -4,25 +4,24 @@
  * sign flip injected (test-only hook) must be caught by gpu-equals-reference.
  */
 import { readFileSync } from 'node:fs';
-import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { getGpu } from '../gpu/device.js';
-import { ConfigError, RuleError } from '../reference/errors.js';
-import { fuzzRule, run } from '../src/cli/fuzz.js';
+import { FormatError, RuleError } from '../reference/errors.js';
+import { DEFAULT_MAX_MEMORY } from '../src/cli/context.js';
+import { fuzzRule, run as fuzzRun } from '../src/cli/fuzz.js';
 import { gpuDecodeTolerance, gpuMixTolerance } from '../properties/tolerances.js';
 
 beforeAll(async () => {
   await getGpu(); // keeps Dawn's instance alive for the whole file
 });
 
+/** `momlab fuzz` in this process with its output captured: `out()` is what it printed so far. */
+let printed = '';
+const run = (argv: string[]) => fuzzRun(argv, { stdout: { write: (s: string) => (printed += s) }, stderr: { write: () => true }, maxMemory: DEFAULT_MAX_MEMORY });
 function captureLog(): () => string {
-  const lines: string[] = [];
-  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
-  return () => {
-    spy.mockRestore();
-    return lines.join('\n');
-  };
+  printed = '';
+  return () => printed;
 }
-afterEach(() => vi.restoreAllMocks());
 
 describe('momlab fuzz', () => {
   it('reports the mixing identity failing for a non-linear read-out, with a counterexample and replay', async () => {
@@ -112,7 +111,7 @@ describe('momlab fuzz', () => {
   });
 
   it('refuses a bad rule file, a missing file and an unknown property with typed errors', async () => {
-    await expect(run(['rules/does-not-exist.rule'])).rejects.toThrow(ConfigError);
+    await expect(run(['rules/does-not-exist.rule'])).rejects.toThrow(FormatError);
     await expect(run(['rules/decay.rule', '--property', 'nope'])).rejects.toThrow(/unknown property 'nope'/);
     await expect(fuzzRule('state S[dk, dv]\ninputs k[dk]\nupdate S = S + k\noutput o = S\' * q', 'bad.rule')).rejects.toThrow(RuleError);
   });

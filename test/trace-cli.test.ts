@@ -8,10 +8,9 @@
  * off by far more (> 1e-3).
  */
 import { spawnSync } from 'node:child_process';
-import { describe, expect, it, vi } from 'vitest';
-import { ConfigError } from '../reference/errors.js';
+import { describe, expect, it } from 'vitest';
 import { RULE_NAMES } from '../reference/rules/index.js';
-import { run } from '../src/cli/trace.js';
+import { runCli } from '../src/cli/main.js';
 
 const MIX_TOL = 1e-13;
 
@@ -21,26 +20,15 @@ function momlab(...args: string[]): { status: number | null; stdout: string; std
 }
 
 /**
- * The same command in this process (`run` of src/cli/trace.ts, what main.ts calls), with stdout
- * captured: spawning costs ~3 s of tsx start-up per call on the CI machine, so only the first
- * case of each kind goes through the real binary.
+ * The same command line in this process (runCli, what the binary runs): spawning costs ~3 s of
+ * tsx start-up per call on the CI machine, so only the first case of each kind goes through the
+ * real binary.
  */
 async function inProcess(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out.push(String(chunk));
-    return true;
-  });
-  try {
-    const status = await run(args.slice(1));
-    return { status, stdout: out.join(''), stderr: '' };
-  } catch (e) {
-    // main.ts turns a MomlabError into exit code 2 and this message on stderr
-    if (e instanceof ConfigError) return { status: 2, stdout: out.join(''), stderr: `momlab: ${e.name}: ${e.message}` };
-    throw e;
-  } finally {
-    spy.mockRestore();
-  }
+  let stdout = '';
+  let stderr = '';
+  const status = await runCli(args, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } });
+  return { status, stdout, stderr };
 }
 
 const isMatrix = (m: unknown, rows: number, cols: number): boolean =>

@@ -1,5 +1,7 @@
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +9,8 @@ import { parseSafetensors, serializeSafetensors, type TensorIn } from '../src/io
 import { parseLayerConfig } from '../reference/layer-config.js';
 import { layerWeightsFrom } from '../src/io/layer-files.js';
 import { layerForward } from '../reference/layer.js';
-import { run as verifyRun } from '../src/cli/verify.js';
+import { runCli } from '../src/cli/main.js';
+import { where } from '../src/cli/where.js';
 import { getGpu } from '../gpu/device.js';
 import { gpuLayerForward } from '../gpu/layer.js';
 import { gpuMomForward } from '../gpu/mom.js';
@@ -24,13 +27,9 @@ function momlab(...args: string[]) {
 
 /** `momlab verify` in-process (spawning costs seconds on the shared CI machine): exit code and output. */
 async function verify(...args: string[]) {
-  const lines: string[] = [];
-  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
-  try {
-    return { code: await verifyRun(args), out: lines.join('\n') };
-  } finally {
-    spy.mockRestore();
-  }
+  let out = '';
+  const code = await runCli(['verify', ...args], { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (out += s) } });
+  return { code, out };
 }
 
 /** expected.safetensors with `edit` applied to its tensors, written to `name`. */
@@ -66,7 +65,10 @@ describe('momlab vectors / verify', () => {
     expect(expected.tensors.get('core.final_state.2')!.shape).toEqual([2, 2, 4, 4]);
     expect(expected.tensors.get('layer.y')!.shape).toEqual([2, 9, 6]);
     expect(m.expected.map((t: { name: string }) => t.name).sort()).toEqual([...expected.tensors.keys()].sort());
-    for (const t of m.expected) expect(t.tolerance).toBeGreaterThan(0);
+    // the files are pinned by their SHA-256; the tolerance is verify's own, not the manifest's
+    expect(m.sha256['inputs.safetensors']).toBe(createHash('sha256').update(readFileSync(join(vec, 'inputs.safetensors'))).digest('hex'));
+    expect(m.sha256['expected.safetensors']).toBe(createHash('sha256').update(readFileSync(join(vec, 'expected.safetensors'))).digest('hex'));
+    for (const t of m.expected) expect(t.tolerance).toBeUndefined();
     // The expected layer output is the reference on exactly the stored (float32) inputs and weights.
     const w = layerWeightsFrom(parseSafetensors(readFileSync(join(vec, 'weights.safetensors'))), parseLayerConfig(config));
     const y = layerForward(parseLayerConfig(config), w, inputs.tensors.get('layer.hidden_states')!.data, 2, 9).y;
@@ -154,6 +156,51 @@ describe('momlab vectors / verify', () => {
     expect((await verify('--vectors', vec, '--outputs', p, '--tolerance', '2e-2')).code).toBe(0);
   });
 
+  it('a failure says where: worst element, first token over the tolerance, per head (and --json)', async () => {
+    // core.o [B=2, T=9, H=2, dv=4]: batch 1, head 1 off by 0.5 from token 4 on, and by 2 at (1, 6, 1, 2)
+    const at = (b: number, t: number, h: number, i: number) => ((b * 9 + t) * 2 + h) * 4 + i;
+    const p = variant('where.safetensors', (t) => {
+      const o = t['core.o'].data as Float64Array;
+      for (let tt = 4; tt < 9; tt++) for (let i = 0; i < 4; i++) o[at(1, tt, 1, i)] += 0.5;
+      o[at(1, 6, 1, 2)] += 2;
+      // one state element off: its (b, h, i, j)
+      (t['layer.final_state.2'].data as Float64Array)[((1 * 2 + 0) * 4 + 3) * 4 + 1] += 1;
+    });
+    const r = await verify('--vectors', vec, '--outputs', p);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/^core\.o: worst \|err\| 2\.50e\+0 at \(b 1, t 6, h 1, i 2\): expected .*; first token over the tolerance: t 4 \(b 1, err ratio .*\); err ratio per head: h0 0\.00e\+0, h1 [\d.]+e-?\+?\d+$/m);
+    expect(r.out).toMatch(/^layer\.final_state\.2: worst \|err\| 1\.00e\+0 at \(b 1, h 0, i 3, j 1\)/m);
+    const j = await verify('--vectors', vec, '--outputs', p, '--json');
+    expect(j.code).toBe(1);
+    const rep = JSON.parse(j.out) as { passed: boolean; rows: { name: string; pass: boolean; where?: { worst: { index: Record<string, number> }; firstToken: { b: number; t: number } | null; perHead: number[] | null } }[] };
+    expect(rep.passed).toBe(false);
+    const o = rep.rows.find((x) => x.name === 'core.o')!;
+    expect(o.where!.worst.index).toEqual({ b: 1, t: 6, h: 1, i: 2 });
+    expect(o.where!.firstToken).toMatchObject({ b: 1, t: 4 });
+    expect(o.where!.perHead![0]).toBe(0);
+    expect(o.where!.perHead![1]).toBeGreaterThan(1e-4);
+    expect(rep.rows.filter((x) => x.where).map((x) => x.name)).toEqual(['core.o', 'layer.final_state.2']);
+    expect(rep.rows.filter((x) => x.pass)).toHaveLength(21);
+  });
+
+  it('where() finds one corrupted element of a random [B, T, H, dv] tensor', () => {
+    fc.assert(
+      fc.property(fc.record({ B: fc.integer({ min: 1, max: 3 }), T: fc.integer({ min: 1, max: 17 }), H: fc.integer({ min: 1, max: 3 }), dv: fc.integer({ min: 1, max: 5 }) }), fc.nat(), fc.double({ min: 0.1, max: 10, noNaN: true }), fc.integer({ min: 1, max: 1000 }), (s, pick, bump, seed) => {
+        const n = s.B * s.T * s.H * s.dv;
+        const ref = Float64Array.from({ length: n }, (_, i) => Math.sin(seed + i * 1.7));
+        const got = ref.slice();
+        const k = pick % n;
+        got[k] += bump;
+        const w = where('core.o', [s.B, s.T, s.H, s.dv], ref, got, 1e-4, 1e-6);
+        const idx = w.worst.index;
+        expect(((idx.b * s.T + idx.t) * s.H + idx.h) * s.dv + idx.i).toBe(k);
+        expect(w.firstToken).toMatchObject({ b: idx.b, t: idx.t });
+        w.perHead!.forEach((r, h) => (h === idx.h ? expect(r).toBeGreaterThan(0) : expect(r).toBe(0)));
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('a missing tensor fails', async () => {
     const p = variant('missing.safetensors', (t) => delete t['layer.final_state.shared']);
     const r = await verify('--vectors', vec, '--outputs', p);
@@ -185,7 +232,7 @@ describe('momlab vectors / verify', () => {
     expect(ok.out).toMatch(/all 9 tensors pass/);
   });
 
-  it("momlab's own float32 GPU outputs pass verify at the manifest's tolerance", async () => {
+  it("momlab's own float32 GPU outputs pass verify at momlab's fp32 tolerance", async () => {
     const ctx = await getGpu();
     const m = JSON.parse(readFileSync(join(vec, 'manifest.json'), 'utf8'));
     const inp = parseSafetensors(readFileSync(join(vec, 'inputs.safetensors'))).tensors;
@@ -221,6 +268,6 @@ describe('momlab vectors / verify', () => {
     writeFileSync(join(dir, 'trunc.safetensors'), readFileSync(join(vec, 'weights.safetensors')).subarray(0, 100));
     const r = momlab('vectors', '--config', join(dir, 'cfg.json'), '--weights', join(dir, 'trunc.safetensors'), '--seed', '1', '--out', join(dir, 'x'));
     expect(r.code).toBe(2);
-    expect(r.out).toMatch(/FormatError: .*trunc\.safetensors: truncated/);
+    expect(r.out).toMatch(/^momlab vectors: .*trunc\.safetensors: truncated/m);
   });
 });

@@ -20,7 +20,8 @@ import { gpuLayerProperty, layerDecodeProperty, layerMixingProperty } from '../.
 import { REFERENCE_PROPERTIES } from '../../properties/reference.js';
 import { formatFailure, runProperty, type PropertyReport } from '../../properties/runner.js';
 import type { Property, RuleTarget } from '../../properties/types.js';
-import { parseArgs } from './args.js';
+import { parseArgs, seedFlag } from './args.js';
+import { checkMemory, coreBytes, processContext, type CliContext, type Sink } from './context.js';
 
 const RULE_PROPERTIES: Property<never>[] = [...REFERENCE_PROPERTIES, ...GPU_PROPERTIES];
 const LAYER_PROPERTIES = [layerDecodeProperty, layerMixingProperty, gpuLayerProperty] as Property<never>[];
@@ -90,9 +91,14 @@ function target(name: string): RuleTarget {
 
 /** A progress bar on a terminal; one line per finished job otherwise (logs, CI). */
 class Progress {
-  private readonly tty = process.stderr.isTTY === true;
+  private readonly tty: boolean;
   private last = 0;
-  constructor(private readonly total: number) {}
+  constructor(
+    private readonly total: number,
+    private readonly err: Sink,
+  ) {
+    this.tty = err.isTTY === true;
+  }
   tick(done: number, label: string, cases: number): void {
     if (!this.tty) return;
     const now = Date.now();
@@ -100,12 +106,11 @@ class Progress {
     this.last = now;
     const width = 30;
     const fill = Math.round((done / this.total) * width);
-    process.stderr.write(`\r[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${done}/${this.total} ${label} (${cases} cases)`.padEnd(100).slice(0, 100));
+    this.err.write(`\r[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${done}/${this.total} ${label} (${cases} cases)`.padEnd(100).slice(0, 100));
   }
   finished(done: number, row: CheckRow, ms: number): void {
     const line = `[${done}/${this.total}] ${row.property} ${row.rule}: ${row.cases} cases, worst ${fmt(row.worstErrRatio)} ${row.passed ? 'ok' : 'FAIL'} (${(ms / 1000).toFixed(1)} s)`;
-    if (this.tty) process.stderr.write(`\r${line.padEnd(100)}\n`);
-    else process.stderr.write(`${line}\n`);
+    this.err.write(this.tty ? `\r${line.padEnd(100)}\n` : `${line}\n`);
   }
 }
 
@@ -129,24 +134,34 @@ export function formatTable(rows: CheckRow[]): string {
   return out.join('\n');
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const { flags, positional } = parseArgs(
+/** The largest case a size preset draws (docs/spec.md §4 shapes), for the memory budget. */
+export function sizesBytes(s: (typeof SIZES)[SizeName]): number {
+  const max = (r: readonly number[]) => Math.max(...r);
+  return coreBytes({ B: max(s.B), T: Math.max(max(s.T), max(s.seqLen)), H: max(s.H), E: max(s.topk) + max(s.extraE), dk: max(s.dk), dv: max(s.dv) });
+}
+
+// fast-check's replay path: case indices separated by colons.
+const PATH = /^\d+(:\d+)*$/;
+
+export async function run(argv: string[], cli: CliContext = processContext()): Promise<number> {
+  const { flags } = parseArgs(
     argv,
     { rules: 'string', property: 'string', runs: 'number', time: 'number', seed: 'number', path: 'string', sizes: 'string', json: 'boolean' },
     'check',
   );
-  if (positional.length) throw new ConfigError(`momlab check: unexpected argument '${positional[0]}'`);
   const rules = pickRules(String(flags.rules ?? 'all'));
   const props = pickProperties(flags.property as string | undefined);
   const sizeName = String(flags.sizes ?? 'small');
-  if (!(sizeName in SIZES)) throw new ConfigError(`momlab check: --sizes must be one of ${Object.keys(SIZES).join(', ')}, got '${sizeName}'`);
+  if (!Object.hasOwn(SIZES, sizeName)) throw new ConfigError(`momlab check: --sizes must be one of ${Object.keys(SIZES).join(', ')}, got '${sizeName}'`);
   const sizes = SIZES[sizeName as SizeName];
+  checkMemory(cli, 'check', `a case at sizes ${sizeName}`, sizesBytes(sizes));
   const timeS = flags.time as number | undefined;
   if (timeS !== undefined && !(timeS > 0)) throw new ConfigError(`momlab check: --time must be a positive number of seconds, got ${timeS}`);
   const runs = (flags.runs as number | undefined) ?? (timeS !== undefined ? 1e9 : 100);
   if (!Number.isInteger(runs) || runs < 1) throw new ConfigError(`momlab check: --runs must be a positive integer, got ${runs}`);
-  const seed = (flags.seed as number | undefined) ?? (Math.random() * 2 ** 31) | 0;
+  const seed = seedFlag(flags.seed, 'check');
   const path = flags.path as string | undefined;
+  if (path !== undefined && !PATH.test(path)) throw new ConfigError(`momlab check: --path must be the path a failure printed (numbers separated by ':', e.g. 3:0:1), got '${path}'`);
   const json = flags.json === true;
   if (path !== undefined && (flags.seed === undefined || props.length !== 1 || (props[0].perRule && rules.length !== 1)))
     throw new ConfigError('momlab check: --path replays one failing case: give it with --seed, one --property and one rule in --rules (as the replay command printed)');
@@ -164,9 +179,9 @@ export async function run(argv: string[]): Promise<number> {
   if (jobs.length === 0) throw new ConfigError(`momlab check: none of the properties ${props.map((p) => p.id).join(', ')} applies to ${rules.join(', ')} (the layer properties run on --rules ${LAYER} only)`);
 
   const ctx: GpuContext | undefined = jobs.some((j) => j.prop.needsGpu) ? await getGpu() : undefined;
-  if (!json) process.stderr.write(`momlab check: ${jobs.length} property × rule pairs, sizes ${sizeName}, seed ${seed}${ctx ? `, on ${ctx.adapterInfo}` : ''}\n`);
+  if (!json) cli.stderr.write(`momlab check: ${jobs.length} property × rule pairs, sizes ${sizeName}, seed ${seed}${ctx ? `, on ${ctx.adapterInfo}` : ''}\n`);
 
-  const progress = new Progress(jobs.length);
+  const progress = new Progress(jobs.length, cli.stderr);
   const deadline = timeS !== undefined ? Date.now() + timeS * 1000 : undefined;
   const rows: CheckRow[] = [];
   for (const [i, job] of jobs.entries()) {
@@ -199,19 +214,19 @@ export async function run(argv: string[]): Promise<number> {
     };
     rows.push(row);
     progress.finished(i + 1, row, Date.now() - t0);
-    if (!rep.passed && !json) process.stderr.write(`${formatFailure(rep)}\n`);
+    if (!rep.passed && !json) cli.stderr.write(`${formatFailure(rep)}\n`);
   }
 
   const passed = rows.every((r) => r.passed);
   if (json) {
-    process.stdout.write(`${JSON.stringify({ seed, sizes: sizeName, runs: flags.runs ?? null, time: timeS ?? null, device: ctx?.adapterInfo ?? null, passed, rows }, null, 2)}\n`);
+    cli.stdout.write(`${JSON.stringify({ seed, sizes: sizeName, runs: flags.runs ?? null, time: timeS ?? null, device: ctx?.adapterInfo ?? null, passed, rows }, null, 2)}\n`);
   } else {
-    process.stdout.write(`${formatTable(rows)}\n`);
+    cli.stdout.write(`${formatTable(rows)}\n`);
     const failed = rows.filter((r) => !r.passed);
     if (failed.length) {
-      process.stdout.write(`\n${failed.length} of ${rows.length} failed. Replay a failure with the command printed for it:\n`);
-      for (const r of failed) process.stdout.write(`  ${r.property} ${r.rule}: ${r.failure?.replay ?? '(no counterexample)'}\n`);
-    } else process.stdout.write(`\nall ${rows.length} passed (seed ${seed})\n`);
+      cli.stdout.write(`\n${failed.length} of ${rows.length} failed. Replay a failure with the command printed for it:\n`);
+      for (const r of failed) cli.stdout.write(`  ${r.property} ${r.rule}: ${r.failure?.replay ?? '(no counterexample)'}\n`);
+    } else cli.stdout.write(`\nall ${rows.length} passed (seed ${seed})\n`);
   }
   return passed ? 0 : 1;
 }

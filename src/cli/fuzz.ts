@@ -11,7 +11,6 @@
  * Prints a table and, on failure, the shrunk counterexample with a replay command. Exit code 0
  * when every property behaved as expected, 1 otherwise.
  */
-import { readFileSync } from 'node:fs';
 import { getGpu } from '../../gpu/device.js';
 import { gpuRuleFromChecked, type TextGpuRuleOptions } from '../../gpu/kernels/from-text.js';
 import { ConfigError } from '../../reference/errors.js';
@@ -25,7 +24,12 @@ import { TEXT_RULE_PREFIX } from '../../properties/tolerances.js';
 import type { Property, RuleTarget } from '../../properties/types.js';
 import { stateStaysFinite, textGpuEqualsReference } from '../../properties/rule-file.js';
 import { checkRuleText } from '../../reference/rule-lang/check.js';
-import { parseArgs } from './args.js';
+import { parseArgs, seedFlag } from './args.js';
+import { processContext, type CliContext } from './context.js';
+import { readRegular } from '../io/files.js';
+
+/** A rule file is a few lines of math; anything past this is not one. */
+export const MAX_RULE_BYTES = 1 << 20;
 
 export const usage = `usage: momlab fuzz <file.rule> [--runs N] [--time SECONDS] [--seed S] [--path P] [--property ID] [--json] [--emit-wgsl]
 
@@ -101,13 +105,15 @@ export async function fuzzRule(text: string, file: string, opts: FuzzOptions = {
   const props = opts.property ? PROPERTIES.filter((p) => p.id === opts.property) : PROPERTIES;
   if (props.length === 0) throw new ConfigError(`momlab fuzz: unknown property '${opts.property}'; known: ${FUZZ_PROPERTY_IDS.join(', ')}`);
   const ctx = props.some((p) => p.needsGpu) ? await getGpu() : undefined;
+  // one seed for every property, non-negative so that the replay command parses
+  const seed = seedFlag(opts.seed, 'fuzz');
   const entries: FuzzEntry[] = [];
   for (const prop of props) {
     const report = await runProperty(prop, [target], { ctx }, {
       sizes: SIZES.small,
       sizeName: 'small',
       numRuns: opts.runs ?? 25,
-      seed: opts.seed,
+      seed,
       path: opts.path,
       timeLimitMs: (opts.timeSeconds ?? 60) * 1000,
       replay: (seed, path) => `npx momlab fuzz ${file} --property ${prop.id} --seed ${seed} --path ${path}`,
@@ -130,43 +136,43 @@ function table(r: FuzzResult): string {
   return [line(head), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const { flags, positional } = parseArgs(argv, { runs: 'number', time: 'number', seed: 'number', path: 'string', property: 'string', json: 'boolean', 'emit-wgsl': 'boolean' }, 'fuzz');
-  if (positional.length !== 1) throw new ConfigError(`momlab fuzz: expected one rule file, got ${positional.length}\n\n${usage}`);
+export async function run(argv: string[], ctx: CliContext = processContext()): Promise<number> {
+  const { flags, positional } = parseArgs(argv, { runs: 'number', time: 'number', seed: 'number', path: 'string', property: 'string', json: 'boolean', 'emit-wgsl': 'boolean' }, 'fuzz', 1);
+  if (positional.length !== 1) throw new ConfigError('momlab fuzz: expected one rule file (momlab fuzz <file.rule>; see momlab fuzz --help)');
+  const runs = flags.runs as number | undefined;
+  if (runs !== undefined && !(Number.isInteger(runs) && runs >= 1)) throw new ConfigError(`momlab fuzz: --runs must be a positive integer, got ${runs}`);
+  const time = flags.time as number | undefined;
+  if (time !== undefined && !(time > 0)) throw new ConfigError(`momlab fuzz: --time must be a positive number of seconds, got ${time}`);
   const file = positional[0];
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new ConfigError(`momlab fuzz: cannot read rule file '${file}': ${(e as Error).message}`);
-  }
+  const text = (await readRegular(file, MAX_RULE_BYTES, 'rule file')).toString('utf8');
+  const log = (line: string) => ctx.stdout.write(line + '\n');
   if (flags['emit-wgsl']) {
     const gpu = gpuRuleFromChecked(checkRuleText(text, { file }));
-    console.log(gpu.wgsl({ H: 1, dk: 8, dv: 8, withHistory: false }));
+    log(gpu.wgsl({ H: 1, dk: 8, dv: 8, withHistory: false }));
     return 0;
   }
   const res = await fuzzRule(text, file, {
-    runs: flags.runs as number | undefined,
-    timeSeconds: flags.time as number | undefined,
-    seed: flags.seed as number | undefined,
+    runs,
+    timeSeconds: time,
+    seed: seedFlag(flags.seed, 'fuzz'),
     path: flags.path as string | undefined,
     property: flags.property as string | undefined,
   });
   if (flags.json) {
-    console.log(JSON.stringify(res, null, 2));
+    log(JSON.stringify(res, null, 2));
     return res.ok ? 0 : 1;
   }
-  console.log(`momlab fuzz: rule '${res.rule}' (${file}), read-out ${res.readLinear ? 'linear' : 'NOT linear'} in the state`);
-  for (const n of res.notes) console.log(n);
-  console.log(`\n${table(res)}\n`);
+  log(`momlab fuzz: rule '${res.rule}' (${file}), read-out ${res.readLinear ? 'linear' : 'NOT linear'} in the state`);
+  for (const n of res.notes) log(n);
+  log(`\n${table(res)}\n`);
   for (const e of res.entries) {
     if (e.report.passed) {
-      if (e.expectFail) console.log(`property '${e.report.property}' was expected to fail (non-linear read-out) but held on every case: the cases drawn did not tell; run more (--runs)`);
+      if (e.expectFail) log(`property '${e.report.property}' was expected to fail (non-linear read-out) but held on every case: the cases drawn did not tell; run more (--runs)`);
       continue;
     }
-    if (e.expectFail) console.log(`expected failure (the read-out is not linear in the state, so mixing before and after differ):`);
-    console.log(formatFailure(e.report) + '\n');
+    if (e.expectFail) log(`expected failure (the read-out is not linear in the state, so mixing before and after differ):`);
+    log(formatFailure(e.report) + '\n');
   }
-  console.log(res.ok ? 'all properties behaved as expected' : 'FAILED: see above');
+  log(res.ok ? 'all properties behaved as expected' : 'FAILED: see above');
   return res.ok ? 0 : 1;
 }

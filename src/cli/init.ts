@@ -11,18 +11,24 @@
  * though not the numbers torch would draw.
  */
 import { parseArgs } from './args.js';
+import { checkMemory, processContext, type CliContext } from './context.js';
 import { ConfigError } from '../../reference/errors.js';
 import { mulberry32 } from '../../reference/sample.js';
 import { layerParamShapes, type LayerConfig, type LayerWeights } from '../../reference/layer-config.js';
 import { readLayerConfig } from '../io/layer-files.js';
+import { checkOutputs } from '../io/files.js';
 import { writeSafetensors } from '../io/safetensors.js';
 
-export const usage = `usage: momlab init --config layer.json --seed S --out weights.safetensors
+export const usage = `usage: momlab init --config layer.json --seed S --out weights.safetensors [--force]
 
 Create random weights for one MoM layer (fla's MomAttention state-dict names and shapes, F32)
 with fla's initialisation rules. The config is a JSON object with MomConfig keys:
   hidden_size, num_heads, head_dim, expand_v, num_memories, topk, shared_mem, single_kv_proj,
-  conv_size, norm_eps (missing keys take fla's defaults; unknown keys are refused).`;
+  conv_size, norm_eps (missing keys take fla's defaults; unknown keys are refused).
+An existing --out is replaced only with --force, and never when it is the config.`;
+
+/** Parameters of a config (they may be too many to allocate: computed from the shapes alone). */
+export const paramCount = (c: LayerConfig): number => Object.values(layerParamShapes(c)).reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
 
 export function initLayerWeights(c: LayerConfig, seed: number): LayerWeights {
   const rand = mulberry32(seed);
@@ -57,15 +63,19 @@ export async function writeLayerWeights(path: string, c: LayerConfig, w: LayerWe
   await writeSafetensors(path, Object.fromEntries(Object.entries(shapes).map(([n, shape]) => [n, { shape, data: w[n] }])), { format: 'pt', ...metadata });
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const { flags } = parseArgs(argv, { config: 'string', seed: 'number', out: 'string' }, 'init');
-  for (const f of ['config', 'seed', 'out'] as const) if (flags[f] === undefined) throw new ConfigError(`momlab init: --${f} is required\n\n${usage}`);
+export async function run(argv: string[], ctx: CliContext = processContext()): Promise<number> {
+  const { flags } = parseArgs(argv, { config: 'string', seed: 'number', out: 'string', force: 'boolean' }, 'init');
+  for (const f of ['config', 'seed', 'out'] as const) if (flags[f] === undefined) throw new ConfigError(`momlab init: --${f} is required (see momlab init --help)`);
   const seed = flags.seed as number;
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new ConfigError(`momlab init: --seed must be an integer in 0..2^32-1, got ${seed}`);
+  await checkOutputs([flags.out as string], { force: flags.force === true, inputs: [flags.config as string] }, 'init');
   const c = await readLayerConfig(flags.config as string);
+  // float64 weights, then their float32 file
+  const params = paramCount(c);
+  checkMemory(ctx, 'init', `a layer of ${params} parameters`, 12 * params);
   const w = initLayerWeights(c, seed);
   await writeLayerWeights(flags.out as string, c, w, { momlab_config: JSON.stringify(c), momlab_seed: String(seed) });
   const count = Object.values(w).reduce((a, t) => a + t.length, 0);
-  console.log(`wrote ${flags.out}: ${Object.keys(w).length} tensors, ${count} parameters (seed ${seed})`);
+  ctx.stdout.write(`wrote ${flags.out}: ${Object.keys(w).length} tensors, ${count} parameters (seed ${seed})\n`);
   return 0;
 }

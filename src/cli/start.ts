@@ -3,9 +3,10 @@
  * does to one sequence, then `check` on every rule and the fla-compatible layer (the `layer`
  * pseudo-rule of --rules all) at small sizes, to see that the GPU agrees with the reference. Exits with check's code (0 only if every property holds).
  */
-import { ConfigError } from '../../reference/errors.js';
 import * as check from './check.js';
-import { parseArgs } from './args.js';
+import { parseArgs, seedFlag } from './args.js';
+import { ConfigError } from '../../reference/errors.js';
+import { processContext, type CliContext } from './context.js';
 import * as trace from './trace.js';
 
 // 40 cases per property and rule: the whole start (trace included) measured 22 s on lavapipe
@@ -23,14 +24,15 @@ options:
   --runs N    cases per property and rule for the checks (default ${START_RUNS})
   --seed S    fast-check seed for the checks (default: random, printed)`;
 
-export async function run(argv: string[]): Promise<number> {
-  const { flags, positional } = parseArgs(argv, { runs: 'number', seed: 'number' }, 'start');
-  if (positional.length) throw new ConfigError(`momlab start: unexpected argument '${positional[0]}'`);
-  process.stdout.write('== momlab trace --tokens 3: one sequence through the reference, token by token ==\n\n');
-  const traced = await trace.run(['--tokens', '3']);
+export async function run(argv: string[], ctx: CliContext = processContext()): Promise<number> {
+  const { flags } = parseArgs(argv, { runs: 'number', seed: 'number' }, 'start');
+  const runs = flags.runs ?? START_RUNS;
+  if (!(Number.isInteger(runs) && (runs as number) >= 1)) throw new ConfigError(`momlab start: --runs must be a positive integer, got ${runs}`);
+  const seed = seedFlag(flags.seed, 'start');
+  ctx.stdout.write('== momlab trace --tokens 3: one sequence through the reference, token by token ==\n\n');
+  const traced = await trace.run(['--tokens', '3'], ctx);
   if (traced !== 0) return traced;
-  process.stdout.write('\n== momlab check --rules all --sizes small: the properties, reference and GPU ==\n\n');
-  const args = ['--rules', 'all', '--sizes', 'small', '--runs', String(flags.runs ?? START_RUNS)];
-  if (flags.seed !== undefined) args.push('--seed', String(flags.seed));
-  return check.run(args);
+  ctx.stdout.write('\n== momlab check --rules all --sizes small: the properties, reference and GPU ==\n\n');
+  const args = ['--rules', 'all', '--sizes', 'small', '--runs', String(runs), `--seed=${seed}`];
+  return check.run(args, ctx);
 }

@@ -9,6 +9,7 @@ import { sampleCoreInputs } from '../../reference/sample.js';
 import { traceSteps, type TraceEvent, type TraceShared } from '../../reference/trace.js';
 import type { CoreConfig } from '../../reference/types.js';
 import { parseArgs } from './args.js';
+import { checkMemory, coreBytes, processContext, type CliContext } from './context.js';
 
 export const usage = `usage: momlab trace [options]
 
@@ -48,9 +49,18 @@ function positiveInt(flags: Record<string, unknown>, name: string, fallback: num
   return v;
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const { flags, positional } = parseArgs(argv, SPEC, 'trace');
-  if (positional.length > 0) throw new ConfigError(`momlab trace: unexpected argument '${positional[0]}' (see momlab trace --help)`);
+/**
+ * The events keep, per token and active memory, the state before and after and the vectors, as
+ * JavaScript number arrays (16 bytes a value, with headroom), besides the sampled inputs.
+ */
+export function traceBytes(c: CoreConfig): number {
+  const perMemory = 2 * c.dk * c.dv + 3 * c.dk + 2 * c.dv + 2;
+  const perToken = (c.topk + 1) * perMemory + 3 * c.E + 3 * c.dv + c.dk;
+  return coreBytes(c) + 16 * c.T * perToken;
+}
+
+export async function run(argv: string[], ctx: CliContext = processContext()): Promise<number> {
+  const { flags } = parseArgs(argv, SPEC, 'trace');
   const ruleName = (flags.rule as string | undefined) ?? 'gated-delta';
   const rule = getRule(ruleName);
   const seed = flags.seed ?? 1;
@@ -68,10 +78,11 @@ export async function run(argv: string[]): Promise<number> {
   if (cfg.topk > cfg.E) throw new ConfigError(`momlab trace: --topk ${cfg.topk} is more than --memories ${cfg.E} (need 1 <= k <= E)`);
   if (flags.scale !== undefined) cfg.scale = flags.scale as number;
   const scale = scaleOf(cfg);
+  checkMemory(ctx, 'trace', `a trace of ${cfg.T} tokens (${cfg.E} memories, dk ${cfg.dk}, dv ${cfg.dv})`, traceBytes(cfg));
 
   const x = sampleCoreInputs(rule, cfg, seed);
   const events = traceSteps(rule, cfg, x);
-  const write = (line: string) => process.stdout.write(line + '\n');
+  const write = (line: string) => ctx.stdout.write(line + '\n');
   if (flags.json) {
     write(JSON.stringify({ config: { rule: rule.name, E: cfg.E, topk: cfg.topk, dk: cfg.dk, dv: cfg.dv, T: cfg.T, B: 1, H: 1, shared: cfg.shared, seed, scale } }));
     for (const ev of events) write(JSON.stringify(ev));

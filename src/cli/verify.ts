@@ -1,27 +1,58 @@
 /**
  * `momlab verify`: compare another implementation's outputs with golden vectors (momlab vectors).
  * Every tensor of expected.safetensors (or those under --only PREFIX) must be present in the
- * outputs file with the same shape; each is compared with docs/spec.md §9's metric against the tolerance
- * the manifest gives for it. A missing tensor, a wrong shape or a NaN/Inf fails. Exit 0 or 1.
+ * outputs file with the same shape; each is compared with docs/spec.md §9's metric against
+ * momlab's own tolerance for its group and the declared precision (TOLERANCE), never a value
+ * from a file. The manifest must list exactly the tensors of expected.safetensors and carry the
+ * SHA-256 of inputs.safetensors and expected.safetensors; an edited set is refused.
+ * A missing tensor, a wrong shape or a NaN/Inf fails. Exit 0 or 1 (2 for refused input).
  * A conv cache (`*.conv_cache.*`, [B, C, W-1]) may also come in fla's own layout [B, C, W]:
  * fla keeps one more input, the oldest; its last W-1 columns are compared.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from './args.js';
 import { ConfigError, FormatError } from '../../reference/errors.js';
 import { compareArrays, SPEC_ATOL } from '../../properties/compare.js';
-import { readSafetensors } from '../io/safetensors.js';
+import { readRegular, sha256File } from '../io/files.js';
+import { footprint, readSafetensors, type SafetensorsFile } from '../io/safetensors.js';
+import { processContext, type CliContext } from './context.js';
+import { describeWhere, where, type Where } from './where.js';
 
-export const usage = `usage: momlab verify --vectors DIR --outputs FILE.safetensors [--only PREFIX] [--tolerance X]
+/**
+ * Tolerances (docs/spec.md §9 error ratio) for an implementation against these float64 values,
+ * per tensor group and the precision it computes in.
+ * fp32: measured with momlab's own float32 GPU path (lavapipe) on vectors like these: worst ratio
+ * 1.0e-6 for layer.y and 8.7e-7 for the final states (hidden 128, head_dim 64, T = 37, chunk 64),
+ * 2.8e-7 for core.o; 1.1e-6 over the random small cases of test/layer-gpu.test.ts; 7.4e-8 for
+ * the conv caches (plain projections). 1e-4 leaves 100x for larger configurations and other
+ * summation orders.
+ * tf32: kernels whose dots run on TF32 tensor cores (fla's Triton kernels on fp32 inputs; 10-bit
+ * mantissa) err around 1e-3; fla's own tests hold chunk_gated_delta_rule to 0.006.
+ */
+export const TOLERANCE = {
+  fp32: { core: 1e-4, layer: 1e-4 },
+  tf32: { core: 6e-3, layer: 6e-3 },
+} as const;
+export type Precision = keyof typeof TOLERANCE;
+
+const groupOf = (name: string): 'core' | 'layer' => (name.startsWith('core.') ? 'core' : 'layer');
+
+export const usage = `usage: momlab verify --vectors DIR --outputs FILE.safetensors [--precision fp32|tf32] [--only PREFIX,...] [--tolerance X] [--json]
 
 Compare FILE's tensors (named as in DIR/expected.safetensors, e.g. core.o, layer.y) with the
 golden values. Prints per tensor the error ratio rms(ref-out)/rms(ref) and the max abs error;
-exits 0 when every tensor passes its tolerance (from DIR/manifest.json), 1 otherwise.
---only takes comma-separated name prefixes (core. / layer.y,layer.router_logits) to check a subset. --tolerance X replaces the manifest's tolerance
-(e.g. 6e-3 for kernels computing with TF32 dots, the bound fla's own tests use).
+exits 0 when every tensor of DIR/expected.safetensors passes, 1 otherwise.
+  --precision P   what the implementation computes in: fp32 (default; tolerance ${TOLERANCE.fp32.layer}) or tf32
+                  (matrix products on TF32 tensor cores, as fla's Triton kernels; ${TOLERANCE.tf32.layer})
+  --only P,...    comma-separated name prefixes (core. / layer.y,layer.router_logits): check only those
+  --tolerance X   a looser bound than momlab's: the report then carries a warning
+  --json          the whole report as JSON
+For each failing tensor the report says where: the index (b, t, h, i, j as its layout has them)
+of the worst element, the first token whose slice fails the tolerance, the error ratio per head.
 Conv caches (layer.conv_cache.{q,k,v}.{slot}, [B, C, conv_size-1]) are also accepted in fla's
-[B, C, conv_size] layout: the oldest column, which momlab does not keep, is dropped.`;
+[B, C, conv_size] layout: the oldest column, which momlab does not keep, is dropped.
+DIR/manifest.json must list exactly the tensors of expected.safetensors with the SHA-256 of
+inputs.safetensors and expected.safetensors: vectors that were edited are refused.`;
 
 export interface VerifyRow {
   name: string;
@@ -32,6 +63,8 @@ export interface VerifyRow {
   problem: string | null;
   /** how the outputs tensor was read, when not as is (fla's wider conv cache) */
   note?: string;
+  /** for a failing tensor that was compared: where it goes wrong */
+  where?: Where;
 }
 
 /**
@@ -49,37 +82,86 @@ function flaConvCache(name: string, ref: { shape: number[] }, got: { shape: numb
   return out;
 }
 
-interface Manifest {
-  expected: { name: string; shape: number[]; tolerance: number }[];
-}
+/** A manifest is a few kilobytes; anything past this is not one. */
+const MAX_MANIFEST_BYTES = 16 << 20;
 
-async function readManifest(dir: string): Promise<Manifest> {
+/** manifest.json, checked against the files: the SHA-256 of both and the list of expected tensors. */
+async function checkVectors(dir: string, expected: SafetensorsFile): Promise<void> {
   const path = join(dir, 'manifest.json');
-  let m: Manifest;
+  let m: { format?: unknown; sha256?: Record<string, unknown>; expected?: unknown };
   try {
-    m = JSON.parse(await readFile(path, 'utf8')) as Manifest;
+    m = JSON.parse((await readRegular(path, MAX_MANIFEST_BYTES, 'manifest')).toString('utf8'));
   } catch (e) {
-    throw new FormatError(`cannot read '${path}': ${(e as Error).message}`);
+    if (e instanceof FormatError) throw e;
+    throw new FormatError(`'${path}' is not valid JSON: ${(e as Error).message}`);
   }
-  if (!Array.isArray(m?.expected) || m.expected.some((t) => typeof t?.name !== 'string' || !(typeof t.tolerance === 'number' && t.tolerance > 0))) {
-    throw new FormatError(`'${path}': 'expected' must list { name, shape, tolerance } for every expected tensor`);
+  if (m?.format !== 'momlab-vectors/2' || typeof m.sha256 !== 'object' || m.sha256 === null || !Array.isArray(m.expected)) {
+    throw new FormatError(`'${path}' is not a momlab-vectors/2 manifest (format, sha256, expected): write the vectors again with this momlab (momlab vectors)`);
   }
-  return m;
+  for (const file of ['inputs.safetensors', 'expected.safetensors']) {
+    const got = await sha256File(join(dir, file), 'vectors file');
+    if (m.sha256[file] !== got) throw new FormatError(`${join(dir, file)}: SHA-256 ${got} is not the ${JSON.stringify(m.sha256[file])} recorded in manifest.json (the vectors were edited or mixed from two runs)`);
+  }
+  const listed = (m.expected as { name?: unknown; shape?: unknown }[]).map((t) => `${String(t?.name)} ${JSON.stringify(t?.shape)}`);
+  const inFile = [...expected.tensors].map(([n, t]) => `${n} ${JSON.stringify(t.shape)}`);
+  const odd = [...listed.filter((x) => !inFile.includes(x)), ...inFile.filter((x) => !listed.includes(x))];
+  if (odd.length || listed.length !== inFile.length) {
+    throw new FormatError(`'${path}' disagrees with expected.safetensors${odd.length ? ` on ${odd.slice(0, 3).join(', ')}` : ' (an entry listed twice)'}: the manifest must list exactly the expected tensors and shapes`);
+  }
 }
 
-export async function verify(dir: string, outputsPath: string, only?: string, tolerance?: number): Promise<VerifyRow[]> {
-  if (tolerance !== undefined && !(tolerance > 0 && tolerance < 1)) throw new ConfigError(`momlab verify: --tolerance must be in (0, 1), got ${tolerance}`);
-  const manifest = await readManifest(dir);
-  const expected = await readSafetensors(join(dir, 'expected.safetensors'));
-  const outputs = await readSafetensors(outputsPath);
+/**
+ * The coarsest prefixes (at dots) that cover only tensors the outputs hold: what to pass to --only
+ * to check just those.
+ */
+export function onlyHint(expected: string[], present: Set<string>): string[] {
+  const out: string[] = [];
+  for (const name of expected.filter((n) => present.has(n))) {
+    const parts = name.split('.');
+    for (let k = 1; k <= parts.length; k++) {
+      const prefix = k < parts.length ? parts.slice(0, k).join('.') + '.' : name;
+      if (expected.every((n) => !n.startsWith(prefix) || present.has(n))) {
+        if (!out.includes(prefix)) out.push(prefix);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+export interface VerifyOptions {
+  only?: string;
+  precision?: Precision;
+  /** a looser bound than the table's: reported with a warning */
+  tolerance?: number;
+  maxMemory?: number;
+}
+
+export interface VerifyReport {
+  rows: VerifyRow[];
+  warnings: string[];
+  /** when the outputs hold only some of the tensors checked: the --only to check just those */
+  onlyHint: string | null;
+}
+
+export async function verify(dir: string, outputsPath: string, o: VerifyOptions = {}): Promise<VerifyReport> {
+  const precision = o.precision ?? 'fp32';
+  if (!Object.hasOwn(TOLERANCE, precision)) throw new ConfigError(`momlab verify: --precision must be one of ${Object.keys(TOLERANCE).join(', ')}, got '${precision}'`);
+  if (o.tolerance !== undefined && !(o.tolerance > 0 && o.tolerance < 1)) throw new ConfigError(`momlab verify: --tolerance must be in (0, 1), got ${o.tolerance}`);
+  const budget = o.maxMemory ?? Infinity;
+  const expected = await readSafetensors(join(dir, 'expected.safetensors'), { maxMemory: budget });
+  await checkVectors(dir, expected);
+  const outputs = await readSafetensors(outputsPath, { maxMemory: budget - footprint(expected) });
+  const prefixes = o.only?.split(',').filter(Boolean);
+  const names = [...expected.tensors.keys()].filter((n) => !prefixes || prefixes.some((p) => n.startsWith(p)));
+  if (names.length === 0) throw new ConfigError(`momlab verify: no expected tensor matches --only '${o.only}' (expected: ${[...expected.tensors.keys()].join(', ')})`);
+  const warnings: string[] = [];
   const rows: VerifyRow[] = [];
-  const prefixes = only?.split(',').filter(Boolean);
-  const entries = manifest.expected.filter((t) => !prefixes || prefixes.some((p) => t.name.startsWith(p)));
-  if (entries.length === 0) throw new ConfigError(`momlab verify: no expected tensor matches --only '${only}'`);
-  for (const { name, tolerance: fromManifest } of entries) {
-    const tol = tolerance ?? fromManifest;
-    const ref = expected.tensors.get(name);
-    if (!ref) throw new FormatError(`${expected.source}: missing tensor '${name}' listed in the manifest`);
+  for (const name of names) {
+    const own = TOLERANCE[precision][groupOf(name)];
+    const tol = o.tolerance ?? own;
+    if (tol > own && !warnings.length) warnings.push(`WARNING: --tolerance ${o.tolerance} is looser than momlab's ${precision} tolerance (${own}): a pass here is not a pass at momlab's bound`);
+    const ref = expected.tensors.get(name)!;
     const got = outputs.tensors.get(name);
     const row: VerifyRow = { name, errRatio: NaN, maxAbs: NaN, tolerance: tol, pass: false, problem: null };
     const sameShape = got !== undefined && got.shape.length === ref.shape.length && got.shape.every((d, i) => d === ref.shape[i]);
@@ -93,24 +175,43 @@ export async function verify(dir: string, outputsPath: string, only?: string, to
       row.maxAbs = cmp.maxAbs;
       row.problem = cmp.broken;
       row.pass = cmp.pass(tol, SPEC_ATOL);
+      if (!row.pass) row.where = where(name, ref.shape, ref.data, fla ?? got.data, tol, SPEC_ATOL);
     }
     rows.push(row);
   }
-  return rows;
+  const present = new Set(names.filter((n) => outputs.tensors.has(n)));
+  const hint = present.size > 0 && present.size < names.length ? onlyHint(names, present).join(',') : null;
+  return { rows, warnings, onlyHint: hint };
 }
 
 const fmt = (x: number) => (Number.isNaN(x) ? 'NaN' : x.toExponential(2));
 
-export async function run(argv: string[]): Promise<number> {
-  const { flags } = parseArgs(argv, { vectors: 'string', outputs: 'string', only: 'string', tolerance: 'number' }, 'verify');
-  for (const f of ['vectors', 'outputs'] as const) if (flags[f] === undefined) throw new ConfigError(`momlab verify: --${f} is required\n\n${usage}`);
-  const rows = await verify(flags.vectors as string, flags.outputs as string, flags.only as string | undefined, flags.tolerance as number | undefined);
-  const w = Math.max(6, ...rows.map((r) => r.name.length));
-  console.log(`${'tensor'.padEnd(w)}  ${'err ratio'.padStart(9)}  ${'max abs'.padStart(9)}  ${'tol'.padStart(8)}  result`);
-  for (const r of rows) {
-    console.log(`${r.name.padEnd(w)}  ${fmt(r.errRatio).padStart(9)}  ${fmt(r.maxAbs).padStart(9)}  ${fmt(r.tolerance).padStart(8)}  ${r.pass ? 'pass' : `FAIL${r.problem ? ` (${r.problem})` : ''}`}${r.note ? ` (${r.note})` : ''}`);
-  }
+export async function run(argv: string[], ctx: CliContext = processContext()): Promise<number> {
+  const { flags } = parseArgs(argv, { vectors: 'string', outputs: 'string', only: 'string', precision: 'string', tolerance: 'number', json: 'boolean' }, 'verify');
+  for (const f of ['vectors', 'outputs'] as const) if (flags[f] === undefined) throw new ConfigError(`momlab verify: --${f} is required (see momlab verify --help)`);
+  const rep = await verify(flags.vectors as string, flags.outputs as string, {
+    only: flags.only as string | undefined,
+    precision: flags.precision as Precision | undefined,
+    tolerance: flags.tolerance as number | undefined,
+    maxMemory: ctx.maxMemory,
+  });
+  const log = (line: string) => ctx.stdout.write(line + '\n');
+  const rows = rep.rows;
   const failed = rows.filter((r) => !r.pass).length;
-  console.log(failed ? `${failed} of ${rows.length} tensors FAIL` : `all ${rows.length} tensors pass`);
+  if (flags.json) {
+    // NaN (a missing tensor's error) becomes null
+    log(JSON.stringify({ passed: failed === 0, precision: flags.precision ?? 'fp32', ...rep }, null, 2));
+    return failed ? 1 : 0;
+  }
+  for (const w of rep.warnings) log(w);
+  const w = Math.max(6, ...rows.map((r) => r.name.length));
+  log(`${'tensor'.padEnd(w)}  ${'err ratio'.padStart(9)}  ${'max abs'.padStart(9)}  ${'tol'.padStart(8)}  result`);
+  for (const r of rows) {
+    log(`${r.name.padEnd(w)}  ${fmt(r.errRatio).padStart(9)}  ${fmt(r.maxAbs).padStart(9)}  ${fmt(r.tolerance).padStart(8)}  ${r.pass ? 'pass' : `FAIL${r.problem ? ` (${r.problem})` : ''}`}${r.note ? ` (${r.note})` : ''}`);
+  }
+  for (const r of rows) if (r.where) log(describeWhere(r.name, r.where));
+  log(failed ? `${failed} of ${rows.length} tensors FAIL` : `all ${rows.length} tensors pass`);
+  if (rep.onlyHint) log(`the outputs hold only some of the expected tensors; to check just those, pass --only ${rep.onlyHint}`);
+  for (const w of rep.warnings) log(w);
   return failed ? 1 : 0;
 }

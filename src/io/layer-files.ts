@@ -1,8 +1,11 @@
 /** Layer files on disk: a config JSON and a weights safetensors file, validated against reference/layer-config.ts. */
-import { readFile } from 'node:fs/promises';
 import { ConfigError, FormatError } from '../../reference/errors.js';
 import { layerParamShapes, parseLayerConfig, type LayerConfig, type LayerWeights } from '../../reference/layer-config.js';
+import { readRegular } from './files.js';
 import { expectTensor, type SafetensorsFile } from './safetensors.js';
+
+/** A config is a few hundred bytes; anything past this is not one. */
+export const MAX_CONFIG_BYTES = 1 << 20;
 
 /** Take a layer's weights out of a safetensors file: every tensor present with its shape, no others, all finite. */
 export function layerWeightsFrom(file: SafetensorsFile, c: LayerConfig): LayerWeights {
@@ -21,12 +24,7 @@ export function layerWeightsFrom(file: SafetensorsFile, c: LayerConfig): LayerWe
 
 /** Read and validate a config JSON file. */
 export async function readLayerConfig(path: string): Promise<LayerConfig> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new ConfigError(`cannot read config '${path}': ${(e as Error).message}`);
-  }
+  const text = (await readRegular(path, MAX_CONFIG_BYTES, 'config')).toString('utf8');
   let json: unknown;
   try {
     json = JSON.parse(text);
