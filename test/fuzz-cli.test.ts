@@ -66,6 +66,8 @@ describe('momlab fuzz', () => {
       'gpu-decode-equals-forward',
       'state-size-constant',
       'state-finite',
+      'state-bounded',
+      'gpu-finite',
     ]);
     expect(rep.entries.every((e: Entry) => e.ok && !e.skipped && e.report.cases === 4)).toBe(true);
     // The GPU rows hold the text kernel to the text-rule tolerances, not a built-in's of the same name.
@@ -98,6 +100,22 @@ describe('momlab fuzz', () => {
     expect(res.ok).toBe(false);
     expect(res.entries[0].report.failure?.message).toMatch(/err ratio .* > 1\.0e-6/);
     expect(res.entries[0].report.failure?.replay).toMatch(/--property gpu-decode-equals-forward --seed 4 --path/);
+  });
+
+  it('fails a rule whose state grows exponentially (state-bounded), naming the growth rate', async () => {
+    const text = `# the factor along k is 1 - 4b, in (-3, 1): the state grows without bound
+state S[dk, dv]
+inputs k[dk], v[dv], b
+range k normalized
+range b in (0, 1)
+update S = S + 4 * b * k * (v' - k' * S)
+output o = S' * q
+`;
+    const res = await fuzzRule(text, 'unbounded.rule', { property: 'state-bounded', runs: 3, seed: 1 });
+    expect(res.ok).toBe(false);
+    const f = res.entries[0].report.failure;
+    expect(f?.message).toMatch(/the state grows exponentially: ln ‖S‖ grows [0-9.]+e-\d+ per token .*float32/);
+    expect(f?.replay).toMatch(/--property state-bounded --seed 1 --path/);
   });
 
   it('prints the generated WGSL with --emit-wgsl', async () => {

@@ -4,7 +4,7 @@
  *   gpu-equals-reference, mix-before-equals-after (expected to FAIL when the read-out is not
  *   linear in the state: then the report says so) and its GPU form (linear read-outs only: the
  *   GPU pipeline refuses mix 'before' otherwise), decode-equals-forward and its GPU form,
- *   state-size-constant, state-finite — the properties of a built-in rule that apply to a
+ *   state-size-constant, state-finite, state-bounded, gpu-finite — the properties of a built-in rule that apply to a
  *   token-by-token kernel (docs/spec.md §8).
  * The target is named `text:<rule>` so that the shared GPU properties hold it to the tolerances
  * measured for compiled text rules (properties/tolerances.ts), not to a built-in's.
@@ -23,6 +23,8 @@ import { refStateSizeConstant } from '../../properties/state-size.js';
 import { TEXT_RULE_PREFIX } from '../../properties/tolerances.js';
 import type { Property, RuleTarget } from '../../properties/types.js';
 import { stateStaysFinite, textGpuEqualsReference } from '../../properties/rule-file.js';
+import { stateBounded } from '../../properties/state-bounded.js';
+import { gpuStaysFinite } from '../../properties/gpu-finite.js';
 import { checkRuleText } from '../../reference/rule-lang/check.js';
 import { parseArgs, seedFlag } from './args.js';
 import { processContext, type CliContext } from './context.js';
@@ -45,6 +47,10 @@ Runs the property suite on a rule written as math (docs/rule-language.md):
                             not depend on T
   state-size-constant       the state size does not depend on T
   state-finite              the state stays finite over long sequences, inputs in their ranges
+  state-bounded             the state does not grow exponentially (fits ln‖S_t‖; reports the
+                            growth rate and where float32 would overflow)
+  gpu-finite                the GPU's outputs stay finite wherever the float64 reference stays
+                            within float32 range
 
   --runs N        cases per property (default 25)
   --time S        time budget per property in seconds (default 60)
@@ -94,6 +100,8 @@ const PROPERTIES: Property<unknown>[] = [
   gpuDecodeEqualsForward,
   refStateSizeConstant,
   stateStaysFinite,
+  stateBounded,
+  gpuStaysFinite,
 ] as Property<unknown>[];
 export const FUZZ_PROPERTY_IDS = PROPERTIES.map((p) => p.id);
 
