@@ -11,19 +11,21 @@
  * layer draws its own sizes (LAYER_SIZES: small), whatever --sizes says.
  */
 import { getGpu, type GpuContext } from '../../gpu/device.js';
-import { getGpuRule } from '../../gpu/kernels/index.js';
 import { ConfigError } from '../../reference/errors.js';
-import { RULE_NAMES, getRule } from '../../reference/rules/index.js';
+import { RULE_NAMES, getRule, isRuleName } from '../../reference/rules/index.js';
 import { SIZES, type SizeName } from '../../properties/arbitraries.js';
 import { GPU_PROPERTIES } from '../../properties/gpu.js';
 import { gpuLayerProperty, layerDecodeProperty, layerMixingProperty } from '../../properties/layer.js';
 import { REFERENCE_PROPERTIES } from '../../properties/reference.js';
 import { formatFailure, runProperty, type PropertyReport } from '../../properties/runner.js';
+import { gpuStaysFinite } from '../../properties/gpu-finite.js';
+import { stateBounded } from '../../properties/state-bounded.js';
 import type { Property, RuleTarget } from '../../properties/types.js';
+import { isRuleFile, resolveRule } from '../rules.js';
 import { parseArgs, seedFlag } from './args.js';
 import { checkMemory, coreBytes, processContext, type CliContext, type Sink } from './context.js';
 
-const RULE_PROPERTIES: Property<never>[] = [...REFERENCE_PROPERTIES, ...GPU_PROPERTIES];
+const RULE_PROPERTIES = [...REFERENCE_PROPERTIES, stateBounded, ...GPU_PROPERTIES, gpuStaysFinite] as Property<never>[];
 const LAYER_PROPERTIES = [layerDecodeProperty, layerMixingProperty, gpuLayerProperty] as Property<never>[];
 const ALL_PROPERTIES = [...RULE_PROPERTIES, ...LAYER_PROPERTIES];
 
@@ -36,7 +38,8 @@ Runs the property suite (reference and GPU) and prints a table: property × rule
 worst error ratio (docs/spec.md §9), pass/fail. Exits 0 only if every property holds.
 
 options:
-  --rules all|name,...   rules to check (default all: ${RULE_NAMES.join(', ')}, ${LAYER})
+  --rules all|name,...   rules to check: built-in names, paths of .rule files, or ${LAYER}
+                         (default all: ${RULE_NAMES.join(', ')}, ${LAYER})
                          '${LAYER}' is the fla-compatible layer (gated-delta, conv caches, norms):
                          the layer properties below; it draws its own small sizes
   --property id,...      only these properties (default all; see the list below)
@@ -48,7 +51,7 @@ options:
   --json                 print the table as JSON instead
 
 properties (per rule, and rule-independent ones shown as rule 'any'):
-${[...REFERENCE_PROPERTIES, ...GPU_PROPERTIES].map((p) => `  ${p.id.padEnd(30)} ${p.title}`).join('\n')}
+${RULE_PROPERTIES.map((p) => `  ${p.id.padEnd(30)} ${p.title}`).join('\n')}
 
 properties of '${LAYER}':
 ${LAYER_PROPERTIES.map((p) => `  ${p.id.padEnd(30)} ${p.title}`).join('\n')}`;
@@ -68,9 +71,10 @@ export interface CheckRow {
 
 function pickRules(spec: string): string[] {
   const names = spec === 'all' ? [...RULE_NAMES, LAYER] : spec.split(',').map((s) => s.trim()).filter(Boolean);
-  if (names.length === 0) throw new ConfigError(`momlab check: --rules needs 'all' or rule names, got '${spec}'`);
+  if (names.length === 0) throw new ConfigError(`momlab check: --rules needs 'all', rule names or .rule files, got '${spec}'`);
   for (const n of names) {
-    if (n !== LAYER && !(RULE_NAMES as readonly string[]).includes(n)) throw new ConfigError(`momlab check: unknown rule '${n}'; known rules: ${RULE_NAMES.join(', ')}, and ${LAYER} (the fla-compatible layer)`);
+    if (n !== LAYER && !isRuleName(n) && !isRuleFile(n))
+      throw new ConfigError(`momlab check: unknown rule '${n}'; known rules: ${RULE_NAMES.join(', ')}, ${LAYER} (the fla-compatible layer), or the path of a .rule file`);
   }
   return names;
 }
@@ -82,11 +86,6 @@ function pickProperties(spec: string | undefined): Property<never>[] {
     if (!ALL_PROPERTIES.some((p) => p.id === id))
       throw new ConfigError(`momlab check: unknown property '${id}'; known properties: ${ALL_PROPERTIES.map((p) => p.id).join(', ')}`);
   return ALL_PROPERTIES.filter((p) => ids.includes(p.id));
-}
-
-function target(name: string): RuleTarget {
-  const ref = getRule(name);
-  return { name, ref, chunked: ref, gpu: getGpuRule(name) };
 }
 
 /** A progress bar on a terminal; one line per finished job otherwise (logs, CI). */
@@ -166,7 +165,7 @@ export async function run(argv: string[], cli: CliContext = processContext()): P
   if (path !== undefined && (flags.seed === undefined || props.length !== 1 || (props[0].perRule && rules.length !== 1)))
     throw new ConfigError('momlab check: --path replays one failing case: give it with --seed, one --property and one rule in --rules (as the replay command printed)');
 
-  const targets = rules.filter((n) => n !== LAYER).map(target);
+  const targets = await Promise.all(rules.filter((n) => n !== LAYER).map((n) => resolveRule(n, 'check')));
   const jobs: { prop: Property<never>; targets: RuleTarget[]; rule?: string }[] = [];
   for (const prop of props) {
     if (LAYER_PROPERTIES.includes(prop)) {

@@ -29,9 +29,8 @@ import { checkRuleText } from '../../reference/rule-lang/check.js';
 import { parseArgs, seedFlag } from './args.js';
 import { processContext, type CliContext } from './context.js';
 import { readRegular } from '../io/files.js';
+import { MAX_RULE_BYTES } from '../rules.js';
 
-/** A rule file is a few lines of math; anything past this is not one. */
-export const MAX_RULE_BYTES = 1 << 20;
 
 export const usage = `usage: momlab fuzz <file.rule> [--runs N] [--time SECONDS] [--seed S] [--path P] [--property ID] [--json] [--emit-wgsl]
 
