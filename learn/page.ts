@@ -130,7 +130,7 @@ function updateFormulas(ruleName: string, mem: TraceShared, key: string, dk: num
   return out;
 }
 
-function memoryCard(model: Model, p: Params, mem: TraceShared, title: string, key: string, weight: number | null): HTMLElement {
+function memoryCard(model: Model, p: Params, mem: TraceShared, title: string, key: string): HTMLElement {
   const { dk, dv } = model.cfg;
   return h(
     'div',
@@ -139,7 +139,6 @@ function memoryCard(model: Model, p: Params, mem: TraceShared, title: string, ke
     ...updateFormulas(p.rule, mem, key, dk, dv, p.ruleText),
     h('p', { class: 'note' }, 'read-out:'),
     eq(m('msub', mi('o'), m('mi', key === 'shared' ? 's' : key.slice(1))), '=', p.rule === 'file' ? m('mrow', m('mi', 'read'), mo('('), prime('S'), mo(','), mi('q'), mo(')')) : m('mrow', sup(prime('S'), 'T'), mi('q')), '=', vec(mem.output, `${key}.output`)),
-    weight === null ? null : h('p', { class: 'note' }, `weight ${fmt(weight)}`),
   );
 }
 
@@ -183,8 +182,8 @@ function renderToken(): void {
   $('routing').replaceChildren(routingBlock(model, t));
   $('mix').replaceChildren(mixBlock(model));
   $('memories').replaceChildren(
-    ...ev.memories.map((mem, j) => memoryCard(model as Model, params, mem, `memory ${mem.index} (selected, weight ${fmt(ev.weights[j])})`, `m${mem.index}`, null)),
-    ...(ev.shared ? [memoryCard(model, params, ev.shared, 'shared memory (always on, weight 1)', 'shared', null)] : []),
+    ...ev.memories.map((mem, j) => memoryCard(model as Model, params, mem, `memory ${mem.index} (selected, weight ${fmt(ev.weights[j])})`, `m${mem.index}`)),
+    ...(ev.shared ? [memoryCard(model, params, ev.shared, 'shared memory (always on, weight 1)', 'shared')] : []),
   );
   const zero = Array.from({ length: dk }, () => new Array<number>(dv).fill(0));
   const prev = t > 0 ? model.states[t - 1] : null;
@@ -241,14 +240,14 @@ function renderChunk(): void {
   const cards: Node[] = [line('running log-decay from the chunk start', G), line('chunk-start state h', heatmap(rows(ch.h, dk, dv), maxAbs(rows(ch.h, dk, dv)), 'chunk-start state'), eq(mi('h'), '=', mat(rows(ch.h, dk, dv), 'chunk.h')))];
   if (ch.L && ch.A && ch.W && ch.U && ch.Vp) {
     cards.push(
-      line('L, strictly lower: β_i (k_i·k_j) e^{G_i−G_j}', eq(mi('L'), '=', mat(rows(ch.L, ch.c, ch.c), 'chunk.L'))),
+      line('L: β_i (k_i · k_j) e^(G_i − G_j) below the diagonal, 0 elsewhere', eq(mi('L'), '=', mat(rows(ch.L, ch.c, ch.c), 'chunk.L'))),
       line('A = (I + L)⁻¹', eq(mi('A'), '=', m('msup', m('mrow', mo('('), mi('I'), mo('+'), mi('L'), mo(')')), m('mn', '−1')), '=', mat(rows(ch.A, ch.c, ch.c), 'chunk.A'))),
       line('W = A ((β e^G) ⊙ K)', eq(mi('W'), '=', mat(rows(ch.W, ch.c, dk), 'chunk.W'))),
       line('U = A (β ⊙ V)', eq(mi('U'), '=', mat(rows(ch.U, ch.c, dv), 'chunk.U'))),
       line('V′ = U − W h (the corrected values)', eq(prime('V'), '=', mat(rows(ch.Vp, ch.c, dv), 'chunk.Vp'))),
     );
   } else if (ch.P) {
-    cards.push(line('P_ij = Σ_a q_i[a] k_j[a] e^{G_i[a]−G_j[a]} (j ≤ i)', eq(mi('P'), '=', mat(rows(ch.P, ch.c, ch.c), 'chunk.P'))));
+    cards.push(line('P: Σ_a q_i[a] k_j[a] e^(G_i[a] − G_j[a]) for j ≤ i, 0 above', eq(mi('P'), '=', mat(rows(ch.P, ch.c, ch.c), 'chunk.P'))));
   }
   const chunked = view.chunked.slice(ch.start, ch.start + ch.c);
   const recurrent = view.recurrent.slice(ch.start, ch.start + ch.c);

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { buildModel, DEFAULTS } from '../learn/model.js';
+import { buildModel, chunkView, DEFAULTS } from '../learn/model.js';
 import { startServer, type LearnServer } from '../src/cli/learn.js';
 import type { TraceEvent } from '../reference/trace.js';
 
@@ -89,6 +89,14 @@ describe.runIf(haveChromium)('momlab learn in Chromium with WebGPU', () => {
       m.stateBefore.forEach((r, i) => vector(`${key}.before.${i}`, r));
       m.stateAfter.forEach((r, i) => vector(`${key}.after.${i}`, r));
     }
+
+    // The chunked form of memory 0, chunk 0 (C = 4 by default): UT-transform parts and outputs.
+    const view = chunkView(buildModel({ ...DEFAULTS, ...cfg }), 0, DEFAULTS.C);
+    const ch = view.chunks[0];
+    for (const [name, a, cols] of [['A', ch.A!, ch.c], ['W', ch.W!, cfg.dk], ['Vp', ch.Vp!, cfg.dv]] as const)
+      a.forEach((x, n) => expectShown(shown[`chunk.${name}.${Math.floor(n / cols)}.${n % cols}`], x, `chunk ${name}[${n}]`));
+    view.chunked.slice(0, ch.c).forEach((r, i) => r.forEach((x, j) => expectShown(shown[`chunk.out.${i}.${j}`], x, `chunked output [${i}][${j}]`)));
+    expect(Number(shown['chunk.diff'])).toBeLessThan(1e-12);
     expect(consoleErrors).toEqual([]);
   }, 120_000);
 
@@ -139,6 +147,12 @@ describe.runIf(haveChromium)('momlab learn in Chromium with WebGPU', () => {
     await page.click('#check-run');
     await page.waitForFunction(() => /pass|fail/.test(document.getElementById('check-status')?.className ?? ''), null, { timeout: 400_000 });
     const status = await page.textContent('#check-status');
+    // For the README: MOMLAB_LEARN_SCREENSHOT=docs/learn.png refreshes the picture of the page.
+    const shot = process.env.MOMLAB_LEARN_SCREENSHOT;
+    if (shot) {
+      await page.evaluate(() => window.scrollTo(0, 0)); // the sticky stepper then sits at its place
+      await page.screenshot({ path: shot, fullPage: true });
+    }
     const table = (await page.textContent('#check-table')) ?? '';
     expect(status, table).toMatch(/^all \d+ passed/);
     const rows = table.split('\n').slice(2).filter((l) => l.trim() !== '');

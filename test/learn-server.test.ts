@@ -96,3 +96,33 @@ describe('momlab learn server', () => {
     expect(code).toBe(0);
   }, 60_000);
 });
+
+describe("the learn page's model (learn/model.ts)", () => {
+  it('keeps the view in the URL: a round trip gives the same params; bad fields fall back or are clamped', async () => {
+    const { paramsFromQuery, paramsToQuery, DEFAULTS } = await import('../learn/model.js');
+    const p = { ...DEFAULTS, rule: 'file', ruleText: 'state S[dk, dv]\n# ü & = ?', E: 7, topk: 3, dk: 5, dv: 2, T: 11, seed: 99, shared: false, t: 10, C: 3, mem: -1, chunk: 2 };
+    expect(paramsFromQuery(paramsToQuery(p))).toEqual(p);
+    const bad = paramsFromQuery('rule=<script>&E=1e9&topk=-3&dk=abc&T=100000&seed=-1&t=500&ruleText=' + 'x'.repeat(100_000));
+    expect(bad).toMatchObject({ rule: DEFAULTS.rule, E: 16, topk: 1, dk: DEFAULTS.dk, T: 64, seed: 0, t: 63 });
+    expect(bad.ruleText.length).toBe(16_384);
+  });
+
+  it("the chunked view's outputs equal the token-by-token ones for every built-in rule and memory", async () => {
+    const { buildModel, chunkView, DEFAULTS } = await import('../learn/model.js');
+    const { RULE_NAMES } = await import('../reference/rules/index.js');
+    for (const rule of RULE_NAMES) {
+      const model = buildModel({ ...DEFAULTS, rule, E: 3, topk: 2, dk: 5, dv: 3, T: 13, seed: 31 });
+      for (const mem of [-1, 0, 1, 2]) {
+        const v = chunkView(model, mem, 3);
+        expect(v.chunks.length).toBe(Math.ceil(v.tokens.length / 3));
+        v.chunked.forEach((r, i) => r.forEach((x, j) => expect(Math.abs(x - v.recurrent[i][j]), `${rule} memory ${mem}`).toBeLessThan(1e-12)));
+        // the chunk-start state of chunk c is the token-by-token state after the token before it
+        v.chunks.slice(1).forEach((ch) => {
+          const t = v.tokens[ch.start - 1];
+          const S = mem < 0 ? model.sharedStates![t] : model.states[t][mem];
+          expect(Array.from(ch.h)).toEqual(S.flat().map((x) => expect.closeTo(x, 12)));
+        });
+      }
+    }
+  });
+});
