@@ -118,6 +118,12 @@ describe.runIf(haveChromium)('momlab learn in Chromium with WebGPU', () => {
     expect(change).toBeGreaterThan(0);
     const [, idleChange] = await painted(`m${idle}`);
     expect(idleChange).toBe(0);
+
+    // play steps on by itself; pressing it again pauses
+    await page.click('#play');
+    await page.waitForFunction(() => document.getElementById('token-label')?.textContent?.startsWith('token 4 '), null, { timeout: 10_000 });
+    await page.click('#play');
+    expect(await page.textContent('#play')).toContain('play');
   }, 60_000);
 
   it('runs a rule file pasted into the page', async () => {
