@@ -12,6 +12,41 @@ import type { HeadSequence } from './types.js';
 import { checkChunk } from './common.js';
 
 /**
+ * One chunk's intermediates, copied out for learners (`momlab learn` shows them). Matrices are
+ * row-major: c×c for L, A and P, c×dk for W, c×dv for U and V′, dk×dv for h.
+ */
+export interface ChunkParts {
+  /** index of the chunk's first token in the sequence, and its length */
+  start: number;
+  c: number;
+  /** running sums of log-decays from the chunk start: [c] (delta family) or [c*dk] (decay family) */
+  G: Float64Array;
+  /** the state at the chunk start */
+  h: Float64Array;
+  /** delta family: L, A = (I + L)^{-1}, W, U, V′ = U − W h */
+  L?: Float64Array;
+  A?: Float64Array;
+  W?: Float64Array;
+  U?: Float64Array;
+  Vp?: Float64Array;
+  /** decay family: the intra-chunk scores P_ij = Σ_a q_i[a] k_j[a] e^{G_i[a] − G_j[a]} (j ≤ i) */
+  P?: Float64Array;
+}
+
+let observer: ((p: ChunkParts) => void) | null = null;
+
+/** Runs `fn` (e.g. a rule's `chunked`) with `onChunk` receiving every chunk's intermediates; the numbers are unchanged. */
+export function observeChunks<T>(onChunk: (p: ChunkParts) => void, fn: () => T): T {
+  const previous = observer;
+  observer = onChunk;
+  try {
+    return fn();
+  } finally {
+    observer = previous;
+  }
+}
+
+/**
  * linear / decay / gla. `gk` holds per-token, per-key-channel log-decays [n*dk] (gla as is,
  * decay's scalar repeated over the channels, null for linear = no decay).
  *
@@ -35,6 +70,7 @@ export function decayChunked(seq: HeadSequence, S: Float64Array, C: number, gk: 
       for (let a = 0; a < dk; a++)
         G[i * dk + a] = (i > 0 ? G[(i - 1) * dk + a] : 0) + (gk ? gk[(start + i) * dk + a] : 0);
 
+    const parts: ChunkParts | null = observer && { start, c, G: G.slice(), h: S.slice(), P: new Float64Array(c * c) };
     for (let i = 0; i < c; i++) {
       const ti = start + i;
       // Inter-chunk part: (q_i ⊙ e^{G_i}) h.
@@ -48,8 +84,10 @@ export function decayChunked(seq: HeadSequence, S: Float64Array, C: number, gk: 
         let Aij = 0;
         for (let a = 0; a < dk; a++) Aij += q[ti * dk + a] * k[tj * dk + a] * Math.exp(G[i * dk + a] - G[j * dk + a]);
         for (let col = 0; col < dv; col++) o[ti * dv + col] += Aij * v[tj * dv + col];
+        if (parts) (parts.P as Float64Array)[i * c + j] = Aij;
       }
     }
+    if (parts) observer?.(parts);
 
     // State to the chunk end: h ← e^{G_c} h + (K ⊙ e^{G_c − G})ᵀ V.
     const last = (c - 1) * dk;
@@ -99,10 +137,12 @@ export function deltaChunked(seq: HeadSequence, S: Float64Array, C: number, g: F
     // A = (I + L)^{-1} by forward substitution. (I + L) A = I gives, row by row,
     // A_i = e_i − Σ_{j<i} L_ij A_j; A is lower triangular with a unit diagonal.
     const A = new Float64Array(c * c);
+    const L = observer ? new Float64Array(c * c) : null;
     for (let i = 0; i < c; i++) {
       A[i * c + i] = 1;
       for (let j = 0; j < i; j++) {
         const Lij = beta[start + i] * dot(k, start + i, k, start + j) * Math.exp(G[i] - G[j]);
+        if (L) L[i * c + j] = Lij;
         for (let m = 0; m <= j; m++) A[i * c + m] -= Lij * A[j * c + m];
       }
     }
@@ -117,11 +157,14 @@ export function deltaChunked(seq: HeadSequence, S: Float64Array, C: number, g: F
         for (let col = 0; col < dv; col++) Vp[i * dv + col] += am * v[(start + m) * dv + col];
         for (let a = 0; a < dk; a++) W[i * dk + a] += amDecayed * k[(start + m) * dk + a];
       }
+    const U = observer ? Vp.slice() : null;
     for (let i = 0; i < c; i++)
       for (let a = 0; a < dk; a++) {
         const w = W[i * dk + a];
         for (let col = 0; col < dv; col++) Vp[i * dv + col] -= w * S[a * dv + col];
       }
+
+    if (L && U) observer?.({ start, c, G: G.slice(), h: S.slice(), L, A: A.slice(), W: W.slice(), U, Vp: Vp.slice() });
 
     // O = (Q ⊙ e^G) h + ((Q Kᵀ) ⊙ D) V', D_ij = e^{G_i − G_j} for j ≤ i.
     for (let i = 0; i < c; i++) {
