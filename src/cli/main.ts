@@ -18,6 +18,7 @@ interface Command {
 const COMMANDS: Record<string, { about: string; load: () => Promise<Command> }> = {
   start: { about: 'the main job: a short trace, then the checks', load: () => import('./start.js') },
   trace: { about: 'run one sequence through the reference and show it step by step', load: () => import('./trace.js') },
+  learn: { about: "a local page that walks through the model token by token and checks the browser's GPU", load: () => import('./learn.js') },
   check: { about: 'run the property suite against the available GPU', load: () => import('./check.js') },
   fuzz: { about: 'run the property suite on a rule written as math (a .rule file)', load: () => import('./fuzz.js') },
   init: { about: 'create random layer weights (safetensors) with fla initialisation', load: () => import('./init.js') },
