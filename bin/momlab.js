@@ -1,15 +1,17 @@
 #!/usr/bin/env node
-// The `momlab` command: runs src/cli/main.ts through tsx (no build step).
+// The `momlab` command. In a source checkout (src/cli/main.ts present) it runs the TypeScript
+// through tsx, so development needs no build; an installed package runs the compiled dist/.
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const require = createRequire(import.meta.url);
-const tsxCli = require.resolve('tsx/cli');
-const r = spawnSync(process.execPath, [tsxCli, join(here, '..', 'src', 'cli', 'main.ts'), ...process.argv.slice(2)], {
-  stdio: 'inherit',
-  env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
-});
-process.exit(r.status ?? 1);
+process.env.XDG_RUNTIME_DIR ??= '/tmp';
+const source = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+if (existsSync(source)) {
+  const tsxCli = createRequire(import.meta.url).resolve('tsx/cli');
+  const r = spawnSync(process.execPath, [tsxCli, source, ...process.argv.slice(2)], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+} else {
+  await import('../dist/src/cli/main.js');
+}

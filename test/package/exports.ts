@@ -1,0 +1,8 @@
+// Every entry point of the installed package, type-checked from the user's side (pack-check.sh).
+import * as momlab from 'momlab';
+import * as gpu from 'momlab/gpu';
+import * as properties from 'momlab/properties';
+import * as reference from 'momlab/reference';
+
+export const entries = [momlab, gpu, properties, reference];
+export type Used = [momlab.LayerConfig, gpu.GpuContext, properties.Property<unknown>, reference.CoreConfig];
