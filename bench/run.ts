@@ -17,7 +17,7 @@ const HEADER = ['| date (UTC) | device | command | case | figure |', '|---|---|-
 const PERF_MD = fileURLToPath(new URL('../docs/perf.md', import.meta.url));
 
 export async function runBench(opts: { sizes: Sizes; write: boolean; command: string }): Promise<void> {
-  if (opts.write && !existsSync(PERF_MD)) throw new ConfigError('--write appends to docs/perf.md of a momlab source checkout; run it there');
+  if (opts.write && !existsSync(PERF_MD)) throw new ConfigError('momlab bench: --write appends to docs/perf.md of a momlab source checkout; run it there');
   const { command } = opts;
   const rows: string[][] = [];
   const date = new Date().toISOString().slice(0, 16).replace('T', ' ');

@@ -13,7 +13,7 @@
  */
 import { ConfigError, ShapeError } from './errors.js';
 import { route } from './router.js';
-import { checkChunk } from './rules/common.js';
+import { checkChunk, stepThrough } from './rules/common.js';
 import type { BuiltinRule, HeadSequence } from './rules/types.js';
 import type { CoreConfig, CoreInputs, CoreOutputs, CoreState, MemoryInputs, Routing, Rule, RouteMix, TokenInputs } from './types.js';
 import { widthOf } from './types.js';
@@ -166,22 +166,6 @@ function gatherSequence(rule: Rule, cfg: CoreConfig, q: Float64Array, mem: Memor
     }
   }
   return seq;
-}
-
-/** Any rule over a HeadSequence token by token, through its step and read (text rules have no `recurrent`). */
-function stepThrough(rule: Rule, seq: HeadSequence, S: Float64Array): Float64Array {
-  const { n, dk, dv } = seq;
-  const o = new Float64Array(n * dv);
-  for (let t = 0; t < n; t++) {
-    const x: TokenInputs = {};
-    for (const d of rule.inputs) {
-      const w = widthOf(d.width, seq);
-      x[d.name] = d.width === 'scalar' ? seq.inputs[d.name][t] : seq.inputs[d.name].subarray(t * w, (t + 1) * w);
-    }
-    rule.step(S, x, seq);
-    rule.read(S, seq.q.subarray(t * dk, (t + 1) * dk), seq, o.subarray(t * dv, (t + 1) * dv));
-  }
-  return o;
 }
 
 /** docs/spec.md §4, gathered form; with `chunk`, each subsequence runs through the rule's docs/spec.md §5 chunked form. */
