@@ -59,6 +59,19 @@ export function tokenInputs(rule: Rule, mem: MemoryInputs, cfg: CoreConfig, b: n
   return x;
 }
 
+/** docs/spec.md §4, mix before: M̃ = Σ_j w[j] S^{I[j]} + S^shared for sequence b, head h, written into M [dk*dv]. */
+export function mixStates(state: CoreState, cfg: Omit<CoreConfig, 'T'>, indices: ArrayLike<number>, weights: ArrayLike<number>, b: number, h: number, M: Float64Array): void {
+  M.fill(0);
+  for (let j = 0; j < indices.length; j++) {
+    const S = routedState(state, cfg, indices[j], b, h);
+    for (let i = 0; i < M.length; i++) M[i] += weights[j] * S[i];
+  }
+  if (cfg.shared) {
+    const S = sharedState(state, cfg, b, h);
+    for (let i = 0; i < M.length; i++) M[i] += S[i];
+  }
+}
+
 /** docs/spec.md §4, direct form. */
 export function momForward(rule: Rule, cfg: CoreConfig, x: CoreInputs, opts: { mix?: RouteMix; initial?: CoreState } = {}): CoreOutputs {
   validateCore(rule, cfg, x, opts.initial);
@@ -110,17 +123,8 @@ export function advanceDirect(rule: Rule, cfg: CoreConfig, x: CoreInputs, state:
             for (let c = 0; c < dv; c++) out[c] += oe[c];
           }
         } else {
-          // M̃_t = Σ_{e∈I_t} w_t[e] S_t^e + S_t^s;  o_t = read(M̃_t, s q_t)
-          M.fill(0);
-          for (let j = 0; j < topk; j++) {
-            const w = routing.weights[slots + j];
-            const S = routedState(state, cfg, routing.indices[slots + j], b, h);
-            for (let i = 0; i < dk * dv; i++) M[i] += w * S[i];
-          }
-          if (cfg.shared) {
-            const S = sharedState(state, cfg, b, h);
-            for (let i = 0; i < dk * dv; i++) M[i] += S[i];
-          }
+          // o_t = read(M̃_t, s q_t)
+          mixStates(state, cfg, routing.indices.subarray(slots, slots + topk), routing.weights.subarray(slots, slots + topk), b, h, M);
           rule.read(M, q, dims, out);
         }
       }
