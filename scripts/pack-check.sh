@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The package as a user gets it: `npm pack`, installed into a fresh project next to vitest, then
-# the compiled CLI (plain Node, no tsx), the type declarations of every export (strict, no
-# skipLibCheck) and a user's own vitest suite (test/package/) importing momlab/properties.
+# the compiled CLI (plain Node, no tsx), the type declarations of every entry point and a user's
+# own vitest suite (test/package/) importing momlab/properties.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
@@ -11,7 +11,7 @@ trap 'rm -rf "$work"' EXIT
 cd "$repo"
 npm pack --silent --pack-destination "$work" >/dev/null
 tgz=$(ls "$work"/momlab-*.tgz)
-vitest=$(node -p 'require("./package.json").devDependencies.vitest')
+vitest=$(node -p "require('./package.json').devDependencies.vitest")
 
 mkdir "$work/app" && cd "$work/app"
 echo '{ "name": "momlab-pack-check", "private": true, "type": "module" }' > package.json
@@ -21,6 +21,7 @@ if [ -e node_modules/tsx ]; then echo "pack-check: tsx was installed with the pa
 
 npx --no-install momlab --help
 npx --no-install momlab trace --tokens 2
-# the repository's compiler, on the user's side: every export's .d.ts must type-check
+# the repository's compiler on the user's side (test/package/tsconfig.json: strict, no DOM lib):
+# every entry point and its types resolve
 node "$repo/node_modules/typescript/bin/tsc" -p tsconfig.json
 npx --no-install vitest run
