@@ -1,9 +1,9 @@
 /**
- * `momlab bench` (and `npm run bench`): the reference bench (quick) and the GPU bench on whatever
+ * `npm run bench`: the reference bench (quick) and the GPU bench at small sizes on whatever
  * adapter exists (the software driver included), printed as one table with date, device and
- * command. `write` appends the rows to docs/perf.md (section "Runs of `npm run bench`"),
- * keeping the earlier ones so that progress shows. The issue's large shapes need a big GPU
- * (see docs/perf.md for how that is done on the lent H200).
+ * command. `--write` appends the rows to docs/perf.md (section "Runs of `npm run bench`"),
+ * keeping the earlier ones so that progress shows. The issue's large shapes run on a big GPU
+ * with `bench/gpu.ts --sizes large` (docs/perf.md, "How to reproduce the H200 figures").
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
