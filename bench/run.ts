@@ -5,44 +5,50 @@
  * keeping the earlier ones so that progress shows. The issue's large shapes run on a big GPU
  * with `bench/gpu.ts --sizes large` (docs/perf.md, "How to reproduce the H200 figures").
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ConfigError } from '../reference/errors.js';
 import { benchReference } from './reference.js';
-import { benchGpu } from './gpu.js';
+import { benchGpu, type Sizes } from './gpu.js';
 
 const SECTION = '## Runs of `npm run bench`';
 const HEADER = ['| date (UTC) | device | command | case | figure |', '|---|---|---|---|---|'];
+// Only a source checkout has it here: the compiled copy in an installed package sits one folder deeper.
+const PERF_MD = fileURLToPath(new URL('../docs/perf.md', import.meta.url));
 
-const argv = process.argv.slice(2);
-const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
-const rows: string[][] = [];
-const date = new Date().toISOString().slice(0, 16).replace('T', ' ');
-const fmt = (v: number) => Math.round(v).toLocaleString('en-US');
+export async function runBench(opts: { sizes: Sizes; write: boolean; command: string }): Promise<void> {
+  if (opts.write && !existsSync(PERF_MD)) throw new ConfigError('momlab bench: --write appends to docs/perf.md of a momlab source checkout; run it there');
+  const { command } = opts;
+  const rows: string[][] = [];
+  const date = new Date().toISOString().slice(0, 16).replace('T', ' ');
+  const fmt = (v: number) => Math.round(v).toLocaleString('en-US');
 
-for (const r of await benchReference({ quick: true })) {
-  rows.push([date, 'CPU, 1 core (Node)', command, r.case, `${fmt(r.value)} ${r.metric} (per CPU-second ${fmt(r.cpuValue ?? 0)})`]);
-}
-const gpu = await benchGpu({ sizes: 'small', command, log: () => undefined });
-const dev = `${gpu.device} (${gpu.timing})`;
-if (gpu.ceilings) {
-  rows.push([date, dev, command, `WGSL f32 matmul ${gpu.ceilings.matmul.n}³`, `${gpu.ceilings.matmul.ms.toPrecision(3)} ms, ${(gpu.ceilings.matmul.tflops * 1000).toPrecision(3)} GFLOP/s`]);
-  rows.push([date, dev, command, `copy ${gpu.ceilings.copy.bytes / 2 ** 20} MiB`, `${(gpu.ceilings.copy.tbps * 1000).toPrecision(3)} GB/s`]);
-}
-for (const r of gpu.forward) {
-  const s = r.shape;
-  const detail = r.mode === 'chunk' ? `prepare ${r.prepareMs?.toPrecision(3)} + wu ${r.wuMs?.toPrecision(3)} + scan ${r.scanMs?.toPrecision(3)} + output ${r.outputMs?.toPrecision(3)}` : 'kernel';
-  rows.push([date, dev, command, `forward ${r.mode}, B ${s.B} T ${s.T} H ${s.H} dk ${s.dk} dv ${s.dv}`, `${r.ms.toPrecision(3)} ms (median of ${r.repeats.length}); rule kernel ${r.ruleMs.toPrecision(3)} ms (${detail})`]);
-}
-if (gpu.decode) {
-  const d = gpu.decode;
-  rows.push([date, dev, command, `decode step, B ${d.shape.B} H ${d.shape.H} dk ${d.shape.dk}`, d.rows.map((x) => `${x.context} tokens: ${x.ms.toPrecision(3)} ms`).join('; ') + `; state ${d.stateBytes} B (formula ${d.formulaBytes} B)`]);
+  for (const r of await benchReference({ quick: true })) {
+    rows.push([date, 'CPU, 1 core (Node)', command, r.case, `${fmt(r.value)} ${r.metric} (per CPU-second ${fmt(r.cpuValue ?? 0)})`]);
+  }
+  const gpu = await benchGpu({ sizes: opts.sizes, command, log: () => undefined });
+  const dev = `${gpu.device} (${gpu.timing})`;
+  if (gpu.ceilings) {
+    rows.push([date, dev, command, `WGSL f32 matmul ${gpu.ceilings.matmul.n}³`, `${gpu.ceilings.matmul.ms.toPrecision(3)} ms, ${(gpu.ceilings.matmul.tflops * 1000).toPrecision(3)} GFLOP/s`]);
+    rows.push([date, dev, command, `copy ${gpu.ceilings.copy.bytes / 2 ** 20} MiB`, `${(gpu.ceilings.copy.tbps * 1000).toPrecision(3)} GB/s`]);
+  }
+  for (const r of gpu.forward) {
+    const s = r.shape;
+    const detail = r.mode === 'chunk' ? `prepare ${r.prepareMs?.toPrecision(3)} + wu ${r.wuMs?.toPrecision(3)} + scan ${r.scanMs?.toPrecision(3)} + output ${r.outputMs?.toPrecision(3)}` : 'kernel';
+    rows.push([date, dev, command, `forward ${r.mode}, B ${s.B} T ${s.T} H ${s.H} dk ${s.dk} dv ${s.dv}`, `${r.ms.toPrecision(3)} ms (median of ${r.repeats.length}); rule kernel ${r.ruleMs.toPrecision(3)} ms (${detail})`]);
+  }
+  if (gpu.decode) {
+    const d = gpu.decode;
+    rows.push([date, dev, command, `decode step, B ${d.shape.B} H ${d.shape.H} dk ${d.shape.dk}`, d.rows.map((x) => `${x.context} tokens: ${x.ms.toPrecision(3)} ms`).join('; ') + `; state ${d.stateBytes} B (formula ${d.formulaBytes} B)`]);
+  }
+
+  const lines = rows.map((r) => `| ${r.join(' | ')} |`);
+  console.log([...HEADER, ...lines].join('\n'));
+  if (opts.write) appendToPerf(lines);
 }
 
-const lines = rows.map((r) => `| ${r.join(' | ')} |`);
-console.log([...HEADER, ...lines].join('\n'));
-
-if (argv.includes('--write')) {
-  const path = new URL('../docs/perf.md', import.meta.url);
-  const doc = readFileSync(path, 'utf8').split('\n');
+function appendToPerf(lines: string[]): void {
+  const doc = readFileSync(PERF_MD, 'utf8').split('\n');
   let at = doc.indexOf(SECTION);
   if (at < 0) {
     while (doc.length && doc[doc.length - 1] === '') doc.pop();
@@ -53,7 +59,6 @@ if (argv.includes('--write')) {
   let end = doc.indexOf(HEADER[0], at);
   while (end < doc.length && doc[end].startsWith('|')) end++;
   doc.splice(end, 0, ...lines);
-  writeFileSync(path, doc.join('\n'));
+  writeFileSync(PERF_MD, doc.join('\n'));
   console.log(`appended ${lines.length} rows to docs/perf.md`);
 }
-process.exit(0);

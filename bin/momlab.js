@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// The `momlab` command: runs src/cli/main.ts through tsx (no build step).
+// The `momlab` command. In a source checkout (src/cli/main.ts present) it runs the TypeScript
+// through tsx, so development needs no build; an installed package runs the compiled dist/.
+// Either way the command runs in a child process whose stderr passes a filter (below).
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 // Dawn prints these two lines from native code on every adapter request (it clamps lavapipe's
@@ -10,10 +12,11 @@ import { fileURLToPath } from 'node:url';
 const DAWN_NOISE = /^Warning: maxDynamic(?:Uniform|Storage)BuffersPerPipelineLayout artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit\.$/;
 const NOISE_START = 'Warning: maxDynamic';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const require = createRequire(import.meta.url);
-const tsxCli = require.resolve('tsx/cli');
-const child = spawn(process.execPath, [tsxCli, join(here, '..', 'src', 'cli', 'main.ts'), ...process.argv.slice(2)], {
+const source = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+const entry = existsSync(source)
+  ? [createRequire(import.meta.url).resolve('tsx/cli'), source]
+  : [fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url))];
+const child = spawn(process.execPath, [...entry, ...process.argv.slice(2)], {
   stdio: ['inherit', 'inherit', 'pipe'],
   env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
 });
@@ -35,7 +38,7 @@ child.stderr.on('data', (chunk) => {
 });
 // Signals go to the child, so that what it prints while stopping still passes the filter.
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
-child.on('close', (code) => {
+child.on('close', (code, signal) => {
   if (pending) process.stderr.write(pending);
-  process.exit(code ?? 1);
+  process.exit(code ?? (signal ? 1 : 0));
 });

@@ -5,10 +5,11 @@
  */
 import { GpuError } from '../reference/errors.js';
 import type { GpuContext } from './device.js';
+import { withErrorScope } from './device.js';
 
 // WebGPU's numeric flags, spelled out: in Node the GPU* globals exist only after Dawn loads.
 export const Usage = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80, QUERY_RESOLVE: 0x200 } as const;
-const MAP_READ_MODE = 0x1;
+const MAP_READ_MODE = 0x1; // GPUMapMode.READ
 
 export const CANARY_WORDS = 64;
 /** A signalling-NaN bit pattern: no arithmetic result produces it. */
@@ -65,6 +66,20 @@ export function uniforms(ctx: GpuContext, label: string, words: ArrayLike<number
   return buf;
 }
 
+/** A buffer the CPU maps to read back `words` 32-bit words of an output and its canary. */
+export function stagingBuffer(ctx: GpuContext, label: string, words: number): GPUBuffer {
+  return ctx.createBuffer({ label, size: (words + CANARY_WORDS) * 4, usage: Usage.MAP_READ | Usage.COPY_DST });
+}
+
+/** Map `staging` (its copies already submitted), take a copy of its words and unmap it. */
+export async function mapWords(ctx: GpuContext, staging: GPUBuffer): Promise<Uint32Array> {
+  await staging.mapAsync(MAP_READ_MODE);
+  const u = new Uint32Array(staging.getMappedRange().slice(0));
+  staging.unmap();
+  ctx.checkHealthy();
+  return u;
+}
+
 /** Copy `words` 32-bit words (plus the canary when `canary`) back to the CPU. */
 export async function readback(ctx: GpuContext, buf: GPUBuffer, words: number, canary = true): Promise<Float32Array> {
   const total = canary ? words + CANARY_WORDS : words;
@@ -72,13 +87,27 @@ export async function readback(ctx: GpuContext, buf: GPUBuffer, words: number, c
   const enc = ctx.device.createCommandEncoder();
   enc.copyBufferToBuffer(buf, 0, staging, 0, total * 4);
   ctx.device.queue.submit([enc.finish()]);
-  await staging.mapAsync(MAP_READ_MODE);
-  const copy = new Uint32Array(staging.getMappedRange().slice(0, total * 4));
-  staging.unmap();
+  const copy = await mapWords(ctx, staging);
   staging.destroy();
-  ctx.checkHealthy();
   if (canary) checkCanary(buf.label, copy, words);
   return new Float32Array(copy.buffer, 0, words);
+}
+
+/**
+ * One submission that runs `encode` and copies `out` (`words` words and its canary) into
+ * `staging` (from stagingBuffer), then the read-back with the canary checked: a decode step's
+ * single round trip, allocating no GPU buffer.
+ */
+export async function submitAndRead(ctx: GpuContext, what: string, encode: (enc: GPUCommandEncoder) => void, out: GPUBuffer, words: number, staging: GPUBuffer): Promise<Float32Array> {
+  await withErrorScope(ctx, what, () => {
+    const enc = ctx.device.createCommandEncoder({ label: what });
+    encode(enc);
+    enc.copyBufferToBuffer(out, 0, staging, 0, (words + CANARY_WORDS) * 4);
+    ctx.device.queue.submit([enc.finish()]);
+  });
+  const u = await mapWords(ctx, staging);
+  checkCanary(out.label, u, words);
+  return new Float32Array(u.buffer, 0, words);
 }
 
 export function checkCanary(label: string, u: Uint32Array, words: number): void {

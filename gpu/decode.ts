@@ -14,9 +14,8 @@
 import { ConfigError, GpuError } from '../reference/errors.js';
 import type { CoreConfig, CoreInputs, CoreState } from '../reference/types.js';
 import { validateConfig } from '../reference/validate.js';
-import { CANARY_WORDS, Usage, checkCanary, readback } from './buffers.js';
+import { readback, stagingBuffer, submitAndRead } from './buffers.js';
 import type { GpuContext } from './device.js';
-import { withErrorScope } from './device.js';
 import { ForwardPlan, splitState, stateBuffer, validateForward, type GpuState } from './mom.js';
 import type { ChunkSize, GpuRule, KernelMode } from './kernels/types.js';
 
@@ -28,8 +27,6 @@ export interface GpuMomStateOptions {
   mode?: KernelMode;
   chunk?: ChunkSize;
 }
-
-const MAP_READ_MODE = 0x1;
 
 export class GpuMomState {
   /** bytes of state on the device: 4 * (E + shared) * B * H * dk * dv, whatever the tokens seen */
@@ -60,7 +57,7 @@ export class GpuMomState {
     try {
       const stepMode: KernelMode = rule.modes.includes('recurrent') ? 'recurrent' : 'chunk';
       const stepPlan = await ForwardPlan.create(ctx, rule, { ...cfg, T: 1 }, { mode: stepMode, chunk: opts.chunk, state });
-      const staging = ctx.createBuffer({ label: 'step o:readback', size: (stepPlan.words.o + CANARY_WORDS) * 4, usage: Usage.MAP_READ | Usage.COPY_DST });
+      const staging = stagingBuffer(ctx, 'step o:readback', stepPlan.words.o);
       return new GpuMomState(ctx, rule, cfg, opts, state, stepPlan, staging);
     } catch (e) {
       state.destroy();
@@ -111,21 +108,10 @@ export class GpuMomState {
     return this.exclusive(async () => {
       validateForward(this.rule, { ...this.cfg, T: 1 }, x);
       const plan = this.stepPlan;
-      const words = plan.words.o + CANARY_WORDS;
       plan.write(x);
-      await withErrorScope(this.ctx, `${this.rule.name} decode step`, () => {
-        const enc = this.ctx.device.createCommandEncoder({ label: 'decode step' });
-        plan.encode(enc);
-        enc.copyBufferToBuffer(plan.o, 0, this.staging, 0, words * 4);
-        this.ctx.device.queue.submit([enc.finish()]);
-      });
-      await this.staging.mapAsync(MAP_READ_MODE);
-      const u = new Uint32Array(this.staging.getMappedRange().slice(0));
-      this.staging.unmap();
-      this.ctx.checkHealthy();
-      checkCanary(plan.o.label, u, plan.words.o);
+      const o = await submitAndRead(this.ctx, `${this.rule.name} decode step`, (enc) => plan.encode(enc), plan.o, plan.words.o, this.staging);
       this.seen += 1;
-      return new Float32Array(u.buffer, 0, plan.words.o);
+      return o;
     });
   }
 

@@ -3,6 +3,8 @@
  * (`navigator.gpu`), with the same code otherwise. Errors are typed (GpuError) and name the
  * problem: no adapter, a lost device, a shader or validation error, a size over a limit.
  */
+// Kept in the emitted .d.ts, so that users of the compiled package get the GPU* types without setting them up.
+/// <reference types="@webgpu/types" preserve="true" />
 import { GpuError } from '../reference/errors.js';
 
 export interface GpuContext {

@@ -15,7 +15,7 @@
 import { ConfigError, GpuError } from '../reference/errors.js';
 import { checkLayerInput, checkLayerState, type LayerState } from '../reference/layer.js';
 import { checkLayerWeights, layerDims, projNames, type LayerConfig, type LayerWeights } from '../reference/layer-config.js';
-import { Usage, outputBuffer, readback, scratchBuffer, upload, CANARY_WORDS, checkCanary } from './buffers.js';
+import { outputBuffer, readback, scratchBuffer, stagingBuffer, submitAndRead, upload } from './buffers.js';
 import type { GpuContext } from './device.js';
 import { withErrorScope } from './device.js';
 import type { Prepared } from './grid.js';
@@ -280,8 +280,6 @@ export async function gpuLayerForward(
   }
 }
 
-const MAP_READ = 0x1;
-
 /**
  * Layer decode on the GPU (docs/spec.md §7): the state and conv caches stay on the device; prefill runs a
  * plan over T tokens (kept for the next prefill of the same T), step a T = 1 plan made at create
@@ -312,7 +310,7 @@ export class GpuLayerState {
       st = layerStateBuffers(ctx, c, B, opts.initial);
       // a step is one token per segment at most: the token-by-token kernel is the cheaper one
       stepPlan = await LayerPlan.create(ctx, c, weights, st, B, 1, { mode: 'recurrent' });
-      const staging = ctx.createBuffer({ label: 'layer step y:readback', size: (stepPlan.words.y + CANARY_WORDS) * 4, usage: Usage.MAP_READ | Usage.COPY_DST });
+      const staging = stagingBuffer(ctx, 'layer step y:readback', stepPlan.words.y);
       return new GpuLayerState(ctx, c, B, weights, st, stepPlan, staging, opts);
     } catch (e) {
       stepPlan?.destroy();
@@ -364,21 +362,10 @@ export class GpuLayerState {
     return this.exclusive(async () => {
       checkLayerInput(this.config, x, this.B, 1);
       const plan = this.stepPlan;
-      const words = plan.words.y + CANARY_WORDS;
       plan.write(x);
-      await withErrorScope(this.ctx, 'layer step', () => {
-        const enc = this.ctx.device.createCommandEncoder({ label: 'layer step' });
-        plan.encode(enc);
-        enc.copyBufferToBuffer(plan.y, 0, this.staging, 0, words * 4);
-        this.ctx.device.queue.submit([enc.finish()]);
-      });
-      await this.staging.mapAsync(MAP_READ);
-      const u = new Uint32Array(this.staging.getMappedRange().slice(0));
-      this.staging.unmap();
-      this.ctx.checkHealthy();
-      checkCanary(plan.y.label, u, plan.words.y);
+      const y = await submitAndRead(this.ctx, 'layer step', (enc) => plan.encode(enc), plan.y, plan.words.y, this.staging);
       this.seen += 1;
-      return new Float32Array(u.buffer, 0, plan.words.y);
+      return y;
     });
   }
 

@@ -10,11 +10,10 @@
 import { ConfigError, GpuError, ShapeError } from '../reference/errors.js';
 import { checkTopk } from '../reference/router.js';
 import { validateCore, validateState } from '../reference/validate.js';
-import type { CoreConfig, CoreInputs, CoreState, Rule } from '../reference/types.js';
+import { scaleOf } from '../reference/mom.js';
+import type { CoreConfig, CoreInputs, CoreState, RouteMix, Rule } from '../reference/types.js';
 import { widthOf } from '../reference/types.js';
-import { CANARY_BITS, CANARY_WORDS, outputBuffer, readback, scratchBuffer, upload, Usage } from './buffers.js';
-
-const MAP_READ_MODE = 0x1;
+import { CANARY_BITS, CANARY_WORDS, mapWords, outputBuffer, readback, scratchBuffer, upload, Usage } from './buffers.js';
 import type { GpuContext } from './device.js';
 import { withErrorScope } from './device.js';
 import { threadGrid, type Prepared } from './grid.js';
@@ -22,8 +21,6 @@ import { positionsOf, prepareGather, prepareRows, segmentsOf, type GatherDims } 
 import { prepareMix } from './kernels/mix.js';
 import { prepareRouter } from './kernels/router.js';
 import { CHUNK_SIZES, type ChunkSize, type GpuRule, type KernelMode, type RuleDims } from './kernels/types.js';
-
-export type Mix = 'after' | 'before';
 
 export interface ForwardOptions {
   /** the rule kernel: chunkwise-parallel or token by token (must be in rule.modes) */
@@ -35,7 +32,7 @@ export interface ForwardOptions {
    * the states; it needs the state after every token, which only the 'recurrent' kernels write,
    * so it always runs them (whatever `mode` says) and needs a read-out linear in the state.
    */
-  mix?: Mix;
+  mix?: RouteMix;
   /** routed [E, B, H, dk, dv] and shared [B, H, dk, dv] states to start from; zeros otherwise */
   initial?: CoreState;
 }
@@ -46,8 +43,6 @@ export interface GpuState {
 }
 
 const DEFAULT_CHUNK: ChunkSize = 64;
-
-export const queryScale = (cfg: Pick<CoreConfig, 'dk' | 'scale'>): number => cfg.scale ?? 1 / Math.sqrt(cfg.dk);
 
 /** The kernel options a forward runs with; mix 'before' needs the per-token states (history). */
 export function kernelOptions(rule: GpuRule, opts: Pick<ForwardOptions, 'mode' | 'chunk' | 'mix'>): { mode: KernelMode; chunk?: ChunkSize } {
@@ -77,7 +72,7 @@ export function kernelOptions(rule: GpuRule, opts: Pick<ForwardOptions, 'mode' |
 type Sizes = Pick<CoreConfig, 'B' | 'T' | 'H' | 'E' | 'topk' | 'dk' | 'dv' | 'shared'>;
 
 /** Every buffer of a forward with its size in bytes (canaries included), before allocating any. */
-export function forwardBuffers(rule: Pick<GpuRule, 'inputs'>, cfg: Sizes, mix: Mix = 'after'): { label: string; bytes: number }[] {
+export function forwardBuffers(rule: Pick<GpuRule, 'inputs'>, cfg: Sizes, mix: RouteMix = 'after'): { label: string; bytes: number }[] {
   const { B, T, H, E, topk: K, dk, dv } = cfg;
   const d: GatherDims = { B, T, E, K, shared: cfg.shared };
   const S = segmentsOf(d);
@@ -108,7 +103,7 @@ export function forwardBuffers(rule: Pick<GpuRule, 'inputs'>, cfg: Sizes, mix: M
  * Refuse, naming the limit, a forward whose buffers or dispatches are over the device's limits
  * (the dispatches are laid out on 2-D grids first, so only a truly oversized problem fails).
  */
-export function checkForwardLimits(limits: GPUSupportedLimits, rule: Pick<GpuRule, 'inputs'>, cfg: Sizes, mix: Mix = 'after'): void {
+export function checkForwardLimits(limits: GPUSupportedLimits, rule: Pick<GpuRule, 'inputs'>, cfg: Sizes, mix: RouteMix = 'after'): void {
   const maxBinding = limits.maxStorageBufferBindingSize;
   const maxBuffer = limits.maxBufferSize;
   for (const { label, bytes } of forwardBuffers(rule, cfg, mix)) {
@@ -152,7 +147,7 @@ export function splitState(cfg: Omit<CoreConfig, 'T'>, words: Float32Array): Gpu
 export interface PlanOptions {
   mode: KernelMode;
   chunk?: ChunkSize;
-  mix?: Mix;
+  mix?: RouteMix;
   /** a state buffer [S, H, dk, dv] owned by the caller (decode); else one is made from `initial` */
   state?: GPUBuffer;
   initial?: CoreState;
@@ -258,7 +253,7 @@ export class ForwardPlan {
     const { B, T, H, E, dk, shared } = this.cfg;
     const tail = this.gathered.routedPositions * H; // first row of the shared positions
     put([this.inputs.logits], [0], x.logits);
-    put(shared ? [this.inputs.q, this.gathered.q] : [this.inputs.q], [0, tail * dk], x.q, queryScale(this.cfg));
+    put(shared ? [this.inputs.q, this.gathered.q] : [this.inputs.q], [0, tail * dk], x.q, scaleOf(this.cfg));
     this.rule.inputs.forEach((decl, n) => {
       const w = widthOf(decl.width, this.cfg);
       for (let e = 0; e < E; e++) put([this.inputs.memories[n]], [e * B * T * H * w], x.memories[e][decl.name]);
@@ -312,9 +307,7 @@ export class ForwardPlan {
       const enc = this.ctx.device.createCommandEncoder({ label: 'canary check' });
       this.canaried.forEach(({ buf, words }, n) => enc.copyBufferToBuffer(buf, words * 4, staging, n * bytes, bytes));
       this.ctx.device.queue.submit([enc.finish()]);
-      await staging.mapAsync(MAP_READ_MODE);
-      const all = new Uint32Array(staging.getMappedRange().slice(0));
-      staging.unmap();
+      const all = await mapWords(this.ctx, staging);
       this.canaried.forEach(({ buf, words }, n) => {
         const tail = all.subarray(n * CANARY_WORDS, (n + 1) * CANARY_WORDS);
         const bad = tail.findIndex((w) => w !== CANARY_BITS);

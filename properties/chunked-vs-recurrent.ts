@@ -8,7 +8,7 @@
 import fc from 'fast-check';
 import { checkedForward } from './canary.js';
 import { coreCaseArb, gpuChunkArb, headCaseArb, refChunkArb, type CoreCase, type HeadCase } from './arbitraries.js';
-import { compareAll, describeFailures } from './compare.js';
+import { compareOutcome, forwardPairs } from './compare.js';
 import { gpuChunkTolerance } from './tolerances.js';
 import type { Property } from './types.js';
 
@@ -35,13 +35,15 @@ export const refChunkedEqualsRecurrent: Property<RefChunkCase> = {
     const o1 = rule.recurrent(seq, S1);
     const S2 = c.S0.slice();
     const o2 = rule.chunked(seq, S2, c.C);
-    const cmp = compareAll([
-      { what: 'o', ref: o1, got: o2 },
-      { what: 'final state', ref: S1, got: S2 },
-    ]);
     // atol 0: in float64 only the ratio decides (docs/spec.md §9's 1e-6 outright pass is for float32).
-    const ok = cmp.items.every((i) => i.pass(REF_CHUNK_TOL, 0));
-    return { ok, errRatio: cmp.errRatio, maxAbs: cmp.maxAbs, tolerance: REF_CHUNK_TOL, message: ok ? undefined : describeFailures(cmp.items, REF_CHUNK_TOL, 0) };
+    return compareOutcome(
+      [
+        { what: 'o', ref: o1, got: o2 },
+        { what: 'final state', ref: S1, got: S2 },
+      ],
+      REF_CHUNK_TOL,
+      { atol: 0 },
+    );
   },
   describe: (c) => ({ n: c.n, dk: c.dk, dv: c.dv, C: c.C, q: c.q, inputs: c.inputs, S0: c.S0 }),
 };
@@ -63,13 +65,7 @@ export const gpuChunkedEqualsRecurrent: Property<GpuChunkCase> = {
     const rec = await checkedForward(env.ctx!, t.gpu!, c.cfg, c.x, { mode: 'recurrent', initial: c.initial });
     const chk = await checkedForward(env.ctx!, t.gpu!, c.cfg, c.x, { mode: 'chunk', chunk: c.chunk, initial: c.initial });
     const tol = gpuChunkTolerance(t.name);
-    const cmp = compareAll([
-      { what: 'o', ref: rec.o, got: chk.o },
-      { what: 'final.routed', ref: rec.final.routed, got: chk.final.routed },
-      { what: 'final.shared', ref: rec.final.shared ?? [], got: chk.final.shared ?? [] },
-    ]);
-    const ok = cmp.items.every((i) => i.pass(tol));
-    return { ok, errRatio: cmp.errRatio, maxAbs: cmp.maxAbs, tolerance: tol, message: ok ? undefined : `chunk ${c.chunk}: ${describeFailures(cmp.items, tol)}` };
+    return compareOutcome(forwardPairs(rec, chk), tol, { context: `chunk ${c.chunk}` });
   },
   describe: (c) => c,
 };

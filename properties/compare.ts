@@ -8,6 +8,7 @@
  * reported, since a small ratio can hide one bad element and a small max can hide a tiny ref.
  * NaN (or ±Infinity) anywhere, or arrays of different lengths, always fail.
  */
+import type { Outcome } from './types.js';
 
 export interface Comparison {
   /** rms(ref − got) / (rms(ref) + 1e-8); NaN when either side holds a non-finite value */
@@ -67,13 +68,18 @@ export interface NamedComparison extends Comparison {
   what: string;
 }
 
+/** A quantity to compare, named for the failure message. */
+export interface ComparePair {
+  what: string;
+  ref: ArrayLike<number>;
+  got: ArrayLike<number>;
+}
+
 /**
  * Several quantities checked against one tolerance: passes when every one passes; the worst
  * ratio and max abs are the largest over all of them (NaN wins).
  */
-export function compareAll(
-  pairs: { what: string; ref: ArrayLike<number>; got: ArrayLike<number> }[],
-): { items: NamedComparison[]; errRatio: number; maxAbs: number } {
+export function compareAll(pairs: ComparePair[]): { items: NamedComparison[]; errRatio: number; maxAbs: number } {
   const items = pairs.map((p) => Object.assign(compareArrays(p.ref, p.got), { what: p.what }));
   const worst = (f: (c: Comparison) => number) => items.reduce((m, c) => (Number.isNaN(f(c)) || Number.isNaN(m) ? NaN : Math.max(m, f(c))), 0);
   return { items, errRatio: worst((c) => c.errRatio), maxAbs: worst((c) => c.maxAbs) };
@@ -85,4 +91,32 @@ export function describeFailures(items: NamedComparison[], tol: number, atol = S
     .filter((c) => !c.pass(tol, atol))
     .map((c) => (c.broken ? `${c.what}: ${c.broken}` : `${c.what}: err ratio ${c.errRatio.toExponential(3)} > ${tol.toExponential(1)} and max abs ${c.maxAbs.toExponential(3)} > ${atol.toExponential(1)} (worst at index ${c.worstIndex})`))
     .join('; ');
+}
+
+/** The outputs a forward (or a decode) leaves: o and the final states. */
+export interface ForwardResult {
+  o: ArrayLike<number>;
+  final: { routed: ArrayLike<number>; shared: ArrayLike<number> | null };
+}
+
+/** o, final.routed and final.shared of two forwards, as pairs for compareOutcome. */
+export function forwardPairs(ref: ForwardResult, got: ForwardResult): ComparePair[] {
+  return [
+    { what: 'o', ref: ref.o, got: got.o },
+    { what: 'final.routed', ref: ref.final.routed, got: got.final.routed },
+    { what: 'final.shared', ref: ref.final.shared ?? [], got: got.final.shared ?? [] },
+  ];
+}
+
+/**
+ * A property's outcome from comparing `pairs` against one tolerance: it passes when every
+ * quantity does and there is no `problem`; a failure's message names them, after `context`
+ * (e.g. the kernel mode) when given.
+ */
+export function compareOutcome(pairs: ComparePair[], tol: number, opts: { atol?: number; context?: string; problem?: string | null } = {}): Outcome {
+  const { atol = SPEC_ATOL, context, problem } = opts;
+  const cmp = compareAll(pairs);
+  const ok = !problem && cmp.items.every((i) => i.pass(tol, atol));
+  const why = [problem, describeFailures(cmp.items, tol, atol)].filter(Boolean).join('; ');
+  return { ok, errRatio: cmp.errRatio, maxAbs: cmp.maxAbs, tolerance: tol, message: ok ? undefined : context ? `${context}: ${why}` : why };
 }

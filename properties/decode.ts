@@ -11,7 +11,7 @@ import { checkedForward, probeCanaries } from './canary.js';
 import { momForward } from '../reference/mom.js';
 import { MomState } from '../reference/state.js';
 import { coreCaseArb, type CoreCase } from './arbitraries.js';
-import { compareAll, describeFailures } from './compare.js';
+import { compareOutcome, forwardPairs } from './compare.js';
 import { feedingArb, joinTime, pieces, sliceInputs, type Feeding } from './slice.js';
 import { forwardMode, gpuModeArb, type GpuMode } from './gpu-mode.js';
 import { gpuDecodeTolerance } from './tolerances.js';
@@ -45,13 +45,7 @@ export const refDecodeEqualsForward: Property<DecodeCase> = {
       return { t0, o: t1 - t0 === 1 && t0 > 0 ? st.step(xs) : st.prefill(xs, t1 - t0) };
     });
     const fin = st.snapshot();
-    const cmp = compareAll([
-      { what: 'o', ref: one.o, got: joinTime(outs, B, T, H * dv) },
-      { what: 'final.routed', ref: one.final.routed, got: fin.routed },
-      { what: 'final.shared', ref: one.final.shared ?? [], got: fin.shared ?? [] },
-    ]);
-    const ok = cmp.items.every((i) => i.pass(REF_DECODE_TOL, 0));
-    return { ok, errRatio: cmp.errRatio, maxAbs: cmp.maxAbs, tolerance: REF_DECODE_TOL, message: ok ? undefined : describeFailures(cmp.items, REF_DECODE_TOL, 0) };
+    return compareOutcome(forwardPairs(one, { o: joinTime(outs, B, T, H * dv), final: fin }), REF_DECODE_TOL, { atol: 0 });
   },
   describe: (c) => c,
 };
@@ -99,14 +93,7 @@ export const gpuDecodeEqualsForward: Property<GpuDecodeCase> = {
         : words !== bytes ? `the snapshot after ${T} tokens holds ${words} bytes, expected ${bytes}`
         : null;
       const tol = gpuDecodeTolerance(t.name);
-      const cmp = compareAll([
-        { what: 'o', ref: one.o, got: joinTime(outs, B, T, H * dv) },
-        { what: 'final.routed', ref: one.final.routed, got: fin.routed },
-        { what: 'final.shared', ref: one.final.shared ?? [], got: fin.shared ?? [] },
-      ]);
-      const ok = !sizeProblem && cmp.items.every((i) => i.pass(tol));
-      const message = ok ? undefined : `${c.mode}, ${c.feeding.kind}: ${[sizeProblem, describeFailures(cmp.items, tol)].filter(Boolean).join('; ')}`;
-      return { ok, errRatio: cmp.errRatio, maxAbs: cmp.maxAbs, tolerance: tol, message };
+      return compareOutcome(forwardPairs(one, { o: joinTime(outs, B, T, H * dv), final: fin }), tol, { context: `${c.mode}, ${c.feeding.kind}`, problem: sizeProblem });
     } finally {
       await st.destroy();
     }

@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { momForward, momGathered } from '../reference/mom.js';
 import { coreCaseArb, refChunkArb, type CoreCase } from './arbitraries.js';
-import { compareAll, describeFailures } from './compare.js';
+import { compareOutcome, forwardPairs } from './compare.js';
 import type { Property } from './types.js';
 
 // Float64 both sides, the same arithmetic up to summation order (and, with a chunk size, the
@@ -33,13 +33,7 @@ export const gatheredEqualsDirect: Property<GatherCase> = {
     const direct = momForward(t.ref, c.cfg, c.x, { initial: c.initial });
     const rule = c.chunk !== undefined ? t.chunked! : t.ref;
     const gathered = momGathered(rule, c.cfg, c.x, { initial: c.initial, chunk: c.chunk });
-    const cmp = compareAll([
-      { what: 'o', ref: direct.o, got: gathered.o },
-      { what: 'final.routed', ref: direct.final.routed, got: gathered.final.routed },
-      { what: 'final.shared', ref: direct.final.shared ?? [], got: gathered.final.shared ?? [] },
-    ]);
-    const ok = cmp.items.every((i) => i.pass(GATHER_TOL, 0));
-    return { ok, errRatio: cmp.errRatio, maxAbs: cmp.maxAbs, tolerance: GATHER_TOL, message: ok ? undefined : describeFailures(cmp.items, GATHER_TOL, 0) };
+    return compareOutcome(forwardPairs(direct, gathered), GATHER_TOL, { atol: 0 });
   },
   describe: (c) => c,
 };

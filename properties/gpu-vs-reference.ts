@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { checkedForward } from './canary.js';
 import { momForward } from '../reference/mom.js';
 import { coreCaseArb, type CoreCase } from './arbitraries.js';
-import { compareAll, describeFailures } from './compare.js';
+import { compareOutcome, forwardPairs } from './compare.js';
 import { forwardMode, gpuModeArb, type GpuMode } from './gpu-mode.js';
 import { gpuTolerance } from './tolerances.js';
 import type { Property } from './types.js';
@@ -30,13 +30,7 @@ export const gpuEqualsReference: Property<GpuCase> = {
     const ref = momForward(t.ref, c.cfg, c.x, { initial: c.initial });
     const got = await checkedForward(env.ctx!, t.gpu!, c.cfg, c.x, { ...forwardMode(c.mode), initial: c.initial });
     const tol = gpuTolerance(t.name);
-    const cmp = compareAll([
-      { what: 'o', ref: ref.o, got: got.o },
-      { what: 'final.routed', ref: ref.final.routed, got: got.final.routed },
-      { what: 'final.shared', ref: ref.final.shared ?? [], got: got.final.shared ?? [] },
-    ]);
-    const ok = cmp.items.every((i) => i.pass(tol));
-    return { ok, errRatio: cmp.errRatio, maxAbs: cmp.maxAbs, tolerance: tol, message: ok ? undefined : `${c.mode}: ${describeFailures(cmp.items, tol)}` };
+    return compareOutcome(forwardPairs(ref, got), tol, { context: c.mode });
   },
   describe: (c) => c,
 };

@@ -10,9 +10,10 @@
  * width 1 (no cache), single_kv_proj, with and without a shared memory.
  */
 import fc from 'fast-check';
-import { compareArrays } from './compare.js';
+import { compareArrays, compareOutcome, type ComparePair } from './compare.js';
 import { gridArray } from './arbitraries.js';
 import { exact, type Outcome, type Property } from './types.js';
+import { placeTime, sliceTime } from './slice.js';
 import { layerForward, slotCount, type LayerState } from '../reference/layer.js';
 import { MomLayerState } from '../reference/layer-state.js';
 import { routeToken } from '../reference/router.js';
@@ -96,39 +97,9 @@ export function layerCaseWeights(c: LayerCase): LayerWeights {
 
 export const describeLayerCase = (c: LayerCase) => ({ ...c, x: `[${c.x.length} values]` });
 
-/** x[:, t0:t1, :] of [B, T, D]. */
-export function sliceTime(x: Float64Array, B: number, T: number, D: number, t0: number, t1: number): Float64Array {
-  const out = new Float64Array(B * (t1 - t0) * D);
-  for (let b = 0; b < B; b++) out.set(x.subarray((b * T + t0) * D, (b * T + t1) * D), b * (t1 - t0) * D);
-  return out;
-}
-
-/** Write y [B, n, D] into full [B, T, D] at time t0. */
-function placeTime(full: Float64Array, y: Float64Array, B: number, T: number, D: number, t0: number, n: number): void {
-  for (let b = 0; b < B; b++) full.set(y.subarray(b * n * D, (b + 1) * n * D), (b * T + t0) * D);
-}
-
-const stateParts = (s: LayerState): [string, Float64Array][] => [
-  ['routed states', s.routed],
-  ...(s.shared ? ([['shared state', s.shared]] as [string, Float64Array][]) : []),
-  ['conv cache q', s.conv.q],
-  ['conv cache k', s.conv.k],
-  ['conv cache v', s.conv.v],
-];
-
-/** Compare several named quantities; the worst ratio decides. */
-export function compareNamed(pairs: [string, ArrayLike<number>, ArrayLike<number>][], tol: number, atol?: number): Outcome {
-  let worst = 0;
-  let worstAbs = 0;
-  for (const [name, ref, got] of pairs) {
-    const cmp = compareArrays(ref, got);
-    if (!cmp.pass(tol, atol)) {
-      return { ok: false, errRatio: cmp.errRatio, maxAbs: cmp.maxAbs, tolerance: tol, message: `${name}: ${cmp.broken ?? `err ratio ${cmp.errRatio.toExponential(2)} > ${tol} (max abs ${cmp.maxAbs.toExponential(2)} at ${cmp.worstIndex})`}` };
-    }
-    worst = Math.max(worst, cmp.errRatio);
-    worstAbs = Math.max(worstAbs, cmp.maxAbs);
-  }
-  return { ok: true, errRatio: worst, maxAbs: worstAbs, tolerance: tol };
+/** The final state of a layer, part by part, named for failure messages. */
+function stateFor(s: { routed: ArrayLike<number>; shared: ArrayLike<number> | null; conv: { q: ArrayLike<number>; k: ArrayLike<number>; v: ArrayLike<number> } }): [string, ArrayLike<number>][] {
+  return [['routed states', s.routed], ...(s.shared ? ([['shared state', s.shared]] as [string, ArrayLike<number>][]) : []), ['conv cache q', s.conv.q], ['conv cache k', s.conv.k], ['conv cache v', s.conv.v]];
 }
 
 // float64 against float64, two summation orders (gathered + chunked vs token by token):
@@ -178,11 +149,11 @@ export function checkLayerDecode(c: LayerCase): Outcome {
   const n = c.cuts[0] ?? 0;
   const dec = new MomLayerState(cfg, w, B);
   const ySteps = new Float64Array(B * T * D);
-  if (n > 0) placeTime(ySteps, dec.prefill(sliceTime(x, B, T, D, 0, n), n), B, T, D, 0, n);
+  if (n > 0) placeTime(ySteps, dec.prefill(sliceTime(x, B, T, 0, n), n), B, T, 0);
   for (let t = n; t < T; t++) {
-    const xt = sliceTime(x, B, T, D, t, t + 1);
+    const xt = sliceTime(x, B, T, t, t + 1);
     const before = dec.snapshot();
-    placeTime(ySteps, dec.step(xt), B, T, D, t, 1);
+    placeTime(ySteps, dec.step(xt), B, T, t);
     const after = dec.snapshot();
     for (let b = 0; b < B; b++) {
       const problem = untouched(cfg, B, before, after, b, selectedSlots(cfg, w, xt.subarray(b * D, (b + 1) * D)));
@@ -197,20 +168,20 @@ export function checkLayerDecode(c: LayerCase): Outcome {
   const bounds = [0, ...c.cuts, T];
   for (let i = 0; i + 1 < bounds.length; i++) {
     const [t0, t1] = [bounds[i], bounds[i + 1]];
-    placeTime(yPieces, pieces.prefill(sliceTime(x, B, T, D, t0, t1), t1 - t0, c.chunk || undefined), B, T, D, t0, t1 - t0);
+    placeTime(yPieces, pieces.prefill(sliceTime(x, B, T, t0, t1), t1 - t0, c.chunk || undefined), B, T, t0);
   }
-  const sFull = stateParts(full.final);
-  const sDec = stateParts(dec.snapshot());
-  const sPieces = stateParts(pieces.snapshot());
-  return compareNamed(
+  const sFull = stateFor(full.final);
+  const sDec = stateFor(dec.snapshot());
+  const sPieces = stateFor(pieces.snapshot());
+  return compareOutcome(
     [
-      ['y (prefill + steps)', full.y, ySteps],
-      ['y (prefill in pieces)', full.y, yPieces],
-      ...sFull.map(([name, ref], i): [string, Float64Array, Float64Array] => [`final ${name} (prefill + steps)`, ref, sDec[i][1]]),
-      ...sFull.map(([name, ref], i): [string, Float64Array, Float64Array] => [`final ${name} (pieces)`, ref, sPieces[i][1]]),
+      { what: 'y (prefill + steps)', ref: full.y, got: ySteps },
+      { what: 'y (prefill in pieces)', ref: full.y, got: yPieces },
+      ...sFull.map(([name, ref], i) => ({ what: `final ${name} (prefill + steps)`, ref, got: sDec[i][1] })),
+      ...sFull.map(([name, ref], i) => ({ what: `final ${name} (pieces)`, ref, got: sPieces[i][1] })),
     ],
     LAYER_F64_TOL,
-    0,
+    { atol: 0 },
   );
 }
 
@@ -221,8 +192,8 @@ export function checkLayerMixing(c: LayerCase): Outcome {
   const after = layerForward(cfg, w, x, B, T, { chunk: c.chunk || undefined });
   const before = new MomLayerState(cfg, w, B, undefined, 'before');
   const y = new Float64Array(B * T * D);
-  for (let t = 0; t < T; t++) placeTime(y, before.step(sliceTime(x, B, T, D, t, t + 1)), B, T, D, t, 1);
-  return compareNamed([['y, mix before (token by token) vs mix after (gathered)', after.y, y]], LAYER_F64_TOL, 0);
+  for (let t = 0; t < T; t++) placeTime(y, before.step(sliceTime(x, B, T, t, t + 1)), B, T, t);
+  return compareOutcome([{ what: 'y, mix before (token by token) vs mix after (gathered)', ref: after.y, got: y }], LAYER_F64_TOL, { atol: 0 });
 }
 
 export const layerDecodeProperty: Property<LayerCase> = {
@@ -312,12 +283,19 @@ function layerSensitivity(cfg: LayerConfig, w: LayerWeights, x: Float64Array, B:
   return out;
 }
 
-/** compareNamed with each output's tolerance raised to SENSITIVITY_FACTOR times its sensitivity. */
-function compareConditioned(pairs: [string, string, ArrayLike<number>, ArrayLike<number>][], sens: Map<string, number>): Outcome {
+type LayerFinal = Parameters<typeof stateFor>[0];
+
+/**
+ * y and every part of the final state against the reference, each held to GPU_LAYER_TOL raised to
+ * SENSITIVITY_FACTOR times its sensitivity (`sens`, keyed by stateFor's names and 'y').
+ */
+function compareConditioned(ref: { y: Float64Array; final: LayerFinal }, yWhat: string, y: ArrayLike<number>, final: LayerFinal, sens: Map<string, number>): Outcome {
+  const got = stateFor(final);
+  const pairs: [string, ComparePair][] = [['y', { what: yWhat, ref: ref.y, got: y }], ...stateFor(ref.final).map(([n, r], i): [string, ComparePair] => [n, { what: `final ${n}`, ref: r, got: got[i][1] }])];
   let worst: Outcome = { ok: true, errRatio: 0, maxAbs: 0, tolerance: GPU_LAYER_TOL };
-  for (const [key, name, ref, got] of pairs) {
+  for (const [key, pair] of pairs) {
     const tol = Math.max(GPU_LAYER_TOL, SENSITIVITY_FACTOR * (sens.get(key) ?? 0));
-    const o = compareNamed([[name, ref, got]], tol);
+    const o = compareOutcome([pair], tol);
     if (!o.ok) return { ...o, message: `${o.message} (sensitivity ${(sens.get(key) ?? 0).toExponential(2)})` };
     if (o.errRatio >= worst.errRatio) worst = o;
   }
@@ -335,24 +313,15 @@ export function gpuLayerCaseArb(s: LayerSizes = LAYER_SIZES): fc.Arbitrary<GpuLa
     .map(([c, mode, gpuChunk]) => ({ ...c, mode, gpuChunk }));
 }
 
-function stateFor(s: { routed: ArrayLike<number>; shared: ArrayLike<number> | null; conv: { q: ArrayLike<number>; k: ArrayLike<number>; v: ArrayLike<number> } }): [string, ArrayLike<number>][] {
-  return [['routed states', s.routed], ...(s.shared ? ([['shared state', s.shared]] as [string, ArrayLike<number>][]) : []), ['conv cache q', s.conv.q], ['conv cache k', s.conv.k], ['conv cache v', s.conv.v]];
-}
-
 /** One GPU forward against the reference: y, router logits, final states and conv caches. */
 export async function checkGpuLayer(ctx: GpuContext, c: GpuLayerCase): Promise<Outcome> {
   const { config: cfg, B, T, x } = c;
   const w = layerCaseWeights(c);
   const ref = layerForward(cfg, w, x, B, T);
   const got = await gpuLayerForward(ctx, cfg, w, x, B, T, { mode: c.mode, chunk: c.gpuChunk });
-  const logits: [string, ArrayLike<number>, ArrayLike<number>] = ['router logits', ref.logits, got.logits];
-  if (routingAmbiguous(ref.logits, cfg.num_memories, cfg.topk)) return compareNamed([logits], GPU_LAYER_TOL);
-  const sr = stateFor(ref.final);
-  const sg = stateFor(got.final);
-  const lo = compareNamed([logits], GPU_LAYER_TOL);
-  if (!lo.ok) return lo;
-  const sens = layerSensitivity(cfg, w, x, B, T, ref);
-  return compareConditioned([['y', 'y', ref.y, got.y], ...sr.map(([n, r], i): [string, string, ArrayLike<number>, ArrayLike<number>] => [n, `final ${n}`, r, sg[i][1]])], sens);
+  const logits = compareOutcome([{ what: 'router logits', ref: ref.logits, got: got.logits }], GPU_LAYER_TOL);
+  if (routingAmbiguous(ref.logits, cfg.num_memories, cfg.topk) || !logits.ok) return logits;
+  return compareConditioned(ref, 'y', got.y, got.final, layerSensitivity(cfg, w, x, B, T, ref));
 }
 
 /** GPU decode: prefill in pieces at the cuts, the last piece as single steps; against one reference pass. */
@@ -368,15 +337,12 @@ export async function checkGpuLayerDecode(ctx: GpuContext, c: GpuLayerCase): Pro
     const bounds = [0, ...c.cuts];
     for (let i = 0; i + 1 < bounds.length; i++) {
       const [t0, t1] = [bounds[i], bounds[i + 1]];
-      placeTime(y, Float64Array.from(await st.prefill(sliceTime(x, B, T, D, t0, t1), t1 - t0)), B, T, D, t0, t1 - t0);
+      placeTime(y, await st.prefill(sliceTime(x, B, T, t0, t1), t1 - t0), B, T, t0);
     }
     const created = ctx.buffersCreated;
-    for (let t = bounds[bounds.length - 1]; t < T; t++) placeTime(y, Float64Array.from(await st.step(sliceTime(x, B, T, D, t, t + 1))), B, T, D, t, 1);
+    for (let t = bounds[bounds.length - 1]; t < T; t++) placeTime(y, await st.step(sliceTime(x, B, T, t, t + 1)), B, T, t);
     if (ctx.buffersCreated !== created) return exact(false, `steps created ${ctx.buffersCreated - created} GPU buffers (a step must allocate none)`);
-    const sr = stateFor(ref.final);
-    const sg = stateFor(await st.snapshot());
-    const sens = layerSensitivity(cfg, w, x, B, T, ref);
-    return compareConditioned([['y', 'y (prefill pieces + steps)', ref.y, y], ...sr.map(([n, r], i): [string, string, ArrayLike<number>, ArrayLike<number>] => [n, `final ${n}`, r, sg[i][1]])], sens);
+    return compareConditioned(ref, 'y (prefill pieces + steps)', y, await st.snapshot(), layerSensitivity(cfg, w, x, B, T, ref));
   } finally {
     await st.destroy();
   }

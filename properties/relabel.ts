@@ -14,7 +14,7 @@ import fc from 'fast-check';
 import { checkedForward } from './canary.js';
 import type { CoreInputs, CoreState } from '../reference/types.js';
 import { coreCaseArb, type CoreCase } from './arbitraries.js';
-import { compareAll, describeFailures } from './compare.js';
+import { compareOutcome } from './compare.js';
 import { forwardMode, gpuModeArb, type GpuMode } from './gpu-mode.js';
 import { gpuRelabelTolerance } from './tolerances.js';
 import type { Property } from './types.js';
@@ -62,13 +62,12 @@ export const gpuRelabelInvariant: Property<RelabelCase> = {
     const a = await checkedForward(env.ctx!, t.gpu!, cfg, x, { ...fm, initial });
     const b = await checkedForward(env.ctx!, t.gpu!, cfg, relabelInputs(x, cfg.E, perm), { ...fm, initial: relabelState(initial, cfg.E, perm) });
     const tol = gpuRelabelTolerance(t.name);
-    const cmp = compareAll([
+    const pairs = [
       { what: 'o', ref: a.o, got: b.o },
       { what: 'final.routed (relabelled)', ref: relabelRouted(a.final.routed, cfg.E, perm), got: b.final.routed },
       { what: 'final.shared', ref: a.final.shared ?? [], got: b.final.shared ?? [] },
-    ]);
-    const ok = cmp.items.every((i) => i.pass(tol));
-    return { ok, errRatio: cmp.errRatio, maxAbs: cmp.maxAbs, tolerance: tol, message: ok ? undefined : `π = [${perm}], ${c.mode}: ${describeFailures(cmp.items, tol)}` };
+    ];
+    return compareOutcome(pairs, tol, { context: `π = [${perm}], ${c.mode}` });
   },
   describe: (c) => c,
 };

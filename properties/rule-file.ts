@@ -9,7 +9,7 @@ import { momForward } from '../reference/mom.js';
 import { sampleCoreInputs } from '../reference/sample.js';
 import type { CoreConfig } from '../reference/types.js';
 import { coreCaseArb, type CoreCase } from './arbitraries.js';
-import { compareAll, describeFailures } from './compare.js';
+import { compareOutcome, forwardPairs } from './compare.js';
 import { TEXT_GPU_TOL } from './tolerances.js';
 import { exact, type Property } from './types.js';
 
@@ -31,13 +31,7 @@ export const textGpuEqualsReference: Property<CoreCase> = {
   async check(env, t, c) {
     const ref = momForward(t.ref, c.cfg, c.x, { initial: c.initial });
     const got = await gpuMomForward(env.ctx!, t.gpu!, c.cfg, c.x, { mode: 'recurrent', initial: c.initial });
-    const cmp = compareAll([
-      { what: 'o', ref: ref.o, got: got.o },
-      { what: 'final.routed', ref: ref.final.routed, got: got.final.routed },
-      { what: 'final.shared', ref: ref.final.shared ?? [], got: got.final.shared ?? [] },
-    ]);
-    const ok = cmp.items.every((i) => i.pass(TEXT_GPU_TOL));
-    return { ok, errRatio: cmp.errRatio, maxAbs: cmp.maxAbs, tolerance: TEXT_GPU_TOL, message: ok ? undefined : describeFailures(cmp.items, TEXT_GPU_TOL) };
+    return compareOutcome(forwardPairs(ref, got), TEXT_GPU_TOL);
   },
   describe: (c) => c,
 };

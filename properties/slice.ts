@@ -24,14 +24,18 @@ export function sliceInputs(x: CoreInputs, B: number, T: number, t0: number, t1:
   };
 }
 
+/** Write a piece [B, n, w] into `full` [B, T, w] at tokens [t0, t0 + n). */
+export function placeTime(full: Float64Array, piece: ArrayLike<number>, B: number, T: number, t0: number): void {
+  const w = full.length / (B * T);
+  const n = piece.length / (B * w);
+  for (let b = 0; b < B; b++)
+    for (let i = 0; i < n * w; i++) full[(b * T + t0) * w + i] = piece[b * n * w + i];
+}
+
 /** Put per-piece outputs [B, Tp, w] back into one [B, T, w] array. */
 export function joinTime(pieces: { t0: number; o: ArrayLike<number> }[], B: number, T: number, w: number): Float64Array {
   const out = new Float64Array(B * T * w);
-  for (const { t0, o } of pieces) {
-    const Tp = o.length / (B * w);
-    for (let b = 0; b < B; b++)
-      for (let i = 0; i < Tp * w; i++) out[(b * T + t0) * w + i] = o[b * Tp * w + i];
-  }
+  for (const { t0, o } of pieces) placeTime(out, o, B, T, t0);
   return out;
 }
 

@@ -13,7 +13,7 @@
  */
 import { ConfigError, ShapeError } from './errors.js';
 import { route } from './router.js';
-import { checkChunk } from './rules/common.js';
+import { checkChunk, stepThrough } from './rules/common.js';
 import type { BuiltinRule, HeadSequence } from './rules/types.js';
 import type { CoreConfig, CoreInputs, CoreOutputs, CoreState, MemoryInputs, Routing, Rule, RouteMix, TokenInputs } from './types.js';
 import { widthOf } from './types.js';
@@ -57,6 +57,19 @@ export function tokenInputs(rule: Rule, mem: MemoryInputs, cfg: CoreConfig, b: n
     x[d.name] = d.width === 'scalar' ? mem[d.name][bth] : mem[d.name].subarray(bth * w, (bth + 1) * w);
   }
   return x;
+}
+
+/** docs/spec.md §4, mix before: M̃ = Σ_j w[j] S^{I[j]} + S^shared for sequence b, head h, written into M [dk*dv]. */
+export function mixStates(state: CoreState, cfg: Omit<CoreConfig, 'T'>, indices: ArrayLike<number>, weights: ArrayLike<number>, b: number, h: number, M: Float64Array): void {
+  M.fill(0);
+  for (let j = 0; j < indices.length; j++) {
+    const S = routedState(state, cfg, indices[j], b, h);
+    for (let i = 0; i < M.length; i++) M[i] += weights[j] * S[i];
+  }
+  if (cfg.shared) {
+    const S = sharedState(state, cfg, b, h);
+    for (let i = 0; i < M.length; i++) M[i] += S[i];
+  }
 }
 
 /** docs/spec.md §4, direct form. */
@@ -110,17 +123,8 @@ export function advanceDirect(rule: Rule, cfg: CoreConfig, x: CoreInputs, state:
             for (let c = 0; c < dv; c++) out[c] += oe[c];
           }
         } else {
-          // M̃_t = Σ_{e∈I_t} w_t[e] S_t^e + S_t^s;  o_t = read(M̃_t, s q_t)
-          M.fill(0);
-          for (let j = 0; j < topk; j++) {
-            const w = routing.weights[slots + j];
-            const S = routedState(state, cfg, routing.indices[slots + j], b, h);
-            for (let i = 0; i < dk * dv; i++) M[i] += w * S[i];
-          }
-          if (cfg.shared) {
-            const S = sharedState(state, cfg, b, h);
-            for (let i = 0; i < dk * dv; i++) M[i] += S[i];
-          }
+          // o_t = read(M̃_t, s q_t)
+          mixStates(state, cfg, routing.indices.subarray(slots, slots + topk), routing.weights.subarray(slots, slots + topk), b, h, M);
           rule.read(M, q, dims, out);
         }
       }
@@ -166,22 +170,6 @@ function gatherSequence(rule: Rule, cfg: CoreConfig, q: Float64Array, mem: Memor
     }
   }
   return seq;
-}
-
-/** Any rule over a HeadSequence token by token, through its step and read (text rules have no `recurrent`). */
-function stepThrough(rule: Rule, seq: HeadSequence, S: Float64Array): Float64Array {
-  const { n, dk, dv } = seq;
-  const o = new Float64Array(n * dv);
-  for (let t = 0; t < n; t++) {
-    const x: TokenInputs = {};
-    for (const d of rule.inputs) {
-      const w = widthOf(d.width, seq);
-      x[d.name] = d.width === 'scalar' ? seq.inputs[d.name][t] : seq.inputs[d.name].subarray(t * w, (t + 1) * w);
-    }
-    rule.step(S, x, seq);
-    rule.read(S, seq.q.subarray(t * dk, (t + 1) * dk), seq, o.subarray(t * dv, (t + 1) * dv));
-  }
-  return o;
 }
 
 /** docs/spec.md §4, gathered form; with `chunk`, each subsequence runs through the rule's docs/spec.md §5 chunked form. */

@@ -5,7 +5,7 @@
  */
 import { ConfigError } from './errors.js';
 import { routeToken } from './router.js';
-import { emptyState, routedState, scaleOf, sharedState, tokenInputs } from './mom.js';
+import { emptyState, mixStates, routedState, scaleOf, sharedState, tokenInputs } from './mom.js';
 import type { CoreConfig, CoreInputs, MemoryInputs, Rule, TokenInputs } from './types.js';
 import { validateCore } from './validate.js';
 
@@ -104,8 +104,7 @@ function* events(rule: Rule, cfg: CoreConfig, x: CoreInputs): Generator<TraceEve
 
     // Mix before: read(Σ w_e S_e + S_shared, q).
     const M = new Float64Array(dk * dv);
-    r.indices.forEach((e, j) => routedState(state, cfg, e, 0, 0).forEach((v, i) => (M[i] += r.weights[j] * v)));
-    if (cfg.shared) sharedState(state, cfg, 0, 0).forEach((v, i) => (M[i] += v));
+    mixStates(state, cfg, r.indices, r.weights, 0, 0, M);
     const before = new Float64Array(dv);
     rule.read(M, q, cfg, before);
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { test } from '@fast-check/vitest';
-import { checkLayerDecode, checkLayerMixing, compareNamed, layerCaseArb, layerCaseWeights, LAYER_F64_TOL, type LayerCase } from '../properties/layer.js';
+import { checkLayerDecode, checkLayerMixing, layerCaseArb, layerCaseWeights, LAYER_F64_TOL, type LayerCase } from '../properties/layer.js';
+import { compareOutcome } from '../properties/compare.js';
 import { emptyLayerState, gates, gatedRmsNorm, l2normHeads, layerForward, layerOutput, shortConv, silu, slotFeatures } from '../reference/layer.js';
 import { MomLayerState } from '../reference/layer-state.js';
 import { momForward } from '../reference/mom.js';
@@ -67,7 +68,7 @@ describe('layer building blocks, by hand (docs/spec.md §6)', () => {
 describe('reference layer (docs/spec.md §6, 7)', () => {
   test.prop([layerCaseArb().map((c) => ({ ...c, config: { ...c.config, conv_size: 1 } }))], PARAMS)('with conv width 1 the layer equals the core form on projected inputs', (c) => {
     const got = layerForward(c.config, layerCaseWeights(c), c.x, c.B, c.T, { chunk: c.chunk || undefined });
-    report(compareNamed([['y', layerViaCore(c), got.y]], LAYER_F64_TOL, 0), c);
+    report(compareOutcome([{ what: 'y', ref: layerViaCore(c), got: got.y }], LAYER_F64_TOL, { atol: 0 }), c);
   });
 
   test.prop([layerCaseArb()], PARAMS)('prefill + steps and prefill in pieces equal one pass; steps touch only selected memories', (c) => {

@@ -1,6 +1,6 @@
-/** Small pieces every built-in rule shares: the read-out and the checks of a whole-sequence call. */
+/** What every built-in rule shares: the read-out, the token-by-token loop and the checks of a whole-sequence call. */
 import { ConfigError, ShapeError } from '../errors.js';
-import type { Dims, Rule } from '../types.js';
+import type { Dims, Rule, TokenInputs } from '../types.js';
 import { widthOf } from '../types.js';
 import { checkArray } from '../validate.js';
 import type { HeadSequence } from './types.js';
@@ -41,4 +41,24 @@ export function checkSequence(rule: Rule, seq: HeadSequence, S: Float64Array): v
     if (seq.inputs?.[d.name] === undefined) throw new ShapeError(`sequence is missing input '${d.name}' (rule '${rule.name}' takes ${expected.join(', ')})`);
     checkArray(seq.inputs[d.name], n * w, `sequence input '${d.name}'`, `[n, ${d.width === 'scalar' ? 1 : d.width}] = [${n}, ${w}]`);
   }
+}
+
+/**
+ * docs/spec.md §3 over one head's sequence, token by token through the rule's own step and read:
+ * for t = 0..n-1, S <- f(S; x_t), o_t = read(S, q_t). Updates S in place; returns o [n*dv].
+ */
+export function stepThrough(rule: Rule, seq: HeadSequence, S: Float64Array): Float64Array {
+  checkSequence(rule, seq, S);
+  const { n, dk, dv } = seq;
+  const o = new Float64Array(n * dv);
+  for (let t = 0; t < n; t++) {
+    const x: TokenInputs = {};
+    for (const d of rule.inputs) {
+      const w = widthOf(d.width, seq);
+      x[d.name] = d.width === 'scalar' ? seq.inputs[d.name][t] : seq.inputs[d.name].subarray(t * w, (t + 1) * w);
+    }
+    rule.step(S, x, seq);
+    rule.read(S, seq.q.subarray(t * dk, (t + 1) * dk), seq, o.subarray(t * dv, (t + 1) * dv));
+  }
+  return o;
 }

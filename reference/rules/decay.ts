@@ -1,17 +1,8 @@
 /** docs/spec.md §3, `decay` (RetNet, simple GLA, Mamba2-style): S' = α S + k vᵀ, α = e^g, g ≤ 0 scalar. */
 import type { Dims, TokenInputs } from '../types.js';
 import { decayChunked } from './chunk.js';
-import { checkChunk, checkSequence, readOut } from './common.js';
+import { checkChunk, checkSequence, readOut, stepThrough } from './common.js';
 import type { BuiltinRule, HeadSequence } from './types.js';
-
-/** S ← α S + k vᵀ. */
-function decayToken(S: Float64Array, dk: number, dv: number, alpha: number, k: Float64Array, kOff: number, v: Float64Array, vOff: number): void {
-  for (let i = 0; i < dk; i++) {
-    const ki = k[kOff + i];
-    const row = i * dv;
-    for (let j = 0; j < dv; j++) S[row + j] = alpha * S[row + j] + ki * v[vOff + j];
-  }
-}
 
 export const decay: BuiltinRule = {
   name: 'decay',
@@ -22,23 +13,19 @@ export const decay: BuiltinRule = {
   ],
   readLinear: true,
 
+  /** S ← α S + k vᵀ. */
   step(S: Float64Array, x: TokenInputs, { dk, dv }: Dims): void {
-    decayToken(S, dk, dv, Math.exp(x.g as number), x.k as Float64Array, 0, x.v as Float64Array, 0);
+    const k = x.k as Float64Array, v = x.v as Float64Array;
+    const alpha = Math.exp(x.g as number);
+    for (let i = 0; i < dk; i++) {
+      const ki = k[i], row = i * dv;
+      for (let j = 0; j < dv; j++) S[row + j] = alpha * S[row + j] + ki * v[j];
+    }
   },
 
   read: readOut,
 
-  recurrent(seq: HeadSequence, S: Float64Array): Float64Array {
-    checkSequence(decay, seq, S);
-    const { n, dk, dv, q } = seq;
-    const { k, v, g } = seq.inputs;
-    const o = new Float64Array(n * dv);
-    for (let t = 0; t < n; t++) {
-      decayToken(S, dk, dv, Math.exp(g[t]), k, t * dk, v, t * dv);
-      readOut(S, q.subarray(t * dk, (t + 1) * dk), seq, o.subarray(t * dv, (t + 1) * dv));
-    }
-    return o;
-  },
+  recurrent: (seq: HeadSequence, S: Float64Array): Float64Array => stepThrough(decay, seq, S),
 
   chunked(seq: HeadSequence, S: Float64Array, C: number): Float64Array {
     checkChunk(C);
