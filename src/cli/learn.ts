@@ -6,7 +6,8 @@
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { bundlePage } from '../../learn/build.js';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { ConfigError } from '../../reference/errors.js';
 import { parseArgs } from './args.js';
 
@@ -33,9 +34,21 @@ export interface LearnServer {
   server: Server;
 }
 
+// An installed package carries the page prebuilt (npm run build writes it here, beside dist/src);
+// a source checkout bundles it from learn/ at start, with esbuild (a development dependency).
+const PREBUILT = new URL('../../learn-page/', import.meta.url);
+
+async function pageAssets(): Promise<Map<string, { type: string; body: Buffer }>> {
+  if (!existsSync(new URL('page.js', PREBUILT))) return (await import('../../learn/build.js')).bundlePage();
+  return new Map([
+    ['/', { type: 'text/html; charset=utf-8', body: await readFile(new URL('index.html', PREBUILT)) }],
+    ['/page.js', { type: 'text/javascript; charset=utf-8', body: await readFile(new URL('page.js', PREBUILT)) }],
+  ]);
+}
+
 /** Builds the page and listens on 127.0.0.1:port (0: a free port). */
 export async function startServer(port = 0): Promise<LearnServer> {
-  const assets = await bundlePage();
+  const assets = await pageAssets();
   let host = '';
   const server = createServer((req, res) => {
     // A Host other than our own address is a page elsewhere reaching in (DNS rebinding): refuse it.
