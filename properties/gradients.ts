@@ -1,0 +1,256 @@
+/**
+ * Issue 17 §3: properties of the float64 reference backward (reference/backward/), for every
+ * built-in rule.
+ *
+ * - `gradientFiniteDifferences`: the reference gradient equals central finite differences of the
+ *   float64 forward. The loss is L = Σ do·o + Σ dfinal·final for random upstream gradients. Each
+ *   input group (q, logits, each memory's and the shared memory's inputs, the initial states) is
+ *   checked along FD_DIRECTIONS random directions u (entries in [−1, 1]): the analytic ⟨∇L, u⟩
+ *   against (L(x + h u) − L(x − h u)) / 2h, the two directional derivatives compared as a vector
+ *   with the docs/spec.md §9 ratio. A direction covers every coordinate of the group at the cost of
+ *   two forwards.
+ *   Coordinate i moves by h·max(1, |x_i|)·u_i with h = 1e-5, which balances the central
+ *   difference's truncation error (~h²·|L'''|/6) against float64 rounding (~ε·|L|/h, ε = 2.2e-16):
+ *   their sum is smallest near h ≈ (3ε)^{1/3} ≈ 1e-5 for quantities of order one
+ *   (docs/gradients.md has the measured curve).
+ *   The differences are taken element by element (o⁺ − o⁻ before the sum with do), which keeps
+ *   the rounding of the sum itself out of the quotient. A group whose gradient is too small for
+ *   any step to resolve is held to the rounding floor ε·Σ|terms of L|/2h instead of the ratio.
+ *   Router logits are drawn 'distinct' (two logits of a token differ by ≥ 2^-10), so a step of
+ *   at most 4e-5 per logit never changes the top-k selection, on which L is piecewise smooth.
+ * - `gradientMixBeforeEqualsAfter`: for a rule whose read-out is linear, the gradients of mix
+ *   before equal those of mix after (two different backward code paths).
+ * - `gradientDecodeEqualsOnePass`: the backward through prefill + steps, or prefill in pieces,
+ *   equals one pass: the states at the cuts come from the decode state (reference/state.ts);
+ *   each piece is differentiated from its own initial state, last piece first, and the gradient
+ *   of a piece's initial state is the upstream dfinal of the piece before it.
+ */
+import fc from 'fast-check';
+import { momBackward, type MomGradients, type Upstream } from '../reference/backward/mom.js';
+import { hasBackward } from '../reference/backward/rules.js';
+import { emptyState, momForward } from '../reference/mom.js';
+import { mulberry32 } from '../reference/sample.js';
+import { MomState } from '../reference/state.js';
+import type { CoreConfig, CoreInputs, CoreState, MemoryInputs, RouteMix, Rule } from '../reference/types.js';
+import { widthOf } from '../reference/types.js';
+import { coreCaseArb, type CoreCase } from './arbitraries.js';
+import { compareAll, describeFailures } from './compare.js';
+import { decodeCaseArb, type DecodeCase } from './decode.js';
+import { joinTime, pieces, sliceInputs, sliceTime } from './slice.js';
+import type { Property } from './types.js';
+
+/** The backward under test; the tests pass a deliberately wrong one to see the property fail. */
+export type BackwardFn = (rule: Rule, cfg: CoreConfig, x: CoreInputs, opts: { mix: RouteMix; initial: CoreState }, up: Upstream) => MomGradients;
+
+const reference: BackwardFn = (rule, cfg, x, opts, up) => momBackward(rule, cfg, x, opts, up);
+
+/** Random upstream gradients (entries in (−1, 1)) from a seed, so a case replays exactly. */
+function upstreamOf(cfg: CoreConfig, seed: number): Upstream {
+  const r = mulberry32(seed);
+  const rand = (n: number) => Float64Array.from({ length: n }, () => 2 * r() - 1);
+  const { B, T, H, E, dk, dv } = cfg;
+  return { do: rand(B * T * H * dv), dfinal: { routed: rand(E * B * H * dk * dv), shared: cfg.shared ? rand(B * H * dk * dv) : null } };
+}
+
+/** Every gradient of `g` as a named flat list, in a fixed order (for comparisons). */
+function namedGradients(rule: Rule, g: MomGradients): { what: string; a: Float64Array }[] {
+  const out = [
+    { what: 'dq', a: g.dq },
+    { what: 'dlogits', a: g.dlogits },
+  ];
+  g.dmemories.forEach((m, e) => rule.inputs.forEach((d) => out.push({ what: `dmemories[${e}].${d.name}`, a: m[d.name] })));
+  if (g.dshared) for (const d of rule.inputs) out.push({ what: `dshared.${d.name}`, a: g.dshared[d.name] });
+  out.push({ what: 'dinitial.routed', a: g.dinitial.routed });
+  if (g.dinitial.shared) out.push({ what: 'dinitial.shared', a: g.dinitial.shared });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finite differences
+
+/** Directions per input group. */
+const FD_DIRECTIONS = 2;
+/** Relative step (coordinate i moves by up to FD_STEP·max(1, |x_i|)). */
+const FD_STEP = 1e-5;
+// Measured worst ratio 1.5e-8 over 1000 cases per rule (sizes 'small') for the groups above the
+// rounding floor (docs/gradients.md); a gradient off by one part in a million already fails.
+const FD_TOL = 1e-7;
+
+export type GradientCase = CoreCase & { mix: RouteMix; seed: number };
+
+export function gradientCaseArb(rule: Rule, sizes: Parameters<typeof coreCaseArb>[1]): fc.Arbitrary<GradientCase> {
+  return fc
+    .record({
+      c: coreCaseArb(rule.inputs, sizes, { logits: 'distinct' }),
+      mix: fc.constantFrom<RouteMix>('after', 'before'),
+      seed: fc.integer(),
+    })
+    .map(({ c, mix, seed }) => ({ ...c, mix, seed }));
+}
+
+/** The inputs the finite differences move, each with its gradient. */
+function inputGroups(rule: Rule, x: CoreInputs, initial: CoreState, g: MomGradients): { what: string; x: Float64Array; grad: Float64Array }[] {
+  const groups = [
+    { what: 'q', x: x.q, grad: g.dq },
+    { what: 'logits', x: x.logits, grad: g.dlogits },
+  ];
+  const mem = (m: MemoryInputs, dm: MemoryInputs, name: string) => rule.inputs.forEach((d) => groups.push({ what: `${name}.${d.name}`, x: m[d.name], grad: dm[d.name] }));
+  x.memories.forEach((m, e) => mem(m, g.dmemories[e], `memories[${e}]`));
+  if (x.shared && g.dshared) mem(x.shared, g.dshared, 'shared');
+  groups.push({ what: 'initial.routed', x: initial.routed, grad: g.dinitial.routed });
+  if (initial.shared && g.dinitial.shared) groups.push({ what: 'initial.shared', x: initial.shared, grad: g.dinitial.shared });
+  return groups;
+}
+
+/** Σ a·(p − m) over paired arrays: the loss difference, element by element. */
+function lossDelta(up: Upstream, plus: { o: Float64Array; final: CoreState }, minus: { o: Float64Array; final: CoreState }): number {
+  let d = 0;
+  const add = (a: Float64Array, p: Float64Array, m: Float64Array) => {
+    for (let i = 0; i < a.length; i++) d += a[i] * (p[i] - m[i]);
+  };
+  add(up.do, plus.o, minus.o);
+  add(up.dfinal.routed, plus.final.routed, minus.final.routed);
+  if (up.dfinal.shared) add(up.dfinal.shared, plus.final.shared as Float64Array, minus.final.shared as Float64Array);
+  return d;
+}
+
+/** Σ |a·p| over paired arrays: the size of L's terms, which sets the rounding of L. */
+function loss1(up: Upstream, f: { o: Float64Array; final: CoreState }): number {
+  let s = 0;
+  const add = (a: Float64Array, p: Float64Array) => {
+    for (let i = 0; i < a.length; i++) s += Math.abs(a[i] * p[i]);
+  };
+  add(up.do, f.o);
+  add(up.dfinal.routed, f.final.routed);
+  if (up.dfinal.shared) add(up.dfinal.shared, f.final.shared as Float64Array);
+  return s;
+}
+
+/** The finite-difference property for a given backward (the reference one unless a test says otherwise). */
+export function gradientFdProperty(backward: BackwardFn = reference): Property<GradientCase> {
+  return {
+    id: 'gradient-finite-differences',
+    title: 'reference backward: ∂L/∂(every input) equals central finite differences of the float64 forward',
+    needsGpu: false,
+    perRule: true,
+    applies: (t) => hasBackward(t.ref),
+    arbitrary: (t, sizes) => gradientCaseArb(t.ref, sizes),
+    check(_env, t, c) {
+      const { cfg, x, mix } = c;
+      // A zero initial state still has a gradient to check: pass it explicitly.
+      const initial = c.initial ?? emptyState(cfg);
+      const up = upstreamOf(cfg, c.seed);
+      const g = backward(t.ref, cfg, x, { mix, initial }, up);
+      const r = mulberry32(c.seed ^ 0x5bd1e995);
+      const forward = () => momForward(t.ref, cfg, x, { mix, initial });
+      // The rounding a difference quotient can carry (ε per term of L, over 2h): a group whose gradient is
+      // too small to resolve (a router column with one weight near 1, say) is held to it instead of the ratio.
+      const noise = (Number.EPSILON * loss1(up, forward())) / (2 * FD_STEP);
+      const pairs = inputGroups(t.ref, x, initial, g).map(({ what, x: a, grad }) => {
+        const fd = new Float64Array(FD_DIRECTIONS);
+        const an = new Float64Array(FD_DIRECTIONS);
+        const saved = a.slice();
+        const h = FD_STEP;
+        for (let m = 0; m < FD_DIRECTIONS; m++) {
+          // Coordinate i moves by h·max(1, |x_i|)·(a uniform number in [−1, 1]).
+          const u = Float64Array.from(saved, (v) => Math.max(1, Math.abs(v)) * (2 * r() - 1));
+          for (let i = 0; i < a.length; i++) a[i] = saved[i] + h * u[i];
+          const plus = forward();
+          for (let i = 0; i < a.length; i++) a[i] = saved[i] - h * u[i];
+          const minus = forward();
+          a.set(saved);
+          fd[m] = lossDelta(up, plus, minus) / (2 * h);
+          for (let i = 0; i < a.length; i++) an[m] += grad[i] * u[i];
+        }
+        return { what: `d${what} (along ${FD_DIRECTIONS} random directions)`, ref: fd, got: an };
+      });
+      const cmp = compareAll(pairs);
+      const ok = cmp.items.every((i) => i.pass(FD_TOL, noise));
+      return { ok, errRatio: cmp.errRatio, maxAbs: cmp.maxAbs, tolerance: FD_TOL, message: ok ? undefined : `mix ${mix}: ${describeFailures(cmp.items, FD_TOL, noise)}` };
+    },
+    describe: (c) => c,
+  };
+}
+
+export const gradientFiniteDifferences = gradientFdProperty();
+
+// ---------------------------------------------------------------------------------------------
+// Identities: float64, the same products in another order (measured worst ratios in
+// docs/gradients.md, far below); 1e-10 as for every float64 identity in properties/.
+const GRAD_IDENTITY_TOL = 1e-10;
+
+function compareGradients(rule: Rule, ref: MomGradients, got: MomGradients, label: string) {
+  const a = namedGradients(rule, ref);
+  const b = namedGradients(rule, got);
+  const cmp = compareAll(a.map((p, i) => ({ what: `${p.what} (${label})`, ref: p.a, got: b[i].a })));
+  const ok = cmp.items.every((i) => i.pass(GRAD_IDENTITY_TOL, 0));
+  return { ok, errRatio: cmp.errRatio, maxAbs: cmp.maxAbs, tolerance: GRAD_IDENTITY_TOL, message: ok ? undefined : describeFailures(cmp.items, GRAD_IDENTITY_TOL, 0) };
+}
+
+export type UpstreamCase = CoreCase & { seed: number };
+
+export const gradientMixBeforeEqualsAfter: Property<UpstreamCase> = {
+  id: 'gradient-mix-before-equals-after',
+  title: 'reference backward: the gradients of mix before equal those of mix after (linear read-out)',
+  needsGpu: false,
+  perRule: true,
+  applies: (t) => hasBackward(t.ref) && t.ref.readLinear,
+  arbitrary: (t, sizes) => fc.record({ c: coreCaseArb(t.ref.inputs, sizes), seed: fc.integer() }).map(({ c, seed }) => ({ ...c, seed })),
+  check(_env, t, c) {
+    const up = upstreamOf(c.cfg, c.seed);
+    const after = momBackward(t.ref, c.cfg, c.x, { mix: 'after', initial: c.initial }, up);
+    const before = momBackward(t.ref, c.cfg, c.x, { mix: 'before', initial: c.initial }, up);
+    return compareGradients(t.ref, after, before, 'after vs before');
+  },
+  describe: (c) => c,
+};
+
+export type GradientDecodeCase = DecodeCase & { seed: number };
+
+export const gradientDecodeEqualsOnePass: Property<GradientDecodeCase> = {
+  id: 'gradient-decode-equals-forward',
+  title: 'reference backward: the gradients through prefill + steps, or prefill in pieces, equal those of one pass',
+  needsGpu: false,
+  perRule: true,
+  applies: (t) => hasBackward(t.ref),
+  arbitrary: (t, sizes) => fc.record({ c: decodeCaseArb(t.ref.inputs, sizes), seed: fc.integer() }).map(({ c, seed }) => ({ ...c, seed })),
+  check(_env, t, c) {
+    const { cfg, x } = c;
+    const { B, T, H, E, dk } = cfg;
+    const up = upstreamOf(cfg, c.seed);
+    const one = momBackward(t.ref, cfg, x, { initial: c.initial }, up);
+
+    // Forward through the decode state, keeping the state at the start of every piece.
+    const st = new MomState(t.ref, cfg, c.initial);
+    const parts = pieces(c.feeding, T).map(([t0, t1]) => {
+      const xs = sliceInputs(x, B, T, t0, t1);
+      const initial = st.snapshot();
+      if (t1 - t0 === 1 && t0 > 0) st.step(xs);
+      else st.prefill(xs, t1 - t0);
+      return { t0, t1, xs, initial };
+    });
+    // Backward, last piece first: a piece's dinitial is the previous piece's dfinal.
+    let dfinal = up.dfinal;
+    const grads = parts.reverse().map(({ t0, t1, xs, initial }) => {
+      const g = momBackward(t.ref, { ...cfg, T: t1 - t0 }, xs, { initial }, { do: sliceTime(up.do, B, T, t0, t1), dfinal });
+      dfinal = g.dinitial;
+      return { t0, g };
+    });
+    const join = (pick: (g: MomGradients) => Float64Array, w: number) => joinTime(grads.map(({ t0, g }) => ({ t0, o: pick(g) })), B, T, w);
+    const mem = (pick: (g: MomGradients) => MemoryInputs): MemoryInputs =>
+      Object.fromEntries(t.ref.inputs.map((d) => [d.name, join((g) => pick(g)[d.name], H * widthOf(d.width, cfg))]));
+    const pieced: MomGradients = {
+      dq: join((g) => g.dq, H * dk),
+      dlogits: join((g) => g.dlogits, E),
+      dmemories: Array.from({ length: E }, (_, e) => mem((g) => g.dmemories[e])),
+      dshared: cfg.shared ? mem((g) => g.dshared as MemoryInputs) : null,
+      dinitial: dfinal,
+    };
+    const out = compareGradients(t.ref, one, pieced, `one pass vs ${c.feeding.kind}`);
+    return out.ok ? out : { ...out, message: `${c.feeding.kind} at ${c.feeding.cuts.join(',') || 'no cut'}: ${out.message}` };
+  },
+  describe: (c) => c,
+};
+
+/** The gradient properties, in the order they are reported. */
+export const GRADIENT_PROPERTIES: Property<never>[] = [gradientFiniteDifferences, gradientMixBeforeEqualsAfter, gradientDecodeEqualsOnePass] as Property<never>[];
