@@ -39,3 +39,6 @@ export function builtinTargets(names: readonly string[] = RULE_NAMES): RuleTarge
     return { name, ref, chunked: ref, gpu: getGpuRule(name) };
   });
 }
+export { stateBounded, measureGrowth, describeGrowth, MAX_DEGREE, type Growth, type GrowthCase } from './state-bounded.js';
+export { gpuStaysFinite, type GpuFiniteCase } from './gpu-finite.js';
+export { GRADIENT_PROPERTIES, gradientFiniteDifferences, gradientFdProperty, gradientMixBeforeEqualsAfter, gradientDecodeEqualsOnePass } from './gradients.js';

@@ -8,3 +8,4 @@ export { validateConfig, validateRule, validateState } from './validate.js';
 export { MomState } from './state.js';
 export { traceSteps, type TraceEvent, type TraceMemory, type TraceShared } from './trace.js';
 export { sampleCoreInputs, mulberry32 } from './sample.js';
+export * from './backward/index.js';

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { RULE_NAMES } from '../reference/rules/index.js';
 
 function momlab(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['bin/momlab.js', ...args], { encoding: 'utf8', timeout: 240_000 });
+  const r = spawnSync(process.execPath, ['bin/momlab.js', ...args], { encoding: 'utf8' });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -26,7 +26,7 @@ describe('momlab check', () => {
     expect(r.stdout).toMatch(/^routing-invariants\s+any\s+3\s.*pass$/m);
     expect(r.stdout).not.toMatch(/FAIL/);
     expect(r.stdout).toMatch(/all \d+ passed \(seed 5\)/);
-  }, 240_000);
+  });
 
   it('--json prints the table as JSON', () => {
     const r = momlab('check', '--rules', 'delta', '--property', 'gpu-equals-reference,routing-invariants', '--runs', '4', '--json');
@@ -35,7 +35,7 @@ describe('momlab check', () => {
     expect(out.passed).toBe(true);
     expect(out.rows.map((x) => `${x.property}/${x.rule}/${x.cases}`)).toEqual(['routing-invariants/any/4', 'gpu-equals-reference/delta/4']);
     expect(out.rows[1].worstErrRatio).toBeGreaterThan(0);
-  }, 240_000);
+  });
 
   it("the layer pseudo-rule runs the layer properties, one row each, and replays with --rules layer", () => {
     const r = momlab('check', '--rules', 'layer', '--runs', '3', '--seed', '9');
@@ -50,7 +50,7 @@ describe('momlab check', () => {
     expect(none.status).not.toBe(0);
     expect(none.stderr).toMatch(/gpu-layer applies to .*--rules layer/);
     expect(momlab('check', '--help').stdout + momlab('check', '--help').stderr).toMatch(/properties of 'layer':\n\s+layer-decode/);
-  }, 240_000);
+  });
 
   it('an unknown rule exits non-zero and names it', () => {
     const r = momlab('check', '--rules', 'linear,nope');

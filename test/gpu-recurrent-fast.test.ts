@@ -145,7 +145,7 @@ describe.each(RULE_NAMES)('fast recurrent kernel, rule %s', (name) => {
       // took over 20 s on a loaded 2-core machine and was reported as "interrupted after 0 tests".
       { numRuns: 2, verbose: true },
     );
-  }, 120_000);
+  });
 });
 
 /**
@@ -245,7 +245,7 @@ describe.each(RULE_NAMES)('fast recurrent kernel, old-state read-out, rule %s', 
       ),
       { numRuns: 2, verbose: true },
     );
-  }, 120_000);
+  });
 });
 
 /**
@@ -277,7 +277,7 @@ describe.each(RULE_NAMES.filter((n) => (GPU_RULES[n] as BuiltinGpuRule).form.dec
       }),
       { numRuns: 3, verbose: true },
     );
-  }, 120_000);
+  });
 });
 
 /**
@@ -326,7 +326,7 @@ describe.each(RULE_NAMES)('fast recurrent kernel, two layouts in one dispatch, r
       ),
       { numRuns: 3, verbose: true },
     );
-  }, 120_000);
+  });
 });
 
 describe('fast recurrent kernel, errors', () => {

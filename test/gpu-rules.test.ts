@@ -176,7 +176,6 @@ const TOL: Record<RuleName, Record<KernelMode, number>> = {
 };
 
 /** Property runs per case; raise it (GPU_RULES_RUNS=30) to re-measure the errors behind TOL. */
-// Time limits below (100 s) only guard against a hang; the test timeout is vitest.config's 120 s.
 const RUNS = Number(process.env.GPU_RULES_RUNS ?? 3);
 
 const measured = new Map<string, number>();

@@ -42,12 +42,13 @@ describe.runIf(haveChromium)('momlab learn in Chromium with WebGPU', () => {
   beforeAll(async () => {
     const { chromium } = await import('playwright-core');
     server = await startServer();
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--enable-unsafe-webgpu'], timeout: 60_000 });
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--enable-unsafe-webgpu'], timeout: 600_000 });
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    page.setDefaultTimeout(30_000);
+    // Waits are bounded only as a hang guard (vitest's own is 900 s): a loaded machine is slow, not wrong.
+    page.setDefaultTimeout(600_000);
     page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
     page.on('pageerror', (e) => consoleErrors.push(e.message));
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await browser?.close();
@@ -98,7 +99,7 @@ describe.runIf(haveChromium)('momlab learn in Chromium with WebGPU', () => {
     view.chunked.slice(0, ch.c).forEach((r, i) => r.forEach((x, j) => expectShown(shown[`chunk.out.${i}.${j}`], x, `chunked output [${i}][${j}]`)));
     expect(Number(shown['chunk.diff'])).toBeLessThan(1e-12);
     expect(consoleErrors).toEqual([]);
-  }, 120_000);
+  });
 
   it('draws the state heatmaps: a selected memory changes colour, an unselected one stays blank', async () => {
     const sel = Number((await page.$eval('#memories [data-memory]', (e) => e.getAttribute('data-memory')))!.slice(1));
@@ -121,10 +122,10 @@ describe.runIf(haveChromium)('momlab learn in Chromium with WebGPU', () => {
 
     // play steps on by itself; pressing it again pauses
     await page.click('#play');
-    await page.waitForFunction(() => document.getElementById('token-label')?.textContent?.startsWith('token 4 '), null, { timeout: 10_000 });
+    await page.waitForFunction(() => document.getElementById('token-label')?.textContent?.startsWith('token 4 '));
     await page.click('#play');
     expect(await page.textContent('#play')).toContain('play');
-  }, 60_000);
+  });
 
   it('runs a rule file pasted into the page', async () => {
     const text = readFileSync('rules/titans.rule', 'utf8');
@@ -143,7 +144,7 @@ describe.runIf(haveChromium)('momlab learn in Chromium with WebGPU', () => {
     await page.waitForFunction(() => (document.getElementById('error')?.textContent ?? '') !== '');
     expect(await page.textContent('#error')).toMatch(/nope/);
     expect(consoleErrors).toEqual([]);
-  }, 60_000);
+  });
 
   it('checks this GPU: every GPU property runs 20 cases on WebGPU and passes', async () => {
     await page.goto(`${server.url}?${new URLSearchParams({ ...Object.fromEntries(Object.entries(cfg).map(([k, v]) => [k, String(v)])), t: '3' })}`);
@@ -151,7 +152,7 @@ describe.runIf(haveChromium)('momlab learn in Chromium with WebGPU', () => {
     await page.fill('#check-runs', '20');
     await page.check('#check-gpu-only');
     await page.click('#check-run');
-    await page.waitForFunction(() => /pass|fail/.test(document.getElementById('check-status')?.className ?? ''), null, { timeout: 400_000 });
+    await page.waitForFunction(() => /pass|fail/.test(document.getElementById('check-status')?.className ?? ''));
     const status = await page.textContent('#check-status');
     // For the README: MOMLAB_LEARN_SCREENSHOT=docs/learn.png refreshes the picture of the page.
     const shot = process.env.MOMLAB_LEARN_SCREENSHOT;
@@ -169,5 +170,5 @@ describe.runIf(haveChromium)('momlab learn in Chromium with WebGPU', () => {
       expect(cells.at(-1), row).toBe('pass');
     }
     expect(consoleErrors).toEqual([]);
-  }, 450_000);
+  });
 });

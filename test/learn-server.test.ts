@@ -29,7 +29,7 @@ describe('momlab learn server', () => {
   beforeAll(async () => {
     s = await startServer();
     port = (s.server.address() as AddressInfo).port;
-  }, 60_000);
+  });
   afterAll(() => s.server.close());
 
   it('listens on 127.0.0.1 only and serves the page and its bundle', async () => {
@@ -72,7 +72,7 @@ describe('momlab learn server', () => {
     await expect(run(['--port'])).rejects.toThrow(/--port needs a value/);
     await expect(run(['extra'])).rejects.toThrow(/unexpected argument 'extra'/);
     await expect(startServer(port)).rejects.toThrow(/cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE\)/);
-  }, 60_000);
+  });
 
   it('`momlab learn --port N` prints its URL, serves it, and stops on SIGTERM', async () => {
     const free = await startServer();
@@ -94,7 +94,7 @@ describe('momlab learn server', () => {
       child.kill('SIGTERM');
     });
     expect(code).toBe(0);
-  }, 60_000);
+  });
 });
 
 describe("the learn page's model (learn/model.ts)", () => {

@@ -15,7 +15,7 @@ import { runCli } from '../src/cli/main.js';
 const MIX_TOL = 1e-13;
 
 function momlab(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['bin/momlab.js', ...args], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, ['bin/momlab.js', ...args], { encoding: 'utf8' });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
