@@ -19,13 +19,14 @@ import { gpuLayerProperty, layerDecodeProperty, layerMixingProperty } from '../.
 import { REFERENCE_PROPERTIES } from '../../properties/reference.js';
 import { formatFailure, runProperty, type PropertyReport } from '../../properties/runner.js';
 import { gpuStaysFinite } from '../../properties/gpu-finite.js';
+import { GRADIENT_PROPERTIES } from '../../properties/gradients.js';
 import { stateBounded } from '../../properties/state-bounded.js';
 import type { Property, RuleTarget } from '../../properties/types.js';
 import { isRuleFile, resolveRule } from '../rules.js';
 import { parseArgs, seedFlag } from './args.js';
 import { checkMemory, coreBytes, processContext, type CliContext, type Sink } from './context.js';
 
-const RULE_PROPERTIES = [...REFERENCE_PROPERTIES, stateBounded, ...GPU_PROPERTIES, gpuStaysFinite] as Property<never>[];
+const RULE_PROPERTIES = [...REFERENCE_PROPERTIES, stateBounded, ...GRADIENT_PROPERTIES, ...GPU_PROPERTIES, gpuStaysFinite] as Property<never>[];
 const LAYER_PROPERTIES = [layerDecodeProperty, layerMixingProperty, gpuLayerProperty] as Property<never>[];
 const ALL_PROPERTIES = [...RULE_PROPERTIES, ...LAYER_PROPERTIES];
 
@@ -43,6 +44,7 @@ options:
                          '${LAYER}' is the fla-compatible layer (gated-delta, conv caches, norms):
                          the layer properties below; it draws its own small sizes
   --property id,...      only these properties (default all; see the list below)
+  --grad                 the gradient properties at --sizes large too (they run by default at small, medium)
   --runs N               cases per property and rule (default 100; with --time: unbounded)
   --time SECONDS         time budget for the whole run, shared out between the properties
   --seed S               fast-check seed (default: random, printed)
@@ -79,8 +81,8 @@ function pickRules(spec: string): string[] {
   return names;
 }
 
-function pickProperties(spec: string | undefined): Property<never>[] {
-  if (!spec) return ALL_PROPERTIES;
+function pickProperties(spec: string | undefined, grad: boolean): Property<never>[] {
+  if (!spec) return grad ? ALL_PROPERTIES : ALL_PROPERTIES.filter((p) => !GRADIENT_PROPERTIES.includes(p));
   const ids = spec.split(',').map((s) => s.trim());
   for (const id of ids)
     if (!ALL_PROPERTIES.some((p) => p.id === id))
@@ -145,12 +147,14 @@ const PATH = /^\d+(:\d+)*$/;
 export async function run(argv: string[], cli: CliContext = processContext()): Promise<number> {
   const { flags } = parseArgs(
     argv,
-    { rules: 'string', property: 'string', runs: 'number', time: 'number', seed: 'number', path: 'string', sizes: 'string', json: 'boolean' },
+    { rules: 'string', property: 'string', grad: 'boolean', runs: 'number', time: 'number', seed: 'number', path: 'string', sizes: 'string', json: 'boolean' },
     'check',
   );
   const rules = pickRules(String(flags.rules ?? 'all'));
-  const props = pickProperties(flags.property as string | undefined);
   const sizeName = String(flags.sizes ?? 'small');
+  // Finite differences cost a few forwards per input group and case: by default at small and
+  // medium sizes, at large only when asked for.
+  const props = pickProperties(flags.property as string | undefined, flags.grad === true || sizeName !== 'large');
   if (!Object.hasOwn(SIZES, sizeName)) throw new ConfigError(`momlab check: --sizes must be one of ${Object.keys(SIZES).join(', ')}, got '${sizeName}'`);
   const sizes = SIZES[sizeName as SizeName];
   checkMemory(cli, 'check', `a case at sizes ${sizeName}`, sizesBytes(sizes));
