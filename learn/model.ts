@@ -9,7 +9,7 @@ import { readOut } from '../reference/rules/common.js';
 import { observeChunks, type ChunkParts } from '../reference/rules/chunk.js';
 import { ruleFromText } from '../reference/rules/from-text.js';
 import { getRule, isRuleName, RULE_NAMES, type BuiltinRule } from '../reference/rules/index.js';
-import { sampleCoreInputs } from '../reference/sample.js';
+import { sampleTokenwise } from '../reference/sample.js';
 import { traceSteps, type TraceEvent, type TraceShared } from '../reference/trace.js';
 import type { CoreConfig, Rule } from '../reference/types.js';
 
@@ -95,7 +95,7 @@ export function buildModel(p: Params): Model {
   if (p.rule === 'file' && p.ruleText.trim() === '') throw new ConfigError('paste or load a rule file first (or pick a built-in rule)');
   const rule: Rule = builtin ?? ruleFromText(p.ruleText, { file: 'pasted rule' });
   const cfg: CoreConfig = { B: 1, H: 1, T: p.T, E: p.E, topk: p.topk, dk: p.dk, dv: p.dv, shared: p.shared };
-  const events = [...traceSteps(rule, cfg, sampleCoreInputs(rule, cfg, p.seed))];
+  const events = [...traceSteps(rule, cfg, sampleTokenwise(rule, cfg, p.seed))];
   let current = Array.from({ length: p.E }, () => zeros(p.dk, p.dv));
   let shared = zeros(p.dk, p.dv);
   const states: number[][][][] = [];

@@ -67,3 +67,39 @@ export function sampleCoreInputs(rule: Rule, cfg: CoreConfig, seed: number): Cor
   const shared = cfg.shared ? memory() : null;
   return { q, logits, memories, shared };
 }
+
+/** A 32-bit seed for token (b, t) of a stream seeded by `seed`: distinct streams, no shared prefix. */
+function tokenSeed(seed: number, b: number, t: number): number {
+  let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(b + 1, 0x27d4eb2f);
+  h = Math.imul(h ^ (h >>> 15), 0xc2b2ae35) ^ Math.imul(t + 1, 0x165667b1);
+  return (h ^ (h >>> 13)) >>> 0;
+}
+
+/**
+ * Like sampleCoreInputs, but every token (b, t) draws from its own stream: token t's inputs do not
+ * depend on T, so a longer trace keeps the beginning of a shorter one (the trace and the learn page use it).
+ */
+export function sampleTokenwise(rule: Rule, cfg: CoreConfig, seed: number): CoreInputs {
+  validateConfig(cfg);
+  const { B, T, H, E, dk } = cfg;
+  const one: CoreConfig = { ...cfg, B: 1, T: 1 };
+  const x: CoreInputs = {
+    q: new Float64Array(B * T * H * dk),
+    logits: new Float64Array(B * T * E),
+    memories: Array.from({ length: E }, () => Object.fromEntries(rule.inputs.map((d) => [d.name, new Float64Array(B * T * H * widthOf(d.width, cfg))]))),
+    shared: cfg.shared ? Object.fromEntries(rule.inputs.map((d) => [d.name, new Float64Array(B * T * H * widthOf(d.width, cfg))])) : null,
+  };
+  for (let b = 0; b < B; b++)
+    for (let t = 0; t < T; t++) {
+      const bt = b * T + t;
+      const y = sampleCoreInputs(rule, one, tokenSeed(seed, b, t));
+      x.q.set(y.q, bt * H * dk);
+      x.logits.set(y.logits, bt * E);
+      const place = (to: MemoryInputs, from: MemoryInputs) => {
+        for (const d of rule.inputs) to[d.name].set(from[d.name], bt * H * widthOf(d.width, cfg));
+      };
+      y.memories.forEach((m, e) => place(x.memories[e], m));
+      if (x.shared) place(x.shared, y.shared as MemoryInputs);
+    }
+  return x;
+}

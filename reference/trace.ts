@@ -6,6 +6,7 @@
 import { ConfigError } from './errors.js';
 import { routeToken } from './router.js';
 import { emptyState, mixStates, routedState, scaleOf, sharedState, tokenInputs } from './mom.js';
+import { explainStep, type StepPart } from './explain.js';
 import type { CoreConfig, CoreInputs, MemoryInputs, Rule, TokenInputs } from './types.js';
 import { validateCore } from './validate.js';
 
@@ -19,6 +20,8 @@ export interface TraceMemory {
   /** inputs other than k, v, g, beta (rules written as math may have them); absent otherwise */
   extra?: Record<string, number | number[]>;
   stateBefore: number[][];
+  /** the step's intermediates (reference/explain.ts): for the delta rules S̄, prediction, error, write */
+  steps: StepPart[];
   stateAfter: number[][];
   /** this memory's own read-out read(S_after, q), before weighting */
   output: number[];
@@ -37,6 +40,8 @@ export interface TraceEvent {
   /** the query as read, already multiplied by the scale s */
   q: number[];
   memories: TraceMemory[];
+  /** the memories the router did not select: their states are exactly as before (no decay either) */
+  unchanged: number[];
   shared: TraceShared | null;
   outputMixAfter: number[];
   outputMixBefore: number[];
@@ -56,6 +61,7 @@ const plain = (x: Float64Array | number | undefined): number | number[] | null =
 function traceMemory(rule: Rule, S: Float64Array, x: TokenInputs, q: Float64Array, cfg: CoreConfig): TraceShared {
   const { dk, dv } = cfg;
   const stateBefore = matrix(S, dk, dv);
+  const steps = explainStep(rule, S, x, cfg);
   rule.step(S, x, cfg);
   const out = new Float64Array(dv);
   rule.read(S, q, cfg, out);
@@ -66,6 +72,7 @@ function traceMemory(rule: Rule, S: Float64Array, x: TokenInputs, q: Float64Arra
     g: plain(x.g),
     beta: plain(x.beta) as number | null,
     stateBefore,
+    steps,
     stateAfter: matrix(S, dk, dv),
     output: Array.from(out),
   };
@@ -116,6 +123,7 @@ function* events(rule: Rule, cfg: CoreConfig, x: CoreInputs): Generator<TraceEve
       weights: r.weights,
       q: Array.from(q),
       memories,
+      unchanged: Array.from({ length: E }, (_, e) => e).filter((e) => !r.indices.includes(e)),
       shared,
       outputMixAfter: Array.from(after),
       outputMixBefore: Array.from(before),

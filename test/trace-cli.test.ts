@@ -52,7 +52,9 @@ describe('momlab trace --json', () => {
       const r = i === 0 ? momlab(...args) : await inProcess(...args);
       expect(r.status, r.stderr).toBe(0);
       const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
-      expect(lines.length).toBe(1 + c.T);
+      // the config, one line per token, the routing summary
+      expect(lines.length).toBe(2 + c.T);
+      expect(lines[0].scaled.q).toMatch(/s·q/);
 
       const { config } = lines[0];
       expect(config).toMatchObject({ rule: c.rule, E: c.E, topk: c.k, dk: c.dk, dv: c.dv, T: c.T, B: 1, H: 1, shared: c.shared, seed: c.seed });
@@ -60,7 +62,18 @@ describe('momlab trace --json', () => {
 
       const usesG = c.rule === 'decay' || c.rule === 'gla' || c.rule === 'gated-delta';
       const usesBeta = c.rule === 'delta' || c.rule === 'gated-delta';
-      lines.slice(1).forEach((ev, t) => {
+      const routing = lines[c.T + 1].routing as { memory: number; tokens: number[]; totalWeight: number }[];
+      expect(routing.map((m) => m.memory)).toEqual(Array.from({ length: c.E }, (_, e) => e));
+      // The last state each memory reached, to check that unselected memories do not move.
+      const last = new Map<number, number[][]>();
+      lines.slice(1, c.T + 1).forEach((ev, t) => {
+        expect(ev.unchanged.sort()).toEqual(Array.from({ length: c.E }, (_, e) => e).filter((e) => !ev.selected.includes(e)));
+        for (const e of ev.selected) expect(routing[e].tokens).toContain(t);
+        for (const m of ev.memories) {
+          if (last.has(m.index)) expect(m.stateBefore).toEqual(last.get(m.index));
+          else expect(m.stateBefore.flat().every((x: number) => x === 0)).toBe(true);
+          last.set(m.index, m.stateAfter);
+        }
         expect(ev.t).toBe(t);
         expect(isVector(ev.logits, c.E) && isVector(ev.probs, c.E) && isVector(ev.q, c.dk)).toBe(true);
         expect(ev.probs.reduce((a: number, b: number) => a + b, 0)).toBeCloseTo(1, 12);
@@ -75,6 +88,12 @@ describe('momlab trace --json', () => {
         expect(ev.shared === null).toBe(!c.shared);
         if (ev.shared) expect('index' in ev.shared).toBe(false);
         for (const m of blocks) {
+          // The intermediates add up: the (decayed) state plus the write is the state after.
+          const parts = Object.fromEntries(m.steps.map((p: { name: string; value: unknown }) => [p.name, p.value]));
+          const base = (parts['S̄'] ?? m.stateBefore) as number[][];
+          const write = parts.write as number[][];
+          base.forEach((row, i) => row.forEach((x, j) => expect(x + write[i][j]).toBeCloseTo(m.stateAfter[i][j], 12)));
+          if (usesBeta) (parts.error as number[]).forEach((e, j) => expect(e).toBeCloseTo(m.v[j] - (parts.prediction as number[])[j], 14));
           expect(isVector(m.k, c.dk) && isVector(m.v, c.dv) && isVector(m.output, c.dv)).toBe(true);
           expect(isMatrix(m.stateBefore, c.dk, c.dv) && isMatrix(m.stateAfter, c.dk, c.dv)).toBe(true);
           if (!usesG) expect(m.g).toBeNull();
@@ -94,6 +113,23 @@ describe('momlab trace --json', () => {
   });
 });
 
+describe('momlab trace keeps its beginning, and takes rule files', () => {
+  it('token t is the same whatever --tokens is', async () => {
+    const trace = async (T: number) => (await inProcess('trace', '--json', '--tokens', `${T}`, '--seed', '77', '--memories', '3')).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const short = await trace(3);
+    const long = await trace(7);
+    for (let t = 0; t < 3; t++) expect(long[1 + t]).toEqual(short[1 + t]);
+  });
+
+  it('runs a rule file, showing its own update lines as the formula', async () => {
+    const r = await inProcess('trace', '--rule', 'rules/titans.rule', '--tokens', '2', '--dk', '2', '--dv', '2');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/rule titans/);
+    expect(r.stdout).toMatch(/let err = S' \* k - v;  update S = exp\(g\) \* S - theta \* k \* err'/);
+    expect(r.stdout).toMatch(/theta/);
+  });
+});
+
 describe('momlab trace for people, and its errors', () => {
   it('prints each token with states side by side and both read-outs', () => {
     const r = momlab('trace', '--tokens', '2', '--dk', '2', '--dv', '3');
@@ -103,6 +139,11 @@ describe('momlab trace for people, and its errors', () => {
     expect(r.stdout).toMatch(/state before +state after/);
     expect(r.stdout).toMatch(/mix after .* mix before/);
     expect(r.stdout).toMatch(/max \|after − before\| = /);
+    expect(r.stdout).toMatch(/S̄ = α S;  S' = S̄ \+ β k \(v − S̄ᵀk\)ᵀ/);
+    expect(r.stdout).toMatch(/prediction \(what the memory recalls for k: S̄ᵀk\)/);
+    expect(r.stdout).toMatch(/error \(v − prediction\)/);
+    expect(r.stdout).toMatch(/not selected: memories \d, \d: unchanged/);
+    expect(r.stdout).toMatch(/── routing over 2 tokens/);
   });
 
   it('a bad flag exits non-zero with a message that names it', async () => {

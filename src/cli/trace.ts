@@ -4,9 +4,10 @@
  */
 import { ConfigError } from '../../reference/errors.js';
 import { scaleOf } from '../../reference/mom.js';
-import { getRule } from '../../reference/rules/index.js';
-import { sampleCoreInputs } from '../../reference/sample.js';
+import { formulaOf, type StepPart } from '../../reference/explain.js';
+import { sampleTokenwise } from '../../reference/sample.js';
 import { traceSteps, type TraceEvent, type TraceShared } from '../../reference/trace.js';
+import { resolveRule } from '../rules.js';
 import type { CoreConfig } from '../../reference/types.js';
 import { parseArgs } from './args.js';
 import { checkMemory, coreBytes, processContext, type CliContext } from './context.js';
@@ -15,11 +16,14 @@ export const usage = `usage: momlab trace [options]
 
 Runs one sequence (B = H = 1) of random inputs (seeded) through the float64 reference and
 shows every token: router probabilities, the chosen memories and their weights, each active
-memory's state before and after its update, the per-memory outputs and both read-outs
-(mix after / mix before), which agree for rules whose read-out is linear in the state.
+memory's state before, the step's intermediates (for the delta rules: decayed state,
+prediction, error, write) and the state after, the memories left unchanged, the per-memory
+outputs and both read-outs (mix after / mix before), which agree for rules whose read-out is
+linear in the state; a routing summary closes the run. Token t's inputs depend only on the
+seed and t, so a longer trace keeps the tokens of a shorter one.
 
 options:
-  --rule NAME       linear, decay, gla, delta, gated-delta      (default gated-delta)
+  --rule NAME|FILE  linear, decay, gla, delta, gated-delta, or a .rule file   (default gated-delta)
   --memories E      routed memories                              (default 4)
   --topk K          memories per token, 1 <= K <= E              (default 2)
   --dk D, --dv D    key / value width                            (default 4, 4)
@@ -61,8 +65,7 @@ export function traceBytes(c: CoreConfig): number {
 
 export async function run(argv: string[], ctx: CliContext = processContext()): Promise<number> {
   const { flags } = parseArgs(argv, SPEC, 'trace');
-  const ruleName = (flags.rule as string | undefined) ?? 'gated-delta';
-  const rule = getRule(ruleName);
+  const rule = (await resolveRule((flags.rule as string | undefined) ?? 'gated-delta', 'trace')).ref;
   const seed = flags.seed ?? 1;
   if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0) throw new ConfigError(`momlab trace: --seed must be a non-negative integer, got ${String(seed)}`);
   const cfg: CoreConfig = {
@@ -80,21 +83,61 @@ export async function run(argv: string[], ctx: CliContext = processContext()): P
   const scale = scaleOf(cfg);
   checkMemory(ctx, 'trace', `a trace of ${cfg.T} tokens (${cfg.E} memories, dk ${cfg.dk}, dv ${cfg.dv})`, traceBytes(cfg));
 
-  const x = sampleCoreInputs(rule, cfg, seed);
-  const events = traceSteps(rule, cfg, x);
+  const x = sampleTokenwise(rule, cfg, seed);
+  const formula = formulaOf(rule);
+  const summary = new Routing(cfg.E);
   const write = (line: string) => ctx.stdout.write(line + '\n');
   if (flags.json) {
-    write(JSON.stringify({ config: { rule: rule.name, E: cfg.E, topk: cfg.topk, dk: cfg.dk, dv: cfg.dv, T: cfg.T, B: 1, H: 1, shared: cfg.shared, seed, scale } }));
-    for (const ev of events) write(JSON.stringify(ev));
+    const config = { rule: rule.name, formula, E: cfg.E, topk: cfg.topk, dk: cfg.dk, dv: cfg.dv, T: cfg.T, B: 1, H: 1, shared: cfg.shared, seed, scale };
+    // Which numbers are scaled: q is printed as read (s·q); every other input as drawn.
+    write(JSON.stringify({ config, scaled: { q: `the query as read, s·q with s = ${scale}` } }));
+    for (const ev of traceSteps(rule, cfg, x)) {
+      summary.add(ev);
+      write(JSON.stringify(ev));
+    }
+    write(JSON.stringify({ routing: summary.json() }));
     return 0;
   }
   write(
     `momlab trace: rule ${rule.name}, ${cfg.E} memories, top-${cfg.topk}, shared memory ${cfg.shared ? 'on' : 'off'}, ` +
       `dk = ${cfg.dk}, dv = ${cfg.dv}, ${cfg.T} tokens, seed ${seed}, scale ${fmt(scale).trim()}`,
   );
-  write(`each active memory: S_after = f(S_before; k, v, gates), output = S_afterᵀ q (docs/spec.md §3, 4)`);
-  for (const ev of events) for (const line of describe(ev)) write(line);
+  write(`each selected memory (and the shared one): ${formula};  output = S_afterᵀ (s·q)  (docs/spec.md §3, 4)`);
+  for (const ev of traceSteps(rule, cfg, x)) {
+    summary.add(ev);
+    for (const line of describe(ev)) write(line);
+  }
+  for (const line of summary.lines(cfg.shared, cfg.T)) write(line);
   return 0;
+}
+
+/** How the router used each memory over the run. */
+class Routing {
+  private readonly tokens: number[][];
+  private readonly weight: number[];
+  constructor(E: number) {
+    this.tokens = Array.from({ length: E }, () => []);
+    this.weight = new Array(E).fill(0);
+  }
+  add(ev: TraceEvent): void {
+    ev.selected.forEach((e, j) => {
+      this.tokens[e].push(ev.t);
+      this.weight[e] += ev.weights[j];
+    });
+  }
+  json() {
+    return this.tokens.map((t, e) => ({ memory: e, tokens: t, totalWeight: this.weight[e] }));
+  }
+  lines(shared: boolean, T: number): string[] {
+    return [
+      '',
+      `── routing over ${T} tokens ${'─'.repeat(49)}`,
+      ...this.tokens.map((t, e) =>
+        t.length ? `  memory ${e}: ${t.length} token${t.length > 1 ? 's' : ''} (${t.join(', ')}), total weight ${fmt(this.weight[e]).trim()}` : `  memory ${e}: no token (its state never moved)`,
+      ),
+      ...(shared ? [`  shared memory: every token, weight 1`] : []),
+    ];
+  }
 }
 
 // ---- the human-readable form ----
@@ -117,11 +160,20 @@ function gates(m: TraceShared): string {
   return parts.length ? '   ' + parts.join('   ') : '';
 }
 
+/** One intermediate of the step: a scalar or vector on one line, a matrix under its name. */
+function stepLines(p: StepPart): string[] {
+  const label = `${p.name} (${p.about})`;
+  if (typeof p.value === 'number') return [`    ${label}: ${fmt(p.value).trim()}`];
+  if (typeof p.value[0] === 'number') return [`    ${label}`, `             ${vec(p.value as number[])}`];
+  return [`    ${label}`, ...(p.value as number[][]).map((r) => `             ${vec(r)}`)];
+}
+
 function memoryBlock(title: string, m: TraceShared): string[] {
   return [
     `  ${title}${gates(m)}`,
     ...(m.k ? [`    k      ${vec(m.k)}`] : []),
     ...(m.v ? [`    v      ${vec(m.v)}`] : []),
+    ...m.steps.flatMap(stepLines),
     ...sideBySide(m.stateBefore, m.stateAfter, ['state before', 'state after']),
     `    output ${vec(m.output)}`,
   ];
@@ -137,6 +189,7 @@ function describe(ev: TraceEvent): string[] {
     `  q (scaled)    ${vec(ev.q)}`,
   ];
   ev.memories.forEach((m, j) => lines.push(...memoryBlock(`memory ${m.index}, weight ${fmt(ev.weights[j]).trim()}`, m)));
+  if (ev.unchanged.length) lines.push(`  not selected: memor${ev.unchanged.length > 1 ? 'ies' : 'y'} ${ev.unchanged.join(', ')}: unchanged (no update, no decay)`);
   if (ev.shared) lines.push(...memoryBlock('shared memory, weight 1', ev.shared));
   const diff = Math.max(...ev.outputMixAfter.map((a, i) => Math.abs(a - ev.outputMixBefore[i])));
   lines.push(
