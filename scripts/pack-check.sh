@@ -25,3 +25,16 @@ npx --no-install momlab trace --tokens 2
 # every entry point and its types resolve
 node "$repo/node_modules/typescript/bin/tsc" -p tsconfig.json
 npx --no-install vitest run
+# the learn page from the installed package: prebuilt assets served on 127.0.0.1
+npx --no-install momlab learn > learn.log 2>&1 &
+learn=$!
+url=
+for _ in $(seq 1 600); do
+  url=$(grep -o 'http://127\.0\.0\.1:[0-9]*/' learn.log | head -n 1 || true)
+  [ -n "$url" ] && break
+  kill -0 $learn 2>/dev/null || break
+  sleep 0.2
+done
+[ -n "$url" ] || { cat learn.log >&2; echo "pack-check: momlab learn printed no URL" >&2; exit 1; }
+node -e 'const u = process.argv[1]; Promise.all([fetch(u), fetch(u + "page.js")]).then(async ([a, b]) => { const page = await b.text(); if (!a.ok || !b.ok || page.length < 10000) { console.error(`pack-check: learn served ${a.status} / ${b.status}, page.js ${page.length} bytes`); process.exit(1); } console.log(`learn: / and page.js (${page.length} bytes) served at ${u}`); })' "$url"
+kill $learn
