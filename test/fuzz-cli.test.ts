@@ -103,14 +103,7 @@ describe('momlab fuzz', () => {
   });
 
   it('fails a rule whose state grows exponentially (state-bounded), naming the growth rate', async () => {
-    const text = `# the factor along k is 1 - 4b, in (-3, 1): the state grows without bound
-state S[dk, dv]
-inputs k[dk], v[dv], b
-range k normalized
-range b in (0, 1)
-update S = S + 4 * b * k * (v' - k' * S)
-output o = S' * q
-`;
+    const text = readFileSync('test/fixtures/unbounded.rule', 'utf8');
     const res = await fuzzRule(text, 'unbounded.rule', { property: 'state-bounded', runs: 3, seed: 1 });
     expect(res.ok).toBe(false);
     const f = res.entries[0].report.failure;

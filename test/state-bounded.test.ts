@@ -12,15 +12,8 @@ import { runProperty } from '../properties/runner.js';
 import { measureGrowth, MAX_DEGREE, stateBounded } from '../properties/state-bounded.js';
 import type { RuleTarget } from '../properties/types.js';
 
-// The issue's example: the factor along k is 1 − 4β ∈ (−3, 1), so |1 − 4β| > 1 for β > 1/2.
-const UNBOUNDED = `# grows without bound
-state S[dk, dv]
-inputs k[dk], v[dv], b
-range k normalized
-range b in (0, 1)
-update S = S + 4 * b * k * (v' - k' * S)
-output o = S' * q
-`;
+// A rule whose state grows exponentially (the factor along k ranges over (−3, 1)).
+const UNBOUNDED = readFileSync('test/fixtures/unbounded.rule', 'utf8');
 
 const POSITIVE_LINEAR = `# linear attention with positive keys and values
 state S[dk, dv]
