@@ -17,7 +17,7 @@ import { SIZES, type SizeName } from '../../properties/arbitraries.js';
 import { GPU_PROPERTIES } from '../../properties/gpu.js';
 import { gpuLayerProperty, layerDecodeProperty, layerMixingProperty } from '../../properties/layer.js';
 import { REFERENCE_PROPERTIES } from '../../properties/reference.js';
-import { formatFailure, runProperty, type PropertyReport } from '../../properties/runner.js';
+import { defaultReplay, formatFailure, runProperty, type PropertyReport } from '../../properties/runner.js';
 import { gpuStaysFinite } from '../../properties/gpu-finite.js';
 import { GRADIENT_PROPERTIES } from '../../properties/gradients.js';
 import { stateBounded } from '../../properties/state-bounded.js';
@@ -169,7 +169,10 @@ export async function run(argv: string[], cli: CliContext = processContext()): P
   if (path !== undefined && (flags.seed === undefined || props.length !== 1 || (props[0].perRule && rules.length !== 1)))
     throw new ConfigError('momlab check: --path replays one failing case: give it with --seed, one --property and one rule in --rules (as the replay command printed)');
 
-  const targets = await Promise.all(rules.filter((n) => n !== LAYER).map((n) => resolveRule(n, 'check')));
+  const specs = rules.filter((n) => n !== LAYER);
+  const targets = await Promise.all(specs.map((n) => resolveRule(n, 'check')));
+  // A replay command names a rule as the user did: a rule file by its path, not its target name.
+  const specOf = new Map(targets.map((t, i) => [t.name, specs[i]]));
   const jobs: { prop: Property<never>; targets: RuleTarget[]; rule?: string }[] = [];
   for (const prop of props) {
     if (LAYER_PROPERTIES.includes(prop)) {
@@ -200,6 +203,7 @@ export async function run(argv: string[], cli: CliContext = processContext()): P
       seed,
       path,
       timeLimitMs,
+      replay: (seed, p, names) => defaultReplay(job.prop.id, sizeName)(seed, p, names.split(',').map((n) => specOf.get(n) ?? n).join(',')),
       onCase: () => progress.tick(i, label, ++cases),
     });
     const s = rep.perRule[0];
