@@ -156,4 +156,26 @@ describe('momlab vectors --grad', () => {
     expect(lengths.code).toBe(2);
     expect(lengths.out).toMatch(/no variable-length form yet/);
   });
+
+  it('refuses bad core options with one line and exit 2, and a request over the memory budget before allocating', async () => {
+    const out = join(dir, 'refused');
+    const cases: [string[], RegExp][] = [
+      [['--rule', 'gated-delta', '--mix', 'sideways'], /--mix must be one of after, before, got 'sideways'/],
+      [['--rule', 'gated-delta', '--initial-state', 'ones'], /--initial-state must be one of zero, random/],
+      [['--rule', 'gated-delta', '--lengths', '3,0,2'], /--lengths needs 1 to 64 comma-separated token counts/],
+      [['--rule', 'gated-delta', '--lengths', '3,2', '--tokens', '5'], /--lengths sets the batch/],
+      [['--rule', 'gated-delta', '--topk', '5', '--memories', '4'], /--topk must be an integer in 1\.\.4, got 5/],
+      [['--rule', 'no-such-rule'], /unknown rule 'no-such-rule'/],
+      [['--suite', 'hard'], /--suite must be 'edge'/],
+      [['--rule', 'gla', '--weights', 'w.safetensors'], /--weights is for --config/],
+      [['--suite', 'edge', '--grad', '--max-memory', '1MiB'], /the edge suite needs about .* over the memory budget of 1\.0 MiB/],
+      [['--rule', 'delta', '--grad', '--tokens', '4096', '--batch', '64', '--max-memory', '64MiB'], /core vectors for B = 64, T = 4096 needs about .* over the memory budget/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await momlab('vectors', ...args, '--seed', '1', '--out', out);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.out.trim().split('\n'), r.out).toHaveLength(1);
+      expect(r.out, args.join(' ')).toMatch(re);
+    }
+  });
 });
