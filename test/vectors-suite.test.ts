@@ -19,7 +19,7 @@ const initial = Math.random() < 0.5 ? 'zero' : 'random';
 const CASES = ['tied-logits', 'idle-memory', 'busy-memory', 't1', 't63', 't64', 't65', 't127', 't129', 'topk-all', 'no-shared', 'long-t4096', 'varlen', 'g-near-lo', 'g-near-hi', 'beta-near-lo', 'beta-near-hi'];
 
 /** Every case's expected.safetensors copied to OUT/<case>.safetensors, the named case's tensor edited. */
-function outputs(name: string, edit?: { case: string; tensor: string; f: (t: TensorIn) => void }): string {
+function outputs(name: string, edit?: { case: string; tensor: string; f: (t: { shape: number[]; data: Float64Array }) => void }): string {
   const out = join(dir, name);
   mkdirSync(out, { recursive: true });
   for (const c of CASES) {
@@ -28,7 +28,7 @@ function outputs(name: string, edit?: { case: string; tensor: string; f: (t: Ten
       copyFileSync(src, join(out, `${c}.safetensors`));
       continue;
     }
-    const t: Record<string, TensorIn> = {};
+    const t: Record<string, { shape: number[]; data: Float64Array }> = {};
     for (const [n, x] of parseSafetensors(readFileSync(src)).tensors) t[n] = { shape: x.shape, data: x.data.slice() };
     edit.f(t[edit.tensor]);
     writeFileSync(join(out, `${c}.safetensors`), serializeSafetensors(t));
@@ -113,6 +113,9 @@ describe(`momlab vectors --suite edge (seed ${seed}, mix ${mix}, initial ${initi
     for (const c of CASES) expect(ok.out).toMatch(new RegExp(`^${c} `, 'm'));
     expect(ok.out).toMatch(new RegExp(`all ${CASES.length} cases pass`));
     expect(ok.out.split('\n')[0]).toMatch(/^case\s+o\s+final_state\.\*\s+dq\s+drouter_logits\s+dk\.\*/);
+    const json = JSON.parse((await momlab('verify', '--vectors', suite, '--outputs', outputs('self'), '--json')).out);
+    expect(json.passed).toBe(true);
+    expect(json.cases.map((c: { case: string }) => c.case)).toEqual(CASES);
 
     const c = CASES[Math.floor(Math.random() * (CASES.length - 1))]; // not the long case: keep it cheap
     const tensor = ['core.o', 'core.final_state.1', 'core.dq', 'core.dbeta.0', 'core.dh0.shared'][Math.floor(Math.random() * 5)];
@@ -187,6 +190,14 @@ describe('momlab vectors --rule FILE (a rule written here, not shipped)', () => 
     expect(grad.code).toBe(2);
     expect(grad.out.trim().split('\n')).toHaveLength(1);
     expect(grad.out).toMatch(/--grad needs a rule with a reference backward.*leaky\.rule' has none/);
+  });
+
+  it('a rule input named like a state tensor (h0) is refused, naming it', async () => {
+    const file = join(dir, 'h0.rule');
+    writeFileSync(file, ['state S[dk, dv]', 'inputs k[dk], v[dv], h0', 'range k normalized', 'range h0 in (0, 1)', "update S = h0 * S + k * v'", "output o = S' * q", ''].join('\n'));
+    const r = await momlab('vectors', '--rule', file, '--seed', '1', '--out', join(dir, 'h0'));
+    expect(r.code).toBe(2);
+    expect(r.out.trim()).toMatch(/^momlab vectors: rule '\S+' has an input named 'h0', which the vectors use for a state \(core\.h0\.\{e\}\); rename the input$/);
   });
 
   it('its edge suite puts the closed-range input at both bounds exactly', async () => {

@@ -22,7 +22,7 @@ import { checkOutputs, sha256, writeAtomic } from '../io/files.js';
 import { readSafetensors, serializeSafetensors, type TensorIn } from '../io/safetensors.js';
 import { checkMemory, processContext, type CliContext } from './context.js';
 import { resolveRule } from '../rules.js';
-import { coreVectors, coreVectorsBytes, f32, rangeText, type CoreSpec, type InitialState } from '../vectors/core.js';
+import { checkInputNames, coreVectors, coreVectorsBytes, f32, rangeText, type CoreSpec, type InitialState } from '../vectors/core.js';
 import { edgeSuite } from '../vectors/suite.js';
 import { initLayerWeights, paramCount, writeLayerWeights } from './init.js';
 
@@ -255,6 +255,7 @@ export async function run(argv: string[], ctx: CliContext = processContext()): P
   if (flags.weights !== undefined) throw new ConfigError('momlab vectors: --weights is for --config (the layer); the core vectors have no weights');
   const ruleSpec = (flags.rule as string | undefined) ?? 'gated-delta';
   const target = await resolveRule(ruleSpec, 'vectors');
+  checkInputNames(target.ref);
   if (core.grad && !hasBackward(target.ref))
     throw new ConfigError(`momlab vectors: --grad needs a rule with a reference backward (the built-ins: ${RULE_NAMES.join(', ')}); '${ruleSpec}' has none`);
   const E = int(flags, 'memories', 4, 64);

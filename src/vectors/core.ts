@@ -5,7 +5,7 @@
  * initial state (written as an input), and variable-length batches as fla's `cu_seqlens` (B = 1,
  * sequences concatenated along T, every sequence run on its own from its own initial state).
  */
-import { FormatError } from '../../reference/errors.js';
+import { ConfigError } from '../../reference/errors.js';
 import { momBackward } from '../../reference/backward/index.js';
 import { momForward } from '../../reference/mom.js';
 import { mulberry32, sampleCoreInputs } from '../../reference/sample.js';
@@ -68,12 +68,13 @@ const slots = (x: { memories: MemoryInputs[]; shared: MemoryInputs | null }): [s
   ...(x.shared ? [['shared', x.shared] as [string, MemoryInputs]] : []),
 ];
 
-/** Add tensors to `to`, refusing a name written twice (a rule input named like another tensor, e.g. `h0`). */
-function put(to: Record<string, TensorIn>, from: Record<string, TensorIn>, rule: Rule): void {
-  for (const [name, t] of Object.entries(from)) {
-    if (Object.hasOwn(to, name)) throw new FormatError(`momlab vectors: rule '${rule.name}' has an input whose tensor name '${name}' collides with another tensor of the vectors; rename the input`);
-    to[name] = t;
-  }
+/** Input names whose tensors (core.h0.{e}, core.dht.{e}, and the gradient core.dh0.{e}) the vectors use for states. */
+const RESERVED = ['h0', 'dht'];
+
+/** Refuse a rule whose input would be written under the name of a state tensor. */
+export function checkInputNames(rule: Rule): void {
+  const bad = rule.inputs.find((d) => RESERVED.includes(d.name));
+  if (bad) throw new ConfigError(`momlab vectors: rule '${rule.name}' has an input named '${bad.name}', which the vectors use for a state (core.${bad.name}.{e}); rename the input`);
 }
 
 /**
@@ -125,19 +126,19 @@ export function coreVectors(rule: Rule, spec: CoreSpec, seed: number, edit?: (x:
   }
 
   const stateShape = [N, H, dk, dv];
-  const inputs: Record<string, TensorIn> = {};
-  put(inputs, { 'core.q': { shape: [B, T, H, dk], data: x.q }, 'core.router_logits': { shape: [B, T, E], data: x.logits } }, rule);
   const shapeOf = (w: number) => (w === 1 ? [B, T, H] : [B, T, H, w]);
-  for (const [e, m] of slots(x)) for (const d of rule.inputs) put(inputs, { [`core.${d.name}.${e}`]: { shape: shapeOf(widthOf(d.width, cfg)), data: m[d.name] } }, rule);
-  if (lengths) put(inputs, { 'core.cu_seqlens': { shape: [N + 1], data: Float64Array.from([...bounds, T]) } }, rule);
-  if (h0) put(inputs, stateTensors('core.h0', h0, E, stateShape), rule);
-  if (up) put(inputs, { 'core.do': { shape: [B, T, H, dv], data: up.do }, ...stateTensors('core.dht', up.dfinal, E, stateShape) }, rule);
+  const inputs: Record<string, TensorIn> = { 'core.q': { shape: [B, T, H, dk], data: x.q }, 'core.router_logits': { shape: [B, T, E], data: x.logits } };
+  for (const [e, m] of slots(x)) for (const d of rule.inputs) inputs[`core.${d.name}.${e}`] = { shape: shapeOf(widthOf(d.width, cfg)), data: m[d.name] };
+  if (lengths) inputs['core.cu_seqlens'] = { shape: [N + 1], data: Float64Array.from([...bounds, T]) };
+  if (h0) Object.assign(inputs, stateTensors('core.h0', h0, E, stateShape));
+  if (up) Object.assign(inputs, { 'core.do': { shape: [B, T, H, dv], data: up.do }, ...stateTensors('core.dht', up.dfinal, E, stateShape) });
 
   const expected: Record<string, TensorIn> = { 'core.o': { shape: [B, T, H, dv], data: o }, ...stateTensors('core.final_state', final, E, stateShape) };
   if (grads) {
-    put(expected, { 'core.dq': { shape: [B, T, H, dk], data: grads.dq }, 'core.drouter_logits': { shape: [B, T, E], data: grads.dlogits } }, rule);
-    for (const [e, m] of grads.dmem) for (const d of rule.inputs) put(expected, { [`core.d${d.name}.${e}`]: { shape: shapeOf(widthOf(d.width, cfg)), data: m[d.name] } }, rule);
-    put(expected, stateTensors('core.dh0', grads.dh0, E, stateShape), rule);
+    expected['core.dq'] = { shape: [B, T, H, dk], data: grads.dq };
+    expected['core.drouter_logits'] = { shape: [B, T, E], data: grads.dlogits };
+    for (const [e, m] of grads.dmem) for (const d of rule.inputs) expected[`core.d${d.name}.${e}`] = { shape: shapeOf(widthOf(d.width, cfg)), data: m[d.name] };
+    Object.assign(expected, stateTensors('core.dh0', grads.dh0, E, stateShape));
   }
   return { inputs, expected };
 }
