@@ -185,8 +185,11 @@ function coreManifest(ruleName: string, rule: Rule, spec: CoreSpec) {
   };
 }
 
-/** One vectors folder: the safetensors files, the manifest with their SHA-256 (and the weights, for --config). */
-async function writeFolder(dir: string, v: { inputs: Record<string, TensorIn>; expected: Record<string, TensorIn> }, manifest: Record<string, unknown>): Promise<void> {
+/**
+ * One vectors folder: the safetensors files, `more` (the weights, for --config), and last the manifest
+ * with their SHA-256 — after the finiteness checks, so that a refusal writes nothing.
+ */
+async function writeFolder(dir: string, v: { inputs: Record<string, TensorIn>; expected: Record<string, TensorIn> }, manifest: Record<string, unknown>, more?: () => Promise<void>): Promise<void> {
   checkFinite('input', v.inputs);
   checkFinite('expected', v.expected);
   const inputs = serializeSafetensors(v.inputs, { format: 'pt' });
@@ -203,6 +206,7 @@ async function writeFolder(dir: string, v: { inputs: Record<string, TensorIn>; e
   await mkdir(dir, { recursive: true });
   await writeAtomic(join(dir, 'inputs.safetensors'), inputs);
   await writeAtomic(join(dir, 'expected.safetensors'), expected);
+  await more?.();
   await writeAtomic(join(dir, 'manifest.json'), JSON.stringify(full, null, 2) + '\n');
 }
 
@@ -312,8 +316,6 @@ async function writeConfigVectors(flags: Record<string, unknown>, core: Omit<Cor
   const weights = flags.weights ? layerWeightsFrom(await readSafetensors(flags.weights as string, { maxMemory: ctx.maxMemory }), config) : initLayerWeights(config, seed);
   checkFinite('weights', Object.fromEntries(Object.entries(weights).map(([n, data]) => [n, { shape: [data.length], data }])));
   const v = reference('these inputs and weights', () => makeVectors({ config, weights, B, T, seed, ...core }));
-  checkFinite('input', v.inputs);
-  checkFinite('expected', v.expected);
   await writeFolder(dir, v, {
     config,
     seed,
@@ -325,8 +327,7 @@ async function writeConfigVectors(flags: Record<string, unknown>, core: Omit<Cor
       CORE_COMPUTED + ' layer: reference/layer.ts layerForward, gathered form, gated delta rule token by token (docs/spec.md §6), from zero states. ' +
       'layer.conv_cache.{q,k,v}.{slot} [B, C, conv_size-1]: the last conv_size-1 inputs of that memory\'s short conv (projection outputs before the conv), oldest first; ' +
       "fla's conv state [B, C, conv_size] holds one more (its oldest column): compare its [..., 1:]; momlab verify does so when given the wider tensor.",
-  });
-  await writeLayerWeights(join(dir, 'weights.safetensors'), config, weights);
+  }, () => writeLayerWeights(join(dir, 'weights.safetensors'), config, weights));
   ctx.stdout.write(`wrote ${dir}: ${Object.keys(v.inputs).length} input tensors, ${Object.keys(v.expected).length} expected tensors (B=${B}, T=${T}, seed ${seed})\n`);
   return 0;
 }
