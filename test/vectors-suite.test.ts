@@ -52,6 +52,12 @@ describe(`momlab vectors --suite edge (seed ${seed}, mix ${mix}, initial ${initi
     expect(index.skipped).toEqual([]);
   });
 
+  it('never replaces a suite without --force', async () => {
+    const again = await momlab('vectors', '--suite', 'edge', '--seed', '1', '--out', suite);
+    expect(again.code).toBe(2);
+    expect(again.out).toMatch(/the output '.*index\.json' exists \(pass --force to replace it\)/);
+  });
+
   it('the cases hold what their names say', () => {
     const tied = readCoreFolder(join(suite, 'tied-logits'));
     const z = tied.x.logits;
