@@ -9,6 +9,7 @@
  * A conv cache (`*.conv_cache.*`, [B, C, W-1]) may also come in fla's own layout [B, C, W]:
  * fla keeps one more input, the oldest; its last W-1 columns are compared.
  */
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from './args.js';
 import { ConfigError, FormatError } from '../../reference/errors.js';
@@ -28,14 +29,25 @@ import { describeWhere, where, type Where } from './where.js';
  * summation orders.
  * tf32: kernels whose dots run on TF32 tensor cores (fla's Triton kernels on fp32 inputs; 10-bit
  * mantissa) err around 1e-3; fla's own tests hold chunk_gated_delta_rule to 0.006.
+ * Gradients (momlab vectors --grad): fp32 measured with the reference forward+backward rounding every
+ * state, read-out and gradient to float32 after each token (test/vectors-grad.test.ts does it again):
+ * worst ratio 6.3e-7 (core.drouter_logits; 2.3e-7 for the others) over the edge suite, the five rules,
+ * both mixes and both initial states, so 1e-4 leaves the same margin as the forward's. tf32: fla's tests
+ * hold dq, dk, dv, dh0 to 0.008 and the gate gradients dg, dbeta to 0.02.
  */
 export const TOLERANCE = {
-  fp32: { core: 1e-4, layer: 1e-4 },
-  tf32: { core: 6e-3, layer: 6e-3 },
+  fp32: { core: 1e-4, layer: 1e-4, grad: 1e-4, 'grad-gate': 1e-4 },
+  tf32: { core: 6e-3, layer: 6e-3, grad: 8e-3, 'grad-gate': 2e-2 },
 } as const;
 export type Precision = keyof typeof TOLERANCE;
+type Group = keyof (typeof TOLERANCE)['fp32'];
 
-const groupOf = (name: string): 'core' | 'layer' => (name.startsWith('core.') ? 'core' : 'layer');
+/** The tolerance group of an expected tensor: forward core/layer, a gradient, or a gate's gradient (core.dg.*, core.dbeta.*). */
+export function groupOf(name: string): Group {
+  if (/^core\.d(g|beta)\./.test(name)) return 'grad-gate';
+  if (/^core\.d/.test(name)) return 'grad';
+  return name.startsWith('core.') ? 'core' : 'layer';
+}
 
 export const usage = `usage: momlab verify --vectors DIR --outputs FILE.safetensors [--precision fp32|tf32] [--only PREFIX,...] [--tolerance X] [--json]
 
@@ -52,7 +64,11 @@ of the worst element, the first token whose slice fails the tolerance, the error
 Conv caches (layer.conv_cache.{q,k,v}.{slot}, [B, C, conv_size-1]) are also accepted in fla's
 [B, C, conv_size] layout: the oldest column, which momlab does not keep, is dropped.
 DIR/manifest.json must list exactly the tensors of expected.safetensors with the SHA-256 of
-inputs.safetensors and expected.safetensors: vectors that were edited are refused.`;
+inputs.safetensors and expected.safetensors: vectors that were edited are refused.
+Gradients (core.d*, from momlab vectors --grad) have their own rows in the tolerance table (tf32:
+${TOLERANCE.tf32.grad}, gate gradients core.dg.* and core.dbeta.* ${TOLERANCE.tf32['grad-gate']}).
+A suite (DIR/index.json, from momlab vectors --suite edge) is checked case by case: --outputs is then
+a directory holding <case>.safetensors for each case, and the report is a table of case x tensor.`;
 
 export interface VerifyRow {
   name: string;
@@ -186,15 +202,114 @@ export async function verify(dir: string, outputsPath: string, o: VerifyOptions 
 
 const fmt = (x: number) => (Number.isNaN(x) ? 'NaN' : x.toExponential(2));
 
+/** The largest index.json read (a few kilobytes for the suite momlab writes). */
+const MAX_INDEX_BYTES = 1 << 20;
+/** A case name is a folder and a file name: plain characters only, never a path. */
+const CASE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+
+export interface SuiteCase {
+  case: string;
+  /** the case's outputs file is missing: every tensor of it fails */
+  problem: string | null;
+  report: VerifyReport | null;
+}
+
+/** The case names of a suite's index.json (momlab-vectors-suite/1), refused unless plain and distinct. */
+async function suiteCases(dir: string): Promise<string[]> {
+  const path = join(dir, 'index.json');
+  let index: { format?: unknown; cases?: unknown };
+  try {
+    index = JSON.parse((await readRegular(path, MAX_INDEX_BYTES, 'suite index')).toString('utf8'));
+  } catch (e) {
+    if (e instanceof FormatError) throw e;
+    throw new FormatError(`'${path}' is not valid JSON: ${(e as Error).message}`);
+  }
+  if (index?.format !== 'momlab-vectors-suite/1' || !Array.isArray(index.cases) || index.cases.length === 0)
+    throw new FormatError(`'${path}' is not a momlab-vectors-suite/1 index with a list of cases: write the suite again with this momlab (momlab vectors --suite edge)`);
+  const names = (index.cases as { name?: unknown }[]).map((c) => c?.name);
+  for (const [i, n] of names.entries()) {
+    if (typeof n !== 'string' || !CASE_NAME.test(n)) throw new FormatError(`'${path}': case ${i} has the name ${JSON.stringify(n)}, not a plain folder name`);
+    if (names.indexOf(n) !== i) throw new FormatError(`'${path}': case '${n}' is listed twice`);
+  }
+  return names as string[];
+}
+
+/** Every case of a suite against OUT/<case>.safetensors; a case without its file fails. */
+export async function verifySuite(dir: string, outputsDir: string, o: VerifyOptions = {}): Promise<SuiteCase[]> {
+  const cases = await suiteCases(dir);
+  const outStat = await stat(outputsDir).catch(() => null);
+  if (!outStat?.isDirectory()) throw new ConfigError(`momlab verify: '${dir}' is a suite (index.json): --outputs must be a directory holding <case>.safetensors for each case, and '${outputsDir}' is not one`);
+  const out: SuiteCase[] = [];
+  for (const name of cases) {
+    const file = join(outputsDir, `${name}.safetensors`);
+    if (!(await stat(file).catch(() => null))) out.push({ case: name, problem: `no outputs file ${file}`, report: null });
+    else out.push({ case: name, problem: null, report: await verify(join(dir, name), file, o) });
+  }
+  return out;
+}
+
+/** A tensor's column in the suite table: the name without its memory (core.dk.3 -> dk.*). */
+const kindOf = (name: string) => name.replace(/^core\./, '').replace(/\.(\d+|shared)$/, '.*');
+
+/** The case x tensor table: per case and tensor kind the worst error ratio, '!' where a tensor fails. */
+function suiteTable(cases: SuiteCase[], log: (line: string) => void): void {
+  const kinds: string[] = [];
+  for (const c of cases) for (const r of c.report?.rows ?? []) if (!kinds.includes(kindOf(r.name))) kinds.push(kindOf(r.name));
+  const cw = Math.max(4, ...cases.map((c) => c.case.length));
+  const widths = kinds.map((k) => Math.max(k.length, 10));
+  log(['case'.padEnd(cw), ...kinds.map((k, i) => k.padStart(widths[i]))].join('  '));
+  for (const c of cases) {
+    if (!c.report) {
+      log(`${c.case.padEnd(cw)}  FAIL (${c.problem})`);
+      continue;
+    }
+    const cells = kinds.map((k, i) => {
+      const rows = c.report!.rows.filter((r) => kindOf(r.name) === k);
+      if (!rows.length) return '-'.padStart(widths[i]);
+      const bad = rows.some((r) => !r.pass);
+      const worst = rows.reduce((a, r) => (Number.isNaN(r.errRatio) || r.errRatio > a ? r.errRatio : a), 0);
+      return (fmt(worst) + (bad ? '!' : ' ')).padStart(widths[i]);
+    });
+    log([c.case.padEnd(cw), ...cells].join('  '));
+  }
+}
+
+async function runSuite(flags: Record<string, unknown>, options: VerifyOptions, ctx: CliContext): Promise<number> {
+  const cases = await verifySuite(flags.vectors as string, flags.outputs as string, options);
+  const failedCases = cases.filter((c) => !c.report || c.report.rows.some((r) => !r.pass));
+  const log = (line: string) => ctx.stdout.write(line + '\n');
+  if (flags.json) {
+    log(JSON.stringify({ passed: failedCases.length === 0, precision: flags.precision ?? 'fp32', cases }, null, 2));
+    return failedCases.length ? 1 : 0;
+  }
+  const warnings = [...new Set(cases.flatMap((c) => c.report?.warnings ?? []))];
+  for (const w of warnings) log(w);
+  suiteTable(cases, log);
+  for (const c of cases)
+    for (const r of c.report?.rows ?? [])
+      if (!r.pass) {
+        log(`${c.case} ${r.name}: FAIL${r.problem ? ` (${r.problem})` : ''}, err ratio ${fmt(r.errRatio)}, max abs ${fmt(r.maxAbs)}, tol ${fmt(r.tolerance)}`);
+        if (r.where) log(`  ${describeWhere(r.name, r.where)}`);
+      }
+  const tensors = cases.reduce((a, c) => a + (c.report?.rows.length ?? 0), 0);
+  log(failedCases.length ? `${failedCases.length} of ${cases.length} cases FAIL (${failedCases.map((c) => c.case).join(', ')})` : `all ${cases.length} cases pass (${tensors} tensors)`);
+  for (const w of warnings) log(w);
+  return failedCases.length ? 1 : 0;
+}
+
 export async function run(argv: string[], ctx: CliContext = processContext()): Promise<number> {
   const { flags } = parseArgs(argv, { vectors: 'string', outputs: 'string', only: 'string', precision: 'string', tolerance: 'number', json: 'boolean' }, 'verify');
   for (const f of ['vectors', 'outputs'] as const) if (flags[f] === undefined) throw new ConfigError(`momlab verify: --${f} is required (see momlab verify --help)`);
-  const rep = await verify(flags.vectors as string, flags.outputs as string, {
+  const options: VerifyOptions = {
     only: flags.only as string | undefined,
     precision: flags.precision as Precision | undefined,
     tolerance: flags.tolerance as number | undefined,
     maxMemory: ctx.maxMemory,
-  });
+  };
+  const dir = flags.vectors as string;
+  const isSuite = !(await stat(join(dir, 'manifest.json')).catch(() => null)) && (await stat(join(dir, 'index.json')).catch(() => null)) !== null;
+  if (isSuite) return runSuite(flags, options, ctx);
+  const rep = await verify(dir, flags.outputs as string, options);
   const log = (line: string) => ctx.stdout.write(line + '\n');
   const rows = rep.rows;
   const failed = rows.filter((r) => !r.pass).length;

@@ -7,13 +7,16 @@
 /** The axis names of an expected tensor, from its layout in docs/vectors.md. */
 export function axesOf(name: string, rank: number): string[] {
   const known: [RegExp, string[]][] = [
-    [/\.final_state\./, ['b', 'h', 'i', 'j']],
-    [/^core\.o$/, ['b', 't', 'h', 'i']],
+    [/\.final_state\.|^core\.dh0\./, ['b', 'h', 'i', 'j']],
+    [/^core\.(o|dq)$/, ['b', 't', 'h', 'i']],
     [/\.conv_cache\./, ['b', 'c', 'w']],
-    [/^layer\.router_logits$/, ['b', 't', 'e']],
+    [/^(layer\.router_logits|core\.drouter_logits)$/, ['b', 't', 'e']],
     [/^layer\.y$/, ['b', 't', 'i']],
+    // a memory input's gradient, core.d<input>.<memory>: [B, T, H, width], or [B, T, H] for a scalar input
+    [/^core\.d[^.]+\.[^.]+$/, ['b', 't', 'h', 'i']],
+    [/^core\.d[^.]+\.[^.]+$/, ['b', 't', 'h']],
   ];
-  const axes = known.find(([re]) => re.test(name))?.[1];
+  const axes = known.find(([re, a]) => re.test(name) && a.length === rank)?.[1];
   return axes && axes.length === rank ? axes : Array.from({ length: rank }, (_, k) => `d${k}`);
 }
 
