@@ -83,7 +83,7 @@ describe('no input exhausts memory or hangs', () => {
     await refused(['--max-memory', '64KiB', 'trace', '--tokens', '40'], /needs about \d+ KiB, over the memory budget of 64 KiB/);
     const ok = await cli('trace', '--tokens', '40', '--json', '--max-memory=1MiB');
     expect(ok.code, ok.err).toBe(0);
-    expect(ok.out.trim().split('\n')).toHaveLength(41);
+    expect(ok.out.trim().split('\n')).toHaveLength(42); // config, 40 tokens, the routing summary
   });
 
   it('init and vectors: hidden_size 1e9 is refused before allocating', async () => {
