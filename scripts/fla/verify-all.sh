@@ -7,12 +7,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 vecs=$1 dir=$2 label=$3
+verdict() { case $1 in 0) echo pass ;; 1) echo FAIL ;; *) echo "error $1" ;; esac; }
 for f in "$dir"/*.safetensors; do
   base=$(basename "$f" .safetensors) config=${base%.*} kernel=${base##*.}
   args=(--vectors "$vecs/$config" --outputs "$f" --only core.,layer.y,layer.router_logits)
   report=$(npx tsx src/cli/main.ts verify "${args[@]}" 2>&1); rc=$?
   npx tsx src/cli/main.ts verify "${args[@]}" --tolerance 6e-3 >/dev/null 2>&1; rc6=$?
-  verdict() { case $1 in 0) echo pass ;; 1) echo FAIL ;; *) echo "error $1" ;; esac; }
   echo "$report" | awk -v c="$config" -v k="$kernel" -v l="$label" -v r1="$(verdict $rc)" -v r6="$(verdict $rc6)" '
     $1 == "core.o" { o = $2 } $1 == "layer.y" { y = $2 } $1 == "layer.router_logits" { z = $2 }
     $1 ~ /^core\.final_state\./ { if (s == "" || $2 + 0 > s + 0) s = $2 }
