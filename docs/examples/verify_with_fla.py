@@ -3,10 +3,15 @@ Produce an outputs file for `momlab verify` from fla's kernels (documentation: m
 depend on Python). Usage:
 
     npx momlab vectors --config cfg.json --seed 1 --out vec/
-    python docs/examples/verify_with_fla.py vec/ outputs.safetensors
+    python docs/examples/verify_with_fla.py vec/ outputs.safetensors [chunk|fused_recurrent]
     npx momlab verify --vectors vec/ --outputs outputs.safetensors --only core.,layer.y,layer.router_logits --tolerance 6e-3
 
---tolerance 6e-3 because fla's Triton kernels use TF32 dots on float32 inputs (docs/vectors.md).
+The third argument picks fla's kernel for the core form: `chunk` (chunk_gated_delta_rule, the
+default) or `fused_recurrent` (fused_recurrent_gated_delta_rule, token by token). The layer is
+fla's MomAttention, which itself runs token by token for T <= 64 in eval mode and chunked above.
+--tolerance 6e-3 because fla's chunked Triton kernels use TF32 dots on float32 inputs
+(docs/vectors.md); with TRITON_F32_DEFAULT=ieee in the environment they compute in float32
+and the manifest's 1e-4 applies (docs/fla-crosscheck.md).
 The layer's inference state is left out: fla keeps the MoM states and the short-conv states
 inside its Cache object in its own layout. To check them too, export
   - `layer.final_state.{e}` / `.shared`                [B, H, dk, dv], the memory states;
@@ -22,9 +27,15 @@ import sys
 import torch
 from safetensors.torch import load_file, save_file
 from fla.layers import MomAttention
-from fla.ops.gated_delta_rule import chunk_gated_delta_rule
+from fla.ops.gated_delta_rule import chunk_gated_delta_rule, fused_recurrent_gated_delta_rule
 
 vec, out_path = sys.argv[1], sys.argv[2]
+kernels = {"chunk": chunk_gated_delta_rule, "fused_recurrent": fused_recurrent_gated_delta_rule}
+name = sys.argv[3] if len(sys.argv) > 3 else "chunk"
+if name not in kernels:
+    print(f"unknown kernel {name!r}: use chunk or fused_recurrent", file=sys.stderr)
+    sys.exit(2)
+kernel = kernels[name]
 manifest = json.load(open(f"{vec}/manifest.json"))
 cfg, core = manifest["config"], manifest["core"]
 B, T, H, E, K = core["B"], core["T"], core["H"], core["E"], core["topk"]
@@ -41,9 +52,9 @@ o = torch.zeros(B, T, H, dv, device=dev)
 
 
 def run(mem, b, ts):
-    """fla's chunked kernel on memory `mem`'s tokens ts of sequence b: o [n, H, dv], state [H, dk, dv]."""
+    """fla's kernel on memory `mem`'s tokens ts of sequence b: o [n, H, dv], state [H, dk, dv]."""
     pick = lambda n: x[f"core.{n}.{mem}"][b:b + 1, ts].contiguous()
-    ob, ht = chunk_gated_delta_rule(
+    ob, ht = kernel(
         q=x["core.q"][b:b + 1, ts].contiguous(), k=pick("k"), v=pick("v"), g=pick("g"), beta=pick("beta"),
         scale=dk ** -0.5, output_final_state=True, use_qk_l2norm_in_kernel=False,  # k is unit already; q is not normalised
     )
