@@ -9,7 +9,7 @@
  *     S'[:, j] = a ⊙ S[:, j] + k u_j,     o_j = S'[:, j] · q
  *
  * with a = 1 (none), e^g (scalar) or e^{g_i} (per key channel), and u_j = v_j, or for the delta
- * rules u_j = β (v_j − (a ⊙ S[:, j]) · k) — the ChunkForm of chunk-template.ts. (For scalar decay
+ * rules u_j = β (v_j − (a ⊙ S[:, j]) · k) — the ChunkForm of chunk-common.ts. (For scalar decay
  * (a S)·k = a (S·k), which is how both sides compute it.)
  *
  * Parallel layout: one workgroup of NT = 128 threads per (segment, head, block of BV state
@@ -69,7 +69,7 @@ import { GpuError } from '../../reference/errors.js';
 import type { InputDecl } from '../../reference/types.js';
 import type { GpuContext } from '../device.js';
 import { gridFor } from '../grid.js';
-import type { ChunkForm } from './chunk-template.js';
+import type { ChunkForm } from './chunk-common.js';
 import {
   cachedUniform,
   checkRuleCall,
