@@ -8,7 +8,7 @@
  * For each shape and kernel path (chunked, C = 64; token-by-token), the median of N repeats (in rounds until two consecutive medians agree within 3%) of
  * the whole forward (router, gather, per-memory kernel, mix: one ForwardPlan.encode, bracketed
  * by GPU timestamps), and the per-memory kernel alone on gathered inputs with the same segment
- * lengths (for the chunked path also its prepare, scan and output dispatches alone), so that the
+ * lengths (for the chunked path also its prepare, wu, scan and output dispatches alone), so that the
  * difference is the router + gather + mix. FLOPs and bytes are counted in bench/work.ts; the
  * ceilings (a fast WGSL matmul, copy bandwidth, float32 on int8 tensor cores where offered) are
  * measured in the same run (bench/ceilings.ts, bench/tensor-cores.ts);
