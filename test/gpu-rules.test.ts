@@ -323,12 +323,12 @@ describe('chunked UT transform: W and U over two column blocks', () => {
  * scan computes O itself and no output kernel runs. A device whose maxStorageBufferBindingSize is
  * one word short of those states (a proxy of the real one) takes that path at test sizes; every
  * other scratch buffer still fits (dv >= C and dk >= C make the states the largest). Each rule
- * against the float64 reference at its chunk tolerance, keys as vec4 (dk 64) or not (dk 21), dv
+ * against the float64 reference at its chunk tolerance, keys as vec4 (dk 32) or not (dk 21), dv
  * drawn over whole and partial quads.
  */
 describe('chunked scan with the read-out inside (states over one binding)', () => {
   const C = 16;
-  it.each(RULE_NAMES.map((n, i) => [n, i % 2 === 0 ? 21 : 64] as const))('%s, dk %i, matches the reference', async (name, dk) => {
+  it.each(RULE_NAMES.map((n, i) => [n, i % 2 === 0 ? 21 : 32] as const))('%s, dk %i, matches the reference', async (name, dk) => {
     const rule = GPU_RULES[name];
     const ref = BUILTIN_RULES[name];
     await fc.assert(

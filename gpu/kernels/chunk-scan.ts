@@ -182,9 +182,9 @@ fn uQuad(x: u32, c4: u32) -> vec4<f32> {
   if (c4 < params.DV / 4u) { r = u_in[x * (params.DV / 4u) + c4]; }
   return r;
 }
-fn storeO(x: u32, c4: u32, v: vec4<f32>) {
-  ${split ? '' : 'if (c4 < params.DV / 4u) { o_out[x * (params.DV / 4u) + c4] = v; }'}
-}
+${split ? '' : `fn storeO(x: u32, c4: u32, v: vec4<f32>) {
+  if (c4 < params.DV / 4u) { o_out[x * (params.DV / 4u) + c4] = v; }
+}`}
 ${split && f.delta ? `fn storeVn(x: u32, c4: u32, v: vec4<f32>) {
   if (c4 < params.DV / 4u) { vn_out[x * (params.DV / 4u) + c4] = v; }
 }` : ''}` : `// Row x, columns 4·c4.. of U / O, one f32 at a time (zero / not written past DV).
@@ -193,9 +193,9 @@ fn uQuad(x: u32, c4: u32) -> vec4<f32> {
   for (var m = 0u; m < 4u; m++) { if (4u * c4 + m < params.DV) { r[m] = u_in[x * params.DV + 4u * c4 + m]; } }
   return r;
 }
-fn storeO(x: u32, c4: u32, v: vec4<f32>) {
-  ${split ? '' : 'for (var m = 0u; m < 4u; m++) { if (4u * c4 + m < params.DV) { o_out[x * params.DV + 4u * c4 + m] = v[m]; } }'}
-}
+${split ? '' : `fn storeO(x: u32, c4: u32, v: vec4<f32>) {
+  for (var m = 0u; m < 4u; m++) { if (4u * c4 + m < params.DV) { o_out[x * params.DV + 4u * c4 + m] = v[m]; } }
+}`}
 ${split && f.delta ? `fn storeVn(x: u32, c4: u32, v: vec4<f32>) {
   for (var m = 0u; m < 4u; m++) { if (4u * c4 + m < params.DV) { vn_out[x * params.DV + 4u * c4 + m] = v[m]; } }
 }` : ''}`}
