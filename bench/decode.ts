@@ -47,7 +47,7 @@ const SETTLED = 0.03;
  * timed `steps` times; rounds repeat until every context's median agrees with its previous
  * round's within SETTLED (at most MAX_ROUNDS), and the last round is reported. Interleaving
  * keeps clock ramps and drift from lining up with the context; the settling rule replaces a
- * fixed warm-up, which was too short after a long prefill (run 4's 1K point).
+ * fixed warm-up, which was too short after a long prefill.
  */
 async function interleaved(contexts: number[], time: (i: number) => Promise<{ ms: number; repeats: number[] }>) {
   let last: { ms: number; repeats: number[] }[] = [];

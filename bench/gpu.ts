@@ -8,7 +8,7 @@
  * For each shape and kernel path (chunked, C = 64; token-by-token), the median of N repeats (in rounds until two consecutive medians agree within 3%) of
  * the whole forward (router, gather, per-memory kernel, mix: one ForwardPlan.encode, bracketed
  * by GPU timestamps), and the per-memory kernel alone on gathered inputs with the same segment
- * lengths (for the chunked path also its prepare, scan and output dispatches alone), so that the
+ * lengths (for the chunked path also its prepare, wu, scan and output dispatches alone), so that the
  * difference is the router + gather + mix. FLOPs and bytes are counted in bench/work.ts; the
  * ceilings (a fast WGSL matmul, copy bandwidth) are
  * measured in the same run (bench/ceilings.ts);
@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { scratchBuffer } from '../gpu/buffers.js';
 import { getGpu, type GpuContext } from '../gpu/device.js';
-import { makeChunkEncoder, type ChunkOptions, type ChunkPasses } from '../gpu/kernels/chunk-template.js';
+import { makeChunkEncoder, type ChunkOptions, type ChunkPasses } from '../gpu/kernels/chunk-encoder.js';
 import { makeRecurrentFastEncoder } from '../gpu/kernels/recurrent-fast.js';
 import { gatedDelta } from '../gpu/kernels/gated-delta.js';
 import type { KernelMode, RuleBuffers, RuleDims } from '../gpu/kernels/types.js';
@@ -87,7 +87,7 @@ export interface ForwardRow {
   /** the per-memory kernel alone; for the chunked path also its dispatches alone */
   ruleMs: number;
   prepareMs?: number;
-  /** the split W / U kernel (from round 11; absent before) */
+  /** the W / U kernel (absent in result files from before it was split out of prepare) */
   wuMs?: number;
   scanMs?: number;
   /** router, gather and mix kernel by kernel, ms (each route-and-gather figure is a difference of timed prefixes) */
@@ -99,7 +99,7 @@ export interface ForwardRow {
    * others given no tokens): whether the longest chains (shared) or the total work bounds it
    */
   groupsMs?: { routed: number; shared: number };
-  /** the kernel alone in other variants, ms (token-by-token: generic template, other reductions, no prefetch; chunk: the scan with narrower column blocks, scalar loads or round 5's loads) */
+  /** the kernel alone in its other layouts, ms (token-by-token: other reductions and workgroup orders; chunk: the scan's other workgroup orders and column blocks) */
   variants?: Record<string, number>;
   flops: number;
   bytes: number;
@@ -209,45 +209,35 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
     try {
       if (mode === 'chunk') {
         const part = (passes: ChunkPasses) => timer.settledMedian((enc) => chunkEncoder(ctx, enc, pb.dims, pb.buffers, CHUNK, passes), repeats, 1);
-        row.ruleMs = (await part('both')).ms;
+        row.ruleMs = (await part('all')).ms;
         row.prepareMs = (await part('prepare')).ms;
         row.wuMs = (await part('wu')).ms;
         row.scanMs = (await part('scan')).ms;
         row.outputMs = (await part('output')).ms;
         row.variants = {};
         const form = { decay: 'scalar', delta: true } as const;
-        const variant = (name: string, options: ChunkOptions, passes: ChunkPasses) => {
+        // the scan in the layouts the defaults pick at other shapes
+        const variant = async (name: string, options: ChunkOptions) => {
           const encode = makeChunkEncoder({ name: gatedDeltaRef.name, inputs: gatedDeltaRef.inputs, form }, options);
-          return timer.settledMedian((enc) => encode(ctx, enc, pb.dims, pb.buffers, CHUNK, passes), repeats, 1).then((r) => (row.variants![name] = r.ms));
+          row.variants![name] = (await timer.settledMedian((enc) => encode(ctx, enc, pb.dims, pb.buffers, CHUNK, 'scan'), repeats, 1)).ms;
         };
-        // (round 7-8's prepare and scan variants and the cuts were timed in runs 15-30 and are no longer repeated)
-        await variant('prepare with W / U inside (round 10)', { wu: 'fused' }, 'prepare');
-        await variant('prepare, inverse by columns (rounds 7-10)', { inverse: 'blocked-columns' }, 'prepare');
-        await variant('prepare cut after the Gram part', { prepareCut: 'gram' }, 'prepare');
-        await variant('prepare cut after the inverse', { prepareCut: 'inverse' }, 'prepare');
-        await variant('scan, segment order', { scanOrder: 'segment' }, 'scan');
-        await variant('scan, shared first', { scanOrder: 'shared-first' }, 'scan');
-        await variant('scan, 8 columns', { scanColumns: 8 }, 'scan');
-        await variant('scan, 16 columns', { scanColumns: 16 }, 'scan');
-        // where the scan's time goes (benchmark-only cuts: the outputs are then wrong)
-        await variant('scan cut: no W h correction', { scanCut: 'no-correction' }, 'scan');
-        await variant('scan cut: no state update', { scanCut: 'no-update' }, 'scan');
+        await variant('scan, segment order', { scanOrder: 'segment' });
+        await variant('scan, shared first', { scanOrder: 'shared-first' });
+        await variant('scan, 8 columns', { scanColumns: 8 });
+        await variant('scan, 16 columns', { scanColumns: 16 });
       } else {
         row.ruleMs = (await timer.settledMedian((enc) => gatedDelta.encode(ctx, enc, pb.dims, pb.buffers, { mode }), repeats, 1)).ms;
-        // the other layouts of the same kernel (the generic template it replaced and the variants
-        // without prefetch were timed in runs 1-15 and are no longer repeated)
+        // the other layouts of the same kernel. 'segment order': the same dims without
+        // sharedSegments, so the workgroups go out in (segment, head, block) order.
         const spec = { name: gatedDelta.name, inputs: gatedDelta.inputs, form: gatedDelta.form };
-        // (R 4 workgroup, old-state read-out, tile sizes, deferred decay on other layouts and the
-        // per-entry decay were timed in runs 17-30 and are no longer repeated). 'segment order':
-        // the same dims without sharedSegments, so the workgroups go out in (segment, head, block) order.
         const unordered = { ...pb.dims, sharedSegments: 0 };
         const variants: Record<string, [(c: GpuContext, e: GPUCommandEncoder, d: RuleDims, b: RuleBuffers) => void, RuleDims]> = {
           'workgroup reduction R 8, shared first': [makeRecurrentFastEncoder(spec, { subgroups: false, threadsPerColumn: 8 }), pb.dims],
         };
         if (ctx.features.has('subgroups')) {
-          variants['subgroups R 2, segment order (run 30)'] = [makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2 }), unordered];
+          variants['subgroups R 2, segment order'] = [makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2 }), unordered];
           variants['subgroups R 2, shared first'] = [makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2 }), pb.dims];
-          variants['subgroups R 4, segment order (run 30)'] = [makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 4 }), unordered];
+          variants['subgroups R 4, segment order'] = [makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 4 }), unordered];
           variants['subgroups R 4, shared first'] = [makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 4 }), pb.dims];
           variants['two layouts R 2 + R 4 (shared first)'] = [makeRecurrentFastEncoder(spec, { subgroups: true, threadsPerColumn: 2, sharedLayout: { threadsPerColumn: 4 } }), pb.dims];
         }
@@ -262,7 +252,7 @@ async function benchForward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, m
         const lengths = seg.lengths.map((n, i) => ((i < routedCount) === (group === 'routed') ? n : 0));
         const gp = gatheredProblem(ctx, s, { lengths, positions: lengths.reduce((a, b) => a + b, 0) });
         try {
-          const encode = (enc: GPUCommandEncoder) => (mode === 'chunk' ? chunkEncoder(ctx, enc, gp.dims, gp.buffers, CHUNK, 'both') : gatedDelta.encode(ctx, enc, gp.dims, gp.buffers, { mode }));
+          const encode = (enc: GPUCommandEncoder) => (mode === 'chunk' ? chunkEncoder(ctx, enc, gp.dims, gp.buffers, CHUNK) : gatedDelta.encode(ctx, enc, gp.dims, gp.buffers, { mode }));
           groupsMs[group] = (await timer.settledMedian(encode, repeats, 1)).ms;
         } finally {
           gp.destroy();

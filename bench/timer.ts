@@ -95,9 +95,8 @@ export class GpuTimer {
    * Rounds of `repeats` timed runs (after `warmup` untimed ones) until a round's median agrees
    * with the previous round's within `tol` (at most `maxRounds`); the last round is reported.
    * The warm-up is at least `warmup` runs and at least `warmMs` milliseconds.
-   * Round 2's forward figures showed why: after the correctness check the GPU needed 2-5 runs of
-   * a 15 ms forward to reach its clocks (37-56 ms first, then 14.2-16.4), which a fixed two
-   * warm-up runs did not cover.
+   * A fixed count of warm-up runs did not cover the runs the GPU needed to reach its clocks after
+   * the correctness check.
    */
   async settledMedian(
     record: (enc: GPUCommandEncoder) => void,
@@ -107,9 +106,8 @@ export class GpuTimer {
     maxRounds = 6,
     warmMs = 300,
   ): Promise<{ ms: number; repeats: number[]; rounds: number; settled: boolean }> {
-    // Untimed runs for at least `warmMs` of wall clock too: a 3 ms kernel settled at 3.58 ms
-    // over two rounds of 7 and read 1.53 ms later in the same run (H200 run 8, small heads),
-    // so a count of runs alone does not bring a short kernel's clocks up.
+    // Untimed runs for at least `warmMs` of wall clock too: a count of runs alone does not bring a
+    // short kernel's clocks up (it settled at twice its later time).
     await this.busy(record, warmup, warmMs);
     let last = await this.median(record, repeats, 0);
     for (let round = 2; round <= maxRounds; round++) {
@@ -125,8 +123,7 @@ export class GpuTimer {
    * Warm-up that keeps the device busy: batches of 8 untimed runs submitted back to back (no wait
    * between them), at least `runs` runs and `ms` milliseconds. Timing one run at a time leaves the
    * device idle for a host round trip after each, and the first forward figures of a shape were
-   * then bimodal or high (H200 run 25: standard token by token 8.18 or 8.98 ms within one round,
-   * small heads 6.5 ms where the same forward timed after its parts read 1.84).
+   * then bimodal or high.
    */
   private async busy(record: (enc: GPUCommandEncoder) => void, runs: number, ms: number): Promise<void> {
     const { device } = this.ctx;

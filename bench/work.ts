@@ -57,10 +57,10 @@ export function chunkFlops(seg: Segments, s: WorkShape, C: number): number {
 }
 
 /**
- * Compulsory bytes of the chunked forward (router, gather, prepare, scan, output, mix) in float32,
- * as implemented from round 8 (split output: the scan writes V' and the state at each chunk start,
- * the output kernel reads them back). Runs 1-20 counted the fused form (no V' / chunk-start traffic);
- * from round 11 (run 44) W / U are split too (the inverse A written and read back, k, β, G read twice).
+ * Compulsory bytes of the chunked forward (router, gather, prepare, wu, scan, output, mix) in
+ * float32, as gpu/kernels/chunk-encoder.ts runs it: the scan writes V' and the state at each chunk
+ * start and the output kernel reads them back; prepare writes the inverse A and wu reads it back
+ * (k, β, G read twice). Result files from before those splits counted less traffic (docs/perf.md).
  */
 export function forwardBytes(seg: Segments, s: WorkShape, C: number, mode: 'chunk' | 'recurrent' = 'chunk'): number {
   const { B, T, H, E, topk: K, dk, dv } = s;
@@ -71,14 +71,14 @@ export function forwardBytes(seg: Segments, s: WorkShape, C: number, mode: 'chun
   const perPos = H * (2 * dk + dv + 2); // q, k, v, g, beta of one gathered position
   const router = B * T * E + 2 * B * T * K;
   const gather = 2 * (P - B * T) * perPos; // read the routed rows, write them gathered (the shared memory's are uploaded in place; the bench always has it)
-  // from round 11 W / U are split: prepare reads q, k, g, β and writes G, Aqk and A; wu reads k, v, β, G, A and writes W, U
+  // prepare reads q, k, g, β and writes G, Aqk and A; wu reads k, v, β, G, A and writes W, U
   const prepare = P * H * (2 * dk + 2) + P * H * (1 + C + C);
   const wu = P * H * (dk + dv + 2 + C) + P * H * (dk + dv);
   const scan = P * H * (dk + dv + 1 + dk) + 2 * S * H * dk * dv + P * H * dv + states; // reads k, U, G, W; state in/out; writes V' and the chunk-start states
   const output = P * H * (dk + 1 + C + dv + dv) + states; // reads q, G, Aqk, V', the chunk-start states; writes o
   const mix = P * H * dv + B * T * K * 2 + B * T * H * dv;
-  // token by token (from round 11; runs 1-49 charged it the chunked count): each gathered position's
-  // q, k, v, g, β read once, the state in and out, o written
+  // token by token: each gathered position's q, k, v, g, β read once, the state in and out, o
+  // written (older result files charged it the chunked count)
   if (mode === 'recurrent') return 4 * (router + gather + P * perPos + 2 * S * H * dk * dv + P * H * dv + mix);
   return 4 * (router + gather + prepare + wu + scan + output + mix);
 }

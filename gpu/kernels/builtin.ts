@@ -1,7 +1,7 @@
 /**
  * A built-in rule on the GPU, behind the `GpuRule.encode` of gpu/kernels/types.ts: mode
  * 'recurrent' runs the fast token-by-token kernel (recurrent-fast.ts), generated from the rule's
- * chunkwise form; mode 'chunk' the chunkwise kernels (chunk-template.ts). The rule's snippets for
+ * chunkwise form; mode 'chunk' the chunkwise kernels (chunk-encoder.ts). The rule's snippets for
  * the generic template (recurrent-template.ts) are kept on the rule (`body`): they state the
  * update column by column in the plainest form, and the tests run them as an independent second
  * GPU implementation of the same rule. Inputs, names and order are taken from the reference
@@ -9,7 +9,8 @@
  */
 import { ConfigError } from '../../reference/errors.js';
 import type { BuiltinRule } from '../../reference/rules/types.js';
-import { makeChunkEncoder, type ChunkForm } from './chunk-template.js';
+import type { ChunkForm } from './chunk-common.js';
+import { makeChunkEncoder } from './chunk-encoder.js';
 import { makeRecurrentFastEncoder } from './recurrent-fast.js';
 import type { RecurrentBody } from './recurrent-template.js';
 import { CHUNK_SIZES, type GpuRule, type KernelMode } from './types.js';

@@ -1,5 +1,5 @@
 /**
- * Helpers shared by the rule kernels (recurrent-template.ts, chunk-template.ts): binding lists
+ * Helpers shared by the rule kernels (recurrent-template.ts, chunk-*.ts): binding lists
  * that produce both the WGSL declarations and the bind group from one description, checks of
  * the varlen contract (gpu/kernels/types.ts) that turn bad input into typed errors, and caches
  * of the small buffers a kernel needs (uniforms, scratch), so that repeated encodes with the

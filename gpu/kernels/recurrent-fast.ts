@@ -1,7 +1,7 @@
 /**
- * The token-by-token ('recurrent') kernel of the five built-in rules, written for speed. The
- * generic template (recurrent-template.ts) gives each thread a whole state column of dk floats
- * in a private array (which the driver keeps in slow local memory, not registers) and walks it
+ * The token-by-token ('recurrent') kernel of the five built-in rules (docs/spec.md §3, §4),
+ * written for speed. The generic template (recurrent-template.ts) gives each thread a whole state
+ * column of dk floats in a private array (which the driver keeps in slow local memory, not registers) and walks it
  * with two serial dk-long dot products per token; on a long segment that serial chain is the
  * whole run time. Here the built-ins' shared shape is used instead of snippets: every built-in
  * update of column j is
@@ -9,7 +9,7 @@
  *     S'[:, j] = a ⊙ S[:, j] + k u_j,     o_j = S'[:, j] · q
  *
  * with a = 1 (none), e^g (scalar) or e^{g_i} (per key channel), and u_j = v_j, or for the delta
- * rules u_j = β (v_j − (a ⊙ S[:, j]) · k) — the ChunkForm of chunk-template.ts. (For scalar decay
+ * rules u_j = β (v_j − (a ⊙ S[:, j]) · k) — the ChunkForm of chunk-common.ts. (For scalar decay
  * (a S)·k = a (S·k), which is how both sides compute it.)
  *
  * Parallel layout: one workgroup of NT = 128 threads per (segment, head, block of BV state
@@ -31,32 +31,20 @@
  *
  * Each token's inputs are staged in workgroup memory a tile of TT tokens at a time with
  * coalesced loads (consecutive threads, consecutive addresses); dk is padded with zero rows to a
- * multiple of 4R (zero k, q and state rows stay zero under every update). With `prefetch` (the
- * default) the next tile is loaded into registers while the current one is computed and stored
- * at the next tile start: 1.6-1.9x faster on the H200 at every shape and path (docs/perf.md,
- * run 9: long, workgroup R 8, 50.4 -> 30.6 ms; small heads, subgroups R 2, 2.55 -> 1.53 ms).
+ * multiple of 4R (zero k, q and state rows stay zero under every update). The next tile is loaded
+ * into registers while the current one is computed, and stored at the next tile start, so the
+ * loads' latency overlaps the tile's math instead of stalling every thread at the tile start.
  *
  * `history` (the state after each token, mix-before path) is supported: each thread writes its
  * rows of its column.
  *
- * `readout: 'old-state'` reads the output from the state before the update instead:
- * o_j = S'[:, j]·q = (a ⊙ S[:, j])·q + u_j (k·q). Both dots then read the old state and go through
- * one reduction (a vec2 / vec3 butterfly, or partials stored before the delta rules' barrier), so
- * the update has nothing waiting on it; the per-token chain loses a dk-long dot and its
- * reduction. Same value, float32 rounding in a different order. k·q is shared by every column:
- * `keyQuery` 'threads' (default) adds each thread's rows' k·q to the values it already reduces
- * (NV4 more vec4 dots on operands the other two dots load; no barrier, no workgroup memory, and
- * on the workgroup path it folds into the read-out partial: Σ_x (a qs_x + u kq_x)); 'tile' has
- * the tile's first threads compute the TT tokens' k·q from workgroup memory after the staging
- * barrier (one more barrier per tile, 4 bytes per token), kept to be timed against it.
- *
  * Workgroup order: when the dispatch holds the shared memory's segments (dims.sharedSegments),
  * the workgroups take one linear index with the shared segments' first (`order`), so that their
- * chains, the longest, spread over the multiprocessors (H200 run 34: standard 7.48 -> 5.51 ms).
+ * chains, the longest, spread over the multiprocessors.
  * `second` (option `sharedLayout`) runs those segments with other threads per column in the same
  * dispatch: two layouts' code in one kernel, function-scope constants, shared flat tiles.
  *
- * `deferDecay` (scalar decay, no history, default read-out): the update a S + k uᵀ multiplies
+ * `deferDecay` (scalar decay, no history; with subgroups and R <= 2): the update a S + k uᵀ multiplies
  * every state entry by a, one multiply per entry per token on top of the fma. Instead each thread
  * holds S̃ with S = c S̃ for a scalar c: a token sets c' = a c, S̃ += k (u / c') and reads
  * o = c' (S̃·q); Sᵀk is a c (S̃ᵀk). c is folded back into the registers (S̃ *= c, c = 1) at every
@@ -69,7 +57,7 @@ import { GpuError } from '../../reference/errors.js';
 import type { InputDecl } from '../../reference/types.js';
 import type { GpuContext } from '../device.js';
 import { gridFor } from '../grid.js';
-import type { ChunkForm } from './chunk-template.js';
+import type { ChunkForm } from './chunk-common.js';
 import {
   cachedUniform,
   checkRuleCall,
@@ -89,7 +77,7 @@ const NT = 128;
 export interface RecurrentFastParams {
   form: ChunkForm;
   /** workgroup tiles nested [token][thread part][m] instead of flat (see tileType) */
-  nested?: boolean;
+  nested: boolean;
   H: number;
   dk: number;
   dv: number;
@@ -101,25 +89,16 @@ export interface RecurrentFastParams {
   /** tokens per tile in workgroup memory */
   tokensPerTile: number;
   /**
-   * load the next tile's inputs into registers while the current tile is computed (the loads'
-   * latency then overlaps the tile's math instead of stalling every thread at the tile start)
+   * scalar decay only, without history: hold the state as c·S̃ and multiply the decay into the
+   * scalar c instead of every state entry (header comment)
    */
-  prefetch?: boolean;
-  /** read the output from the state after the update (default) or from the old state (header comment) */
-  readout?: Readout;
-  /** with readout 'old-state': who computes k·q (default 'threads'; header comment) */
-  keyQuery?: KeyQuery;
+  deferDecay: boolean;
   /**
-   * scalar decay only, without history and with the default read-out: hold the state as c·S̃ and
-   * multiply the decay into the scalar c instead of every state entry (header comment)
-   */
-  deferDecay?: boolean;
-  /**
-   * a second layout (threads per column, deferred decay) for the segments from `firstSegment` on,
+   * a second layout (its threads per column; no deferred decay) for the segments from ord.first on,
    * in the same dispatch (flat tiles only): the shared memory's longer chains run with more threads
    * per column while the routed memories' run with fewer
    */
-  second?: { threadsPerColumn: number; deferDecay?: boolean };
+  second?: { threadsPerColumn: number };
   /**
    * one layout, workgroups in one linear order with the segments from ord.first on (the shared
    * memory's, the longest chains) first; the two-layout dispatch always orders them so. The counts
@@ -128,37 +107,37 @@ export interface RecurrentFastParams {
   order?: boolean;
 }
 
-export type Readout = 'after-update' | 'old-state';
-export type KeyQuery = 'threads' | 'tile';
-
 /** The smallest power of two >= n. */
 const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 
 /** Layout decisions shared by the WGSL text and the dispatch. */
-export function fastLayout(form: ChunkForm, dk: number, subgroups: boolean, budget: number, threadsPerColumn: number, kqTile = false, nested = false, tileBudget = 24576) {
+export function fastLayout(form: ChunkForm, dk: number, subgroups: boolean, budget: number, threadsPerColumn: number, nested: boolean) {
   // R is capped by dk itself (no thread without a row)
   const R = Math.max(1, Math.min(threadsPerColumn, pow2(Math.ceil(dk / 4))));
   const bv = NT / R;
   const dkp = Math.ceil(dk / (4 * R)) * 4 * R;
-  return tileFit(form, subgroups, kqTile, tileBudget, budget, { R, bv, dkp, nested });
+  return tileFit(form, subgroups, budget, { R, bv, dkp, nested });
 }
+
+/**
+ * Workgroup bytes the token tiles may take: a larger budget (more tokens per tile) fits fewer
+ * workgroups per multiprocessor, which made the workgroup-reduction kernel twice as slow.
+ */
+const TILE_BUDGET = 24576;
 
 /**
  * Tokens per tile and workgroup bytes for tiles of dkp keys and bv values per token (with two
  * layouts in one dispatch, the larger of each).
  */
-function tileFit(form: ChunkForm, subgroups: boolean, kqTile: boolean, tileBudget: number, budget: number, t: { R: number; bv: number; dkp: number; nested: boolean }) {
+function tileFit(form: ChunkForm, subgroups: boolean, budget: number, t: { R: number; bv: number; dkp: number; nested: boolean }) {
   const { R, bv, dkp, nested } = t;
   const perToken =
-    4 * (2 * dkp + (form.decay === 'channel' ? dkp : form.decay === 'scalar' ? 1 : 0) + (form.delta ? 1 : 0) + (kqTile ? 1 : 0) + bv + (subgroups ? 0 : NT)) +
+    4 * (2 * dkp + (form.decay === 'channel' ? dkp : form.decay === 'scalar' ? 1 : 0) + (form.delta ? 1 : 0) + bv + (subgroups ? 0 : NT)) +
     // nested tiles: one padding vec4 per thread part in each of the k, q (and gla decay) tiles
     (nested ? 16 * R * (form.decay === 'channel' ? 3 : 2) : 0);
   const fixed = !subgroups && form.delta ? 4 * 2 * NT : 0;
-  // Up to 32 tokens per tile amortise the tile's two barriers and load latency, within 24 KiB:
-  // on the H200 a 32 KiB budget (16 instead of 8 tokens per tile for R 8) made the workgroup-
-  // reduction kernel 2x slower (run 6: 96 vs 49.5 ms long, 40 vs 17 ms standard), fewer
-  // workgroups fitting per multiprocessor.
-  const tt = fitCount(perToken, fixed, Math.min(budget, tileBudget), 32);
+  // Up to 32 tokens per tile amortise the tile's two barriers and load latency, within TILE_BUDGET
+  const tt = fitCount(perToken, fixed, Math.min(budget, TILE_BUDGET), 32);
   return { R, bv, dkp, tt, bytes: fixed + Math.max(1, tt) * perToken };
 }
 
@@ -166,15 +145,9 @@ function tileFit(form: ChunkForm, subgroups: boolean, kqTile: boolean, tileBudge
 const LONG_SEGMENTS = 8192;
 
 /**
- * Reduction path and threads per column when the caller does not fix them. Measured on the H200
- * (docs/perf.md, gated-delta, the kernel alone): with long segments (B 1, T 65,536: one
- * 65,536-token chain) the run time is the chain's per-token latency, and more threads per column
- * win: in run 5 the workgroup reduction with R 8 was fastest (49.5 ms; subgroups R 4: 56.2, R 2:
- * 67.3); since the prefetch, nested tiles and wide steps, subgroups with R 4 are (runs 23-24:
- * 29.4 ms against 30.6 for workgroup R 8 and 35.2 for subgroups R 2). With many shorter segments
- * (B 4, T 8,192 and B 8, T 2,048) the work spread over more workgroups wins and subgroups with
- * R 2 were fastest or within 4% (run 5: 13.5 vs 13.0 ms; 3.2 vs 5.8 ms; runs 23-24: 8.08 vs 8.35
- * for R 4, 1.53 vs 2.51).
+ * Reduction path and threads per column when the caller does not fix them (measured on the H200,
+ * docs/perf.md): with long segments the run time is the chain's per-token latency, and more
+ * threads per column win; with many shorter segments the work spread over more workgroups wins.
  */
 export function chooseReduction(dims: RuleDims, hasSubgroups: boolean): { subgroups: boolean; threadsPerColumn: number } {
   if (dims.positions / dims.segments >= LONG_SEGMENTS) return hasSubgroups ? { subgroups: true, threadsPerColumn: 4 } : { subgroups: false, threadsPerColumn: 8 };
@@ -185,23 +158,16 @@ export function chooseReduction(dims: RuleDims, hasSubgroups: boolean): { subgro
  * Two layouts in one dispatch when the shared memory is on (dims.sharedSegments) and the device
  * has subgroups: the shared memory's chains hold every token of a batch, twice the routed
  * memories' on average with k = 2 of E = 4, so they bound the kernel; more threads per column
- * shorten a token's latency there, while the routed chains keep the layout that does the most
- * work per thread. Measured on the H200 (run 28, each group alone): routed segments fastest with
- * subgroups R 2 (standard 2.84 ms, R 4 4.24; long 15.6, R 4 16.7; small heads 0.99, R 4 1.47),
- * shared segments with subgroups R 4 (standard 4.18 ms, R 2 5.55, workgroup R 8 4.32; long 25.5,
- * R 2 31.1; small heads 0.74, R 2 1.09).
+ * shorten a token's latency there (subgroups R 4 measured fastest on them), while the routed
+ * chains keep the layout that does the most work per thread (subgroups R 2).
  */
 const MIXED_ROUTED = { subgroups: true, threadsPerColumn: 2 };
-const MIXED_SHARED = { threadsPerColumn: 4, deferDecay: false };
+const MIXED_SHARED = { threadsPerColumn: 4 };
 
 /**
- * Whether two layouts are the default. The whole kernel, H200 run 34 (workgroups in linear order
- * with the shared segments first, see `order`): standard 5.29 ms against 5.51 for one layout R 2
- * (7.48 in run 30's segment order); long 25.6 against 29.4 for one layout R 4; small heads (dk 64)
- * 1.50 against 1.08 for one layout R 2, where the kernel holding both layouts' code was slower on
- * each group alone too (run 29: shared 0.91 against 0.74 for R 4 alone), likely the larger layout's
- * registers. So at dk > 64, and only with segments of 1,024 tokens or more on average (decode
- * steps and short prefill pieces have no long chain to shorten): fitted to these shapes.
+ * Whether two layouts are the default: at dk > 64 (at dk 64 the kernel holding both layouts' code
+ * measured slower, likely the larger layout's registers), and only with segments of 1,024 tokens or
+ * more on average (decode steps and short prefill pieces have no long chain to shorten).
  */
 function useTwoLayouts(dims: RuleDims): boolean {
   return dims.dk > 64 && dims.positions / dims.segments >= 1024;
@@ -283,8 +249,8 @@ function prefetchCode(form: ChunkForm, TT: number, dk: number, BV: number, nt: n
 /** The WGSL of the fast token-by-token kernel (entry point `main`). */
 export function recurrentFastWgsl(p: RecurrentFastParams): string {
   const { form, dk, dv, H, withHistory, subgroups } = p;
-  const nested = p.nested ?? false;
-  const first = layoutCode(p, p.threadsPerColumn, p.tokensPerTile, nested, p.deferDecay ?? false);
+  const { nested } = p;
+  const first = layoutCode(p, p.threadsPerColumn, p.tokensPerTile, nested, p.deferDecay);
   const header = `${subgroups ? 'enable subgroups;\n' : ''}
 const DK: u32 = ${dk}u;
 const DV: u32 = ${dv}u;
@@ -298,7 +264,7 @@ var<workgroup> _wv: array<f32, ${TT * BV}>;
 ${form.decay === 'channel' ? `var<workgroup> _wa: ${tileType};` : form.decay === 'scalar' ? `var<workgroup> _wa: array<f32, ${TT}>;` : ''}
 ${form.delta ? `var<workgroup> _wb: array<f32, ${TT}>;` : ''}
 ${subgroups ? 'var<workgroup> _slot: atomic<u32>;' : `var<workgroup> _op: array<f32, ${TT * NT}>;`}
-${!subgroups && form.delta ? `var<workgroup> _kvp: array<f32, ${2 * NT}>;` : ''}${first.kqTile ? `\nvar<workgroup> _wkq: array<f32, ${TT}>;` : ''}`;
+${!subgroups && form.delta ? `var<workgroup> _kvp: array<f32, ${2 * NT}>;` : ''}`;
   const consts = (L: LayoutCode, indent: string) =>
     [`const R: u32 = ${L.R}u;`, `const BV: u32 = ${L.BV}u;`, `const TT: u32 = ${L.TT}u;`, `const KV4: u32 = ${L.KV4}u;`].map((c) => indent + c).join('\n');
   // (head, column block, lanes) of workgroup w of a group with `blocks` column blocks
@@ -331,7 +297,7 @@ ${first.body}
   }
   // Two layouts in one dispatch: segments from ord.first on (the shared memory's) run the second. Both use flat tiles, so the workgroup arrays are shared, sized for the larger.
   if (nested) throw new GpuError('recurrent-fast: two layouts in one dispatch need flat tiles (nested: false)');
-  const second = layoutCode(p, p.second.threadsPerColumn, p.tokensPerTile, false, p.second.deferDecay ?? false);
+  const second = layoutCode(p, p.second.threadsPerColumn, p.tokensPerTile, false, false);
   const KV4 = Math.max(first.KV4, second.KV4);
   const fn = (name: string, L: LayoutCode) => `fn ${name}(_seg: u32, _h: u32, _zb: u32, _lid: u32${subgroups ? ', _sl: u32, _ss: u32' : ''}) {
 ${consts(L, '  ')}
@@ -376,7 +342,6 @@ interface LayoutCode {
   TT: number;
   KV4: number;
   tileType: string;
-  kqTile: boolean;
   /** the statements after _seg, _h and _j0 are known, with R, BV, TT and KV4 as constants */
   body: string;
 }
@@ -384,7 +349,6 @@ interface LayoutCode {
 /** The code of one layout (R threads per column, TT tokens per tile) of the kernel. */
 function layoutCode(p: RecurrentFastParams, R: number, TT: number, nested: boolean, deferDecay: boolean): LayoutCode {
   const { form, dk, withHistory, subgroups } = p;
-  const prefetch = p.prefetch ?? true;
   const BV = NT / R;
   const DKP = Math.ceil(dk / (4 * R)) * 4 * R;
   const NV4 = DKP / (4 * R);
@@ -399,7 +363,7 @@ function layoutCode(p: RecurrentFastParams, R: number, TT: number, nested: boole
   // or nested [token][thread part r][m] (\`nested\`), where a thread's own group m·R + r is then
   // indexed by constants after [_t][_r], which robustness need not clamp per access.
   // (the inner arrays padded by one vec4: unpadded, the R threads of a column read addresses
-  // KV4/R vec4 apart, on the same banks; run 18: R 4 2.4x slower than flat)
+  // KV4/R vec4 apart, on the same banks)
   const tileType = nested ? `array<array<array<vec4f, ${KV4 / R + 1}>, ${R}>, ${TT}>` : `array<vec4f, ${TT * KV4}>`;
   const tileAt = (arr: string, tok: string, g: string) => (nested ? `${arr}[${tok}][(${g}) % R][(${g}) / R]` : `${arr}[(${tok}) * KV4 + ${g}]`);
   const mine = (arr: string, m: number) => (nested ? `${arr}[_t][_r][${m}u]` : `${arr}[_kb + ${g4(m)}]`);
@@ -425,8 +389,7 @@ function layoutCode(p: RecurrentFastParams, R: number, TT: number, nested: boole
 
   const kvPartial = tree(ms.map((m) => `dot(${form.decay === 'channel' ? `${mine('_wa', m)} * _s${m}` : `_s${m}`}, ${mine('_wk', m)})`));
   // deferred decay: the registers hold S̃ with S = _cs S̃ (header comment)
-  const oldState = (p.readout ?? 'after-update') === 'old-state';
-  const defer = deferDecay && sc && !withHistory && !oldState;
+  const defer = deferDecay && sc && !withHistory;
   // scalar decay: (a S)·k = a (S·k): the decay multiplies the reduced sum once
   const kvScale = defer ? '_ac * ' : sc ? '_a * ' : '';
   const uDelta = subgroups
@@ -455,63 +418,6 @@ function layoutCode(p: RecurrentFastParams, R: number, TT: number, nested: boole
     : `_op[_t * NT + _lid] = ${cTimes}${defer ? `(${qsPartial})` : qsPartial};`;
   const historyWrite = withHistory ? `if (_live) {\n    ${storeHistory}\n      }` : '';
 
-  // readout 'old-state': every dot reads the state before the update; per key channel the decayed
-  // old state a ⊙ S is formed once and shared by both dots and the update
-  const kqTile = oldState && p.keyQuery === 'tile';
-  const sOld = (m: number) => (ch ? `_d${m}` : `_s${m}`);
-  const dOld = ch ? ms.map((m) => `let _d${m} = ${mine('_wa', m)} * _s${m};`).join(' ') : '';
-  const kvOld = tree(ms.map((m) => `dot(${sOld(m)}, ${mine('_wk', m)})`));
-  const qsOld = tree(ms.map((m) => `dot(${sOld(m)}, ${mine('_wq', m)})`));
-  const kqOld = tree(ms.map((m) => `dot(${mine('_wk', m)}, ${mine('_wq', m)})`));
-  const updateOld = ms.map((m) => `_s${m} = fma(${mine('_wk', m)}, vec4f(_u), ${ch ? `_d${m}` : decayed(m)});`).join('\n      ');
-  // scalar decay multiplies the reduced sums once, as kvScale does
-  const aTimes = (x: string) => (sc ? `_a * ${x}` : x);
-  let tokenOld: string;
-  if (subgroups) {
-    // one butterfly over (S·k, S·q, k·q) as a vector: the shuffles of one step are independent
-    const vals = [...(form.delta ? [kvOld] : []), qsOld, ...(kqTile ? [] : [kqOld])];
-    const at = (i: number) => (vals.length === 1 ? '_red' : `_red.${'xyz'[i]}`);
-    const kv = at(0);
-    const qs = at(form.delta ? 1 : 0);
-    const kq = kqTile ? '_wkq[_t]' : at(vals.length - 1);
-    tokenOld = `${dOld ? `${dOld}\n      ` : ''}var _red = ${vals.length === 1 ? vals[0] : `vec${vals.length}f(${vals.join(', ')})`}; ${reduce('_red')}
-      let _u = ${form.delta ? `_wb[_t] * (_vj - ${aTimes(kv)})` : '_vj'};
-      ${updateOld}
-      if (_live && _r == 0u) { out_o[(_p * H + _h) * DV + _j] = fma(_u, ${kq}, ${aTimes(qs)}); }`;
-  } else {
-    // The read-out partial stays reduced once per tile (_op); the S·q partial is taken before the
-    // barrier, and u k·q joins it once u is known: per thread Σ_x (a qs_x + u kq_x), or with the
-    // tile's k·q added by one thread of the column.
-    const kvSum = `
-      workgroupBarrier();
-      var _kv = 0.0;
-      for (var _x = 0u; _x < R; _x++) { _kv += _kvp[(_t & 1u) * NT + _c * R + _x]; }`;
-    const part = kqTile ? `${sc ? 'fma(_a, _qsp, ' : '_qsp + '}select(0.0, _u * _wkq[_t], _r == 0u)${sc ? ')' : ''}` : `fma(_u, _kqp, ${aTimes('_qsp')})`;
-    tokenOld = `${dOld ? `${dOld}\n      ` : ''}${form.delta ? `_kvp[(_t & 1u) * NT + _lid] = ${kvOld};\n      ` : ''}let _qsp = ${qsOld};${kqTile ? '' : ` let _kqp = ${kqOld};`}${form.delta ? kvSum : ''}
-      let _u = ${form.delta ? `_wb[_t] * (_vj - ${aTimes('_kv')})` : '_vj'};
-      ${updateOld}
-      _op[_t * NT + _lid] = ${part};`;
-  }
-  // readout 'old-state', keyQuery 'tile': the tile's first threads take its tokens' k·q (TT <= 32 < NT)
-  const kqTileCode = kqTile
-    ? `
-    if (_lid < _nt) { _wkq[_lid] = ${tree(Array.from({ length: KV4 }, (_, i) => `dot(${tileAt('_wk', '_lid', `${i}u`)}, ${tileAt('_wq', '_lid', `${i}u`)})`))}; }
-    workgroupBarrier(); // the tile's k·q are written`
-    : '';
-
-  // The tile's loads straight into workgroup memory (every thread waits for them at the barrier).
-  const directLoad = `    for (var _e = _lid; _e < _nt * DK; _e += NT) {
-      let _ti = _e / DK;
-      let _ri = _e % DK;
-      let _i = ((_t0 + _ti) * H + _h) * DK + _ri;
-      ${tileAt('_wk', '_ti', '_ri / 4u')}[_ri % 4u] = in_k[_i];
-      ${tileAt('_wq', '_ti', '_ri / 4u')}[_ri % 4u] = in_q[_i];${ch ? `\n      ${tileAt('_wa', '_ti', '_ri / 4u')}[_ri % 4u] = exp(in_g[_i]);` : ''}
-    }
-    for (var _e = _lid; _e < _nt * BV; _e += NT) {
-      _wv[_e] = in_v[((_t0 + _e / BV) * H + _h) * DV + min(_j0 + _e % BV, DV - 1u)];
-    }
-    for (var _e = _lid; _e < _nt; _e += NT) {${sc ? '\n      _wa[_e] = exp(in_g[(_t0 + _e) * H + _h]);' : ''}${form.delta ? '\n      _wb[_e] = in_beta[(_t0 + _e) * H + _h];' : ''}
-    }`;
   const pf = prefetchCode(form, TT, dk, BV, NT, tileAt);
 
   const body = `${
@@ -531,20 +437,22 @@ function layoutCode(p: RecurrentFastParams, R: number, TT: number, nested: boole
   let _sb = (_seg * H + _h) * DK * DV + _j;
   ${ms.map((m) => `var _s${m} = vec4f(0.0);`).join(' ')}
   ${loadState}${defer ? '\n  var _cs = 1.0;' : ''}
-${prefetch ? `  ${pf.declare}
-  if (_p0 < _p1) { ${pf.fetch('_p0', 'min(TT, _p1 - _p0)')} }` : ''}
+  ${pf.declare}
+  if (_p0 < _p1) { ${pf.fetch('_p0', 'min(TT, _p1 - _p0)')} }
   for (var _t0 = _p0; _t0 < _p1; _t0 += TT) {
     let _nt = min(TT, _p1 - _t0);
     workgroupBarrier(); // the previous tile is consumed
-${prefetch ? pf.store : directLoad}
+${pf.store}
     workgroupBarrier();
-${prefetch ? `    let _n0 = _t0 + TT;
-    if (_n0 < _p1) { ${pf.fetch('_n0', 'min(TT, _p1 - _n0)')} }` : ''}${kqTileCode}
+    let _n0 = _t0 + TT;
+    if (_n0 < _p1) { ${pf.fetch('_n0', 'min(TT, _p1 - _n0)')} }
     for (var _t = 0u; _t < _nt; _t++) {
       let _p = _t0 + _t;
       let _kb = _t * KV4;
       let _vj = _wv[_t * BV + _c];${sc ? '\n      let _a = _wa[_t];' : ''}${defer ? '\n      let _ac = _a * _cs;' : ''}
-      ${oldState ? tokenOld : `${form.delta ? uDelta : 'let _u = _vj;'}\n      ${update}\n      ${readOut}`}
+      ${form.delta ? uDelta : 'let _u = _vj;'}
+      ${update}
+      ${readOut}
       ${historyWrite}
     }${defer ? `\n    ${scaleAll('_cs')} _cs = 1.0; // fold once per tile: c is a product of at most TT decays` : ''}
 ${
@@ -565,7 +473,7 @@ ${
   if (_live) {
     ${storeState}
   }`;
-  return { R, BV, TT, KV4, tileType, kqTile, body };
+  return { R, BV, TT, KV4, tileType, body };
 }
 
 export interface RecurrentFastSpec {
@@ -575,31 +483,24 @@ export interface RecurrentFastSpec {
   form: ChunkForm;
 }
 
+/**
+ * The layout is chosen per call from the dims and the device (chooseReduction, useTwoLayouts);
+ * these options pin it instead (tests and the benchmark reach every layout the defaults pick at
+ * some shape and device).
+ */
 export interface RecurrentFastOptions {
   /** use subgroup shuffles for the reductions (default: chooseReduction) */
   subgroups?: boolean;
   /** threads per state column (default: chooseReduction) */
   threadsPerColumn?: number;
-  /** register prefetch of the next tile (default true) */
-  prefetch?: boolean;
-  /** read the output after the update (default) or from the old state (see the header comment) */
-  readout?: Readout;
-  /** with readout 'old-state': k·q per thread (default) or once per tile (see the header comment) */
-  keyQuery?: KeyQuery;
-  /** workgroup tiles nested [token][thread part][m] (default: with subgroups and R <= 2; always flat with two layouts) */
-  nested?: boolean;
-  /** bytes of workgroup memory the token tiles may take (default 24 KiB; benchmark variants) */
-  tileBudget?: number;
-  /** scalar decay: multiply the decay into one scale per column, not every state entry (default: with subgroups and R <= 2) */
-  deferDecay?: boolean;
   /**
    * the shared memory's segments (dims.sharedSegments) in a second layout of the same dispatch:
    * 'same' for one layout, or its threads per column (same reduction path, flat tiles). Default:
    * with subgroups, when neither `subgroups` nor `threadsPerColumn` is given, the dispatch has
-   * both kinds of segment and useTwoLayouts holds, routed R 2 (deferred decay) and shared R 4
-   * (MIXED_ROUTED, MIXED_SHARED)
+   * both kinds of segment and useTwoLayouts holds, routed R 2 and shared R 4 (MIXED_ROUTED,
+   * MIXED_SHARED)
    */
-  sharedLayout?: 'same' | { threadsPerColumn: number; deferDecay?: boolean };
+  sharedLayout?: 'same' | { threadsPerColumn: number };
 }
 
 /**
@@ -637,48 +538,36 @@ export function makeRecurrentFastEncoder(spec: RecurrentFastSpec, options: Recur
       throw new GpuError(`rule '${spec.name}': ${R} threads per column is not supported (a power of two, at most 4 with subgroups, at most ${NT})`);
     }
     const what = `rule '${spec.name}' (recurrent, dk=${dk}, dv=${dv})`;
-    const prefetch = options.prefetch ?? true;
-    const readout = options.readout ?? 'after-update';
-    const keyQuery = options.keyQuery ?? 'threads';
-    const kqTile = readout === 'old-state' && keyQuery === 'tile';
-    // Nested tiles where they measured faster: subgroups with R <= 2 (H200 runs 18-19, kernel alone,
-    // standard shape 8.07 / 8.09 ms against 8.54 / 8.57 flat; small heads 1.58 / 1.53 against 1.53);
-    // with R 4 and the workgroup reduction they were slower (runs 18-19).
-    const nested = options.nested ?? (subgroups && R <= 2);
-    const tileBudget = options.tileBudget ?? 24576;
-    // Deferred decay where it measured faster: subgroups with R <= 2 (H200 runs 23-24, kernel
-    // alone: standard 7.46 against 8.08 ms, small heads 1.52 against 1.53); with R 4 or the
-    // workgroup reduction it was slower (standard subgroups R 4 10.4 against 8.35, long workgroup
-    // R 8 32.2 against 30.6).
-    const deferDecay = options.deferDecay ?? (subgroups && R <= 2);
+    // Nested tiles and deferred decay where they measured faster: subgroups with R <= 2 (with R 4
+    // and the workgroup reduction both were slower)
+    const nested = subgroups && R <= 2;
+    const deferDecay = subgroups && R <= 2;
     const sharedLayout = options.sharedLayout ?? (mixedAuto ? MIXED_SHARED : 'same');
     const mixed = sharedLayout !== 'same' && twoKinds;
-    const second = mixed ? { threadsPerColumn: Math.max(1, Math.min(sharedLayout.threadsPerColumn, pow2(Math.ceil(dk / 4)))), deferDecay: sharedLayout.deferDecay ?? false } : undefined;
+    const second = mixed ? { threadsPerColumn: Math.max(1, Math.min(sharedLayout.threadsPerColumn, pow2(Math.ceil(dk / 4)))) } : undefined;
     if (second && (!Number.isInteger(Math.log2(second.threadsPerColumn)) || (subgroups && second.threadsPerColumn > 4))) {
       throw new GpuError(`rule '${spec.name}': ${second.threadsPerColumn} threads per column for the shared segments is not supported (a power of two, at most 4 with subgroups)`);
     }
     const nestedTiles = mixed ? false : nested; // two layouts share flat tiles
-    // Both kinds of segment: the shared ones' workgroups first, in one linear order (H200 run 34,
-    // kernel alone: standard R 2 7.48 -> 5.51 ms, two layouts 7.17 -> 5.29; small heads R 2 1.53
-    // -> 1.08; long R 4 29.4 either way)
+    // Both kinds of segment: the shared ones' workgroups first, in one linear order (see the header)
     const order = !second && twoKinds;
     const ordered = order || second !== undefined;
-    const key = `${H},${dk},${dv},${withHistory},${subgroups},${R},${prefetch},${readout},${keyQuery},${nestedTiles},${tileBudget},${deferDecay},${JSON.stringify(second ?? null)},${order}`;
+    const key = `${H},${dk},${dv},${withHistory},${subgroups},${R},${nestedTiles},${deferDecay},${JSON.stringify(second ?? null)},${order}`;
     let t = texts.get(key);
     if (!t) {
       const budget = ctx.limits.maxComputeWorkgroupStorageSize;
-      let lay = fastLayout(form, dk, subgroups, budget, R, kqTile, nestedTiles, tileBudget);
+      let lay = fastLayout(form, dk, subgroups, budget, R, nestedTiles);
       const bv0 = lay.bv;
       let bv1 = lay.bv;
       if (second) {
         // the workgroup arrays are shared, sized for the larger keys and values per token of the two
-        const lay2 = fastLayout(form, dk, subgroups, budget, second.threadsPerColumn, kqTile, false, tileBudget);
+        const lay2 = fastLayout(form, dk, subgroups, budget, second.threadsPerColumn, false);
         bv1 = lay2.bv;
-        lay = { ...lay, ...tileFit(form, subgroups, kqTile, tileBudget, budget, { R: lay.R, bv: Math.max(lay.bv, lay2.bv), dkp: Math.max(lay.dkp, lay2.dkp), nested: false }) };
+        lay = { ...lay, ...tileFit(form, subgroups, budget, { R: lay.R, bv: Math.max(lay.bv, lay2.bv), dkp: Math.max(lay.dkp, lay2.dkp), nested: false }) };
       }
       if (lay.tt < 1) checkWorkgroupBytes(ctx, lay.bytes, what); // throws, naming the limit
       checkWorkgroupBytes(ctx, lay.bytes, what);
-      const code = recurrentFastWgsl({ form, H, dk, dv, withHistory, subgroups, threadsPerColumn: lay.R, tokensPerTile: lay.tt, prefetch, readout, keyQuery, nested: nestedTiles, deferDecay, second, order });
+      const code = recurrentFastWgsl({ form, H, dk, dv, withHistory, subgroups, threadsPerColumn: lay.R, tokensPerTile: lay.tt, nested: nestedTiles, deferDecay, second, order });
       texts.set(key, (t = { code, bv0, bv1 }));
     }
     const list = bindings(form, withHistory, {
