@@ -206,8 +206,8 @@ export class ForwardPlan {
     const inputsG = rule.inputs.map((i, n) => guarded(`gathered ${i.name}`, P * H * widths[n]));
     // Positions [0, B·T·k) are the routed memories' (gathered on the device); the shared memory's
     // segment b is positions B·T·k + b·T + t, its tokens in order: the same layout as its inputs
-    // [B, T, ...], so write() uploads them there and nothing copies them (H200 run 20: the three
-    // copies of q, k and v took 0.70 ms of a 12.8 ms forward, a third of it the shared rows).
+    // [B, T, ...], so write() uploads them there and nothing copies them (copying q, k and v for
+    // the shared rows cost a measurable part of a forward).
     const routedPositions = B * T * K;
     this.gathered = { q: qG, memories: inputsG, routedPositions };
     this.words = { o: B * T * H * dv, state: S * H * dk * dv };
