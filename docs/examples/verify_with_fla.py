@@ -4,14 +4,14 @@ depend on Python). Usage:
 
     npx momlab vectors --config cfg.json --seed 1 --out vec/
     python docs/examples/verify_with_fla.py vec/ outputs.safetensors [chunk|fused_recurrent]
-    npx momlab verify --vectors vec/ --outputs outputs.safetensors --only core.,layer.y,layer.router_logits --tolerance 6e-3
+    npx momlab verify --vectors vec/ --outputs outputs.safetensors --only core.,layer.y,layer.router_logits --precision tf32
 
 The third argument picks fla's kernel for the core form: `chunk` (chunk_gated_delta_rule, the
 default) or `fused_recurrent` (fused_recurrent_gated_delta_rule, token by token). The layer is
 fla's MomAttention, which itself runs token by token for T <= 64 in eval mode and chunked above.
---tolerance 6e-3 because fla's chunked Triton kernels use TF32 dots on float32 inputs
+--precision tf32 because fla's chunked Triton kernels use TF32 dots on float32 inputs
 (docs/vectors.md); with TRITON_F32_DEFAULT=ieee in the environment they compute in float32
-and the manifest's 1e-4 applies (docs/fla-crosscheck.md).
+and the default --precision fp32 applies (docs/fla-crosscheck.md).
 The layer's inference state is left out: fla keeps the MoM states and the short-conv states
 inside its Cache object in its own layout. To check them too, export
   - `layer.final_state.{e}` / `.shared`                [B, H, dk, dv], the memory states;
