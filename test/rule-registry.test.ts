@@ -76,6 +76,13 @@ describe('the rule registry', () => {
     expect(r.stderr).toMatch(/npx momlab check --property state-bounded --rules test\/fixtures\/unbounded\.rule --sizes small --seed 2 --path [\d:]+/);
   });
 
+  it('bench measures the file: reference steps/s and its GPU forward (figures not judged)', async () => {
+    const r = await momlab('bench', '--rule', file);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/\| text:forgetful reference, dk = dv = 64 \| [\d,]+ token-head steps\/s/);
+    expect(r.stdout).toMatch(/\| text:forgetful GPU forward recurrent, B 1 T 256 .* \| [\d.e+-]+ ms/);
+  });
+
   it('refuses an unknown name and a missing file with one line each', async () => {
     const unknown = await momlab('trace', '--rule', 'gated_delta');
     expect(unknown.status).toBe(2);
