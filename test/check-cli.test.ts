@@ -57,7 +57,7 @@ describe('momlab check', () => {
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain("unknown rule 'nope'");
     expect(r.stderr).toContain(RULE_NAMES.join(', '));
-    expect(r.stderr).toContain('and layer (the fla-compatible layer)');
+    expect(r.stderr).toContain('layer (the fla-compatible layer), or the path of a .rule file');
   });
 
   it('an unknown property exits non-zero and names it', () => {

@@ -144,6 +144,6 @@ describe('the momlab command', () => {
     expect(`${ok.stdout}${ok.stderr}`).not.toMatch(/Warning:/);
     const bad = run(['fuzz', 'rules/does-not-exist.rule']);
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toMatch(/^momlab: ConfigError: .*does-not-exist\.rule/);
+    expect(bad.stderr).toMatch(/^momlab fuzz: cannot read rule file 'rules\/does-not-exist\.rule'/);
   });
 });
