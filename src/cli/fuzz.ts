@@ -101,6 +101,7 @@ export interface FuzzResult {
   shardCount: number;
   shards: number[];
   ruleFiles: { path: string; sha256: string }[];
+  device: string | null;
   rule: string;
   file: string;
   readLinear: boolean;
@@ -155,7 +156,7 @@ export async function fuzzRule(text: string, file: string, opts: FuzzOptions = {
     const expectFail = prop.id === mixAlways.id && !checked.readLinear;
     entries.push({ report, expectFail, skipped: report.skipped, ok: report.skipped || report.passed !== expectFail });
   }
-  return { command: 'fuzz', baseSeed, sizes: sizeName, shardCount: shard.count, shards: [shard.index], ruleFiles: [ruleFile], rule: checked.name, file, readLinear: checked.readLinear, notes: checked.notes, entries, ok: entries.every((e) => e.ok) };
+  return { command: 'fuzz', baseSeed, sizes: sizeName, shardCount: shard.count, shards: [shard.index], ruleFiles: [ruleFile], device: ctx?.adapterInfo ?? null, rule: checked.name, file, readLinear: checked.readLinear, notes: checked.notes, entries, ok: entries.every((e) => e.ok) };
 }
 
 function table(r: FuzzResult): string {
