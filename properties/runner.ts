@@ -52,6 +52,8 @@ export interface Failure {
   replay: string;
   /** the case file holding the whole shrunk case (RunOptions.failures) */
   file?: string;
+  /** why the case file could not be written */
+  fileError?: string;
 }
 
 export interface PropertyReport {
@@ -156,7 +158,14 @@ export async function runProperty<C>(prop: Property<C>, targets: RuleTarget[], e
         shrunk: summarize(prop.describe(c)),
         replay,
       };
-      if (opts.failures) report.failure.file = await writeCaseFile(opts.failures.dir, { ...opts.failures.header, property: prop.id, rule: report.failure.rule, seed: r.seed, path: report.failure.path, message: report.failure.message }, c);
+      if (opts.failures) {
+        const meta = { ...opts.failures.header, property: prop.id, rule: report.failure.rule, seed: r.seed, path: report.failure.path, message: report.failure.message };
+        // an unwritable directory must not hide the failure itself
+        await writeCaseFile(opts.failures.dir, meta, c).then(
+          (file) => (report.failure!.file = file),
+          (e: Error) => (report.failure!.fileError = e.message),
+        );
+      }
     } else {
       // No case ran to the end: the time limit came first, or every case was discarded.
       const why = r.interrupted ? 'the time limit was reached before any case finished' : `all ${r.numSkips} cases drawn were discarded`;
@@ -176,6 +185,7 @@ export function formatFailure(rep: PropertyReport): string {
     `  shrunk case: ${JSON.stringify(f.shrunk)}`,
     `  replay: ${f.replay}`,
     ...(f.file ? [`  whole case: ${f.file} (rerun it with --replay ${f.file})`] : []),
+    ...(f.fileError ? [`  the case file could not be written: ${f.fileError}`] : []),
   ].join('\n');
 }
 
@@ -217,11 +227,12 @@ function decodeNumber(x: unknown, where: string): number {
 
 /**
  * A case as plain JSON that decodes to exactly the same values: typed arrays as
- * { $typed: 'Float64Array', values: [...] }, undefined as { $undefined: true }, numbers exact.
+ * { $typed: 'Float64Array', values: [...] }, undefined as { $undefined: true }, numbers exact
+ * (-0, NaN and ±Infinity outside a typed array as { $number: '-0' }).
  */
 export function encodeCase(v: unknown): unknown {
   if (v === undefined) return { $undefined: true };
-  if (typeof v === 'number') return encodeNumber(v);
+  if (typeof v === 'number') return typeof encodeNumber(v) === 'string' ? { $number: encodeNumber(v) } : v;
   if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
   if (ArrayBuffer.isView(v)) {
     const name = v.constructor.name;
@@ -237,10 +248,11 @@ export function encodeCase(v: unknown): unknown {
 
 /** The inverse of encodeCase; `where` names the file in errors. */
 export function decodeCase(v: unknown, where: string): unknown {
-  if (v === null || typeof v !== 'object') return typeof v === 'string' && /^(-0|NaN|-?Infinity)$/.test(v) ? decodeNumber(v, where) : v;
+  if (v === null || typeof v !== 'object') return v;
   if (Array.isArray(v)) return v.map((e) => decodeCase(e, where));
   const o = v as Record<string, unknown>;
   if (o.$undefined === true) return undefined;
+  if ('$number' in o) return decodeNumber(o.$number, where);
   if (typeof o.$typed === 'string') {
     if (!Object.hasOwn(TYPED, o.$typed) || !Array.isArray(o.values)) throw new FormatError(`${where}: bad typed array (${JSON.stringify(o.$typed)})`);
     return TYPED[o.$typed as TypedName].from(o.values.map((x) => decodeNumber(x, where)));

@@ -60,7 +60,7 @@ describe('case files', () => {
       }
     }
     expect(n).toBeGreaterThan(100);
-    const odd = { a: new Float64Array([-0, NaN, Infinity, -Infinity, 0.1 + 0.2, 5e-324, -1.7976931348623157e308]), b: new Float32Array([Math.fround(1 / 3), -0]), c: [undefined, 1], d: undefined, e: -0 };
+    const odd = { a: new Float64Array([-0, NaN, Infinity, -Infinity, 0.1 + 0.2, 5e-324, -1.7976931348623157e308]), b: new Float32Array([Math.fround(1 / 3), -0]), c: [undefined, 1, NaN, -0], d: undefined, e: -0, s: 'NaN' };
     const back = decodeCase(JSON.parse(JSON.stringify(encodeCase(odd))), 'test');
     expect(same(back, odd)).toBe(true);
     expect(() => encodeCase({ f: () => 1 })).toThrow(/cannot record/);
@@ -89,6 +89,10 @@ describe('case files', () => {
     expect(file).toBe(join(dir, 'chunked-equals-recurrent-text_broken-8.json'));
     expect(b.failure!.file).toBe(join(dir, 'chunked-equals-recurrent-text_broken-8-2.json'));
     expect(readdirSync(dir).sort()).toEqual(['chunked-equals-recurrent-text_broken-8-2.json', 'chunked-equals-recurrent-text_broken-8.json']);
+    // a directory that cannot be made (under a file): the failure is still reported, saying why there is no file
+    const blocked = await runProperty(refChunkedEqualsRecurrent, [target], {}, { sizes: SIZES.small, numRuns: 200, seed: 8, failures: { dir: join(file, 'sub'), header } });
+    expect(blocked.failure).toMatchObject({ message: a.failure!.message, fileError: expect.stringMatching(/ENOTDIR|EEXIST/) });
+    expect(blocked.failure!.file).toBeUndefined();
     const meta = parseCaseFile(readFileSync(file, 'utf8'), file);
     expect(meta).toMatchObject({ command: 'check', property: 'chunked-equals-recurrent', rule: 'text:broken', seed: 8, path: a.failure!.path, message: a.failure!.message, ruleSpec: 'delta' });
     // every array in full, as plain numbers with its type
