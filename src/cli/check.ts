@@ -15,7 +15,7 @@
  */
 import { getGpu, type GpuContext } from '../../gpu/device.js';
 import { ConfigError } from '../../reference/errors.js';
-import { RULE_NAMES, getRule, isRuleName } from '../../reference/rules/index.js';
+import { RULE_NAMES, isRuleName } from '../../reference/rules/index.js';
 import { SIZES, type SizeName } from '../../properties/arbitraries.js';
 import { GPU_PROPERTIES } from '../../properties/gpu.js';
 import { gpuLayerProperty, layerDecodeProperty, layerMixingProperty } from '../../properties/layer.js';
@@ -25,7 +25,7 @@ import { gpuStaysFinite } from '../../properties/gpu-finite.js';
 import { GRADIENT_PROPERTIES } from '../../properties/gradients.js';
 import { stateBounded } from '../../properties/state-bounded.js';
 import type { Property, RuleTarget } from '../../properties/types.js';
-import { isRuleFile, resolveRule } from '../rules.js';
+import { isRuleFile, resolveRule, textTarget } from '../rules.js';
 import { parseArgs, seedFlag } from './args.js';
 import { checkMemory, coreBytes, processContext, type CliContext, type Sink } from './context.js';
 import { layerTarget, loadCase, parseShard, replayCase, ruleFileRecord, shardSeed } from './report.js';
@@ -263,7 +263,8 @@ async function replay(file: string, flags: Record<string, unknown>, cli: CliCont
   const { meta } = loaded;
   const prop = ALL_PROPERTIES.find((p) => p.id === meta.property);
   if (!prop) throw new ConfigError(`momlab check: '${file}' names property '${meta.property}', which this momlab does not have`);
-  const target = meta.ruleSpec === LAYER ? layerTarget(LAYER) : await resolveRule(meta.ruleSpec, 'check');
+  // a rule file's text as loadCase checked it against the recorded SHA-256
+  const target = meta.ruleSpec === LAYER ? layerTarget(LAYER) : loaded.ruleText !== null ? textTarget(loaded.ruleText, meta.ruleSpec) : await resolveRule(meta.ruleSpec, 'check');
   const ctx = prop.needsGpu ? await getGpu() : undefined;
   return replayCase(loaded, () => prop.check({ ctx }, target, loaded.case as never), cli, flags.json === true);
 }
