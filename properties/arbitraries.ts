@@ -33,20 +33,38 @@ export interface SizeRanges {
   topk: readonly [number, number];
   /** E = topk + extra; extra = 0 is the k = E case */
   extraE: readonly [number, number];
-  /** dk and dv come from small sets so that GPU pipelines (cached by WGSL text) are reused */
+  /**
+   * dk and dv come from small sets so that GPU pipelines (cached by WGSL text) are reused; each
+   * set holds dims that are not a multiple of 4 (the kernels' scalar and tail paths)
+   */
   dk: readonly number[];
   dv: readonly number[];
+  /**
+   * rare dv above 64 (a second column block in every kernel), drawn about once in WIDE_ODDS + 1
+   * cases: dv only, because the chunked kernels' pipelines are keyed by dk, so a wide dv compiles
+   * few new ones (each costs seconds on the software driver); none when absent
+   */
+  wide?: readonly number[];
   /** longest head sequence for the rule-level (HeadSequence) properties */
   seqLen: readonly [number, number];
 }
 
+/** dv is drawn from `wide` with weight 1 against this weight for the common ones. */
+export const WIDE_ODDS = 24;
+
 export const SIZES = {
   // Sized for the software driver (lavapipe, ~1 GFLOP/s): the whole GPU suite in a couple of minutes.
-  small: { B: [1, 2], T: [1, 40], H: [1, 2], topk: [1, 3], extraE: [0, 2], dk: [4, 8], dv: [4, 8], seqLen: [1, 80] },
-  medium: { B: [1, 3], T: [1, 140], H: [1, 3], topk: [1, 4], extraE: [0, 4], dk: [4, 8, 16], dv: [4, 8, 16], seqLen: [1, 200] },
-  large: { B: [1, 4], T: [1, 400], H: [1, 4], topk: [1, 4], extraE: [0, 6], dk: [16, 32, 64], dv: [16, 32, 64], seqLen: [1, 400] },
+  small: { B: [1, 2], T: [1, 40], H: [1, 2], topk: [1, 3], extraE: [0, 2], dk: [3, 8], dv: [3, 8], wide: [65], seqLen: [1, 80] },
+  medium: { B: [1, 3], T: [1, 140], H: [1, 3], topk: [1, 4], extraE: [0, 4], dk: [3, 6, 8, 16], dv: [3, 6, 8, 16], wide: [65], seqLen: [1, 200] },
+  large: { B: [1, 4], T: [1, 400], H: [1, 4], topk: [1, 4], extraE: [0, 6], dk: [13, 16, 32, 64], dv: [13, 16, 32, 64], wide: [65, 100], seqLen: [1, 400] },
 } as const satisfies Record<string, SizeRanges>;
 export type SizeName = keyof typeof SIZES;
+
+/** A head dim: one of `common` mostly, one of `wide` about once in WIDE_ODDS + 1 draws (shrinking to a common one). */
+export function dimArb(common: readonly number[], wide: readonly number[] = []): fc.Arbitrary<number> {
+  const c = fc.constantFrom(...common);
+  return wide.length ? fc.oneof({ arbitrary: c, weight: WIDE_ODDS }, { arbitrary: fc.constantFrom(...wide), weight: 1 }) : c;
+}
 
 /** Lengths around every chunk size (16, 32, 64), plus 1: where off-by-one bugs live. */
 const AWKWARD_T = [1, 2, 15, 17, 31, 33, 63, 65, 129];
@@ -68,7 +86,7 @@ export function coreConfigArb(s: SizeRanges, opts: { shared?: boolean; T?: fc.Ar
       topk: fc.integer({ min: s.topk[0], max: s.topk[1] }),
       extra: fc.integer({ min: s.extraE[0], max: s.extraE[1] }),
       dk: fc.constantFrom(...s.dk),
-      dv: fc.constantFrom(...s.dv),
+      dv: dimArb(s.dv, s.wide),
       shared: opts.shared === undefined ? fc.boolean() : fc.constant(opts.shared),
     })
     .map(({ extra, ...c }) => ({ ...c, E: c.topk + extra }));

@@ -4,6 +4,10 @@
  * non-zero and names it.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RULE_NAMES } from '../reference/rules/index.js';
 
@@ -57,7 +61,27 @@ describe('momlab check', () => {
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain("unknown rule 'nope'");
     expect(r.stderr).toContain(RULE_NAMES.join(', '));
-    expect(r.stderr).toContain('layer (the fla-compatible layer), or the path of a .rule file');
+    expect(r.stderr).toContain(', layer (the fla-compatible layer), or the path of a .rule file');
+  });
+
+  it('a failure writes its whole case to --failures DIR, with the rule file hashed, and --replay reruns it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'momlab-check-'));
+    const rule = join(dir, 'nl.rule');
+    // the factor along k is 1 - 4b, in (-3, 1): the state grows without bound (state-bounded fails)
+    writeFileSync(rule, "state S[dk, dv]\ninputs k[dk], v[dv], b\nrange k normalized\nrange b in (0, 1)\nupdate S = S + 4 * b * k * (v' - k' * S)\noutput o = S' * q\n");
+    const r = momlab('check', '--rules', rule, '--property', 'state-bounded', '--runs', '3', '--seed', '1', '--failures', join(dir, 'f'));
+    expect(r.status, r.stderr).toBe(1);
+    const file = join(dir, 'f', 'state-bounded-text_nl-1.json');
+    expect(r.stdout).toContain(`state-bounded text:nl: npx momlab check --replay ${file}`);
+    expect(r.stderr).toContain(`whole case: ${file}`);
+    const text = readFileSync(file, 'utf8');
+    const meta = JSON.parse(text) as { ruleSpec: string; ruleFile: { path: string; sha256: string }; case: unknown };
+    expect(meta.ruleFile).toEqual({ path: rule, sha256: createHash('sha256').update(readFileSync(rule)).digest('hex') });
+    expect(meta.case).toMatchObject({ T: expect.any(Number), dk: expect.any(Number), seed: expect.any(Number) });
+    const again = momlab('check', '--replay', file);
+    expect(again.status).toBe(1);
+    expect(again.stdout).toMatch(/replayed 'state-bounded' on text:nl .*: FAILS\n.*\n  the state grows exponentially/);
+    expect(momlab('check', '--replay', file, '--rules', 'linear').stderr.trim()).toBe('momlab check: --replay runs the case in the file as recorded; it takes no --rules');
   });
 
   it('an unknown property exits non-zero and names it', () => {

@@ -3,7 +3,9 @@
  * mixing property failing with a counterexample and a replay command; a GPU compile with a
  * sign flip injected (test-only hook) must be caught by gpu-equals-reference.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getGpu } from '../gpu/device.js';
 import { FormatError, RuleError } from '../reference/errors.js';
@@ -26,8 +28,12 @@ function captureLog(): () => string {
 describe('momlab fuzz', () => {
   it('reports the mixing identity failing for a non-linear read-out, with a counterexample and replay', async () => {
     const out = captureLog();
-    const code = await run(['rules/nonlinear-readout.rule', '--property', 'mix-before-equals-after', '--runs', '30', '--seed', '7']);
+    const failures = mkdtempSync(join(tmpdir(), 'momlab-fuzz-'));
+    const code = await run(['rules/nonlinear-readout.rule', '--property', 'mix-before-equals-after', '--runs', '30', '--seed', '7', '--failures', failures]);
     const text = out();
+    // the whole case is in a file of its own (test/replay.test.ts replays it)
+    expect(readdirSync(failures)).toEqual(['mix-before-equals-after-text_nonlinear-readout-7.json']);
+    expect(text).toContain(`whole case: ${join(failures, 'mix-before-equals-after-text_nonlinear-readout-7.json')}`);
     expect(text).toMatch(/read-out NOT linear/);
     expect(text).toMatch(/mix-before-equals-after\s+FAIL \(expected\)/);
     expect(text).toMatch(/shrunk case: \{"cfg"/);
@@ -109,6 +115,15 @@ describe('momlab fuzz', () => {
     const f = res.entries[0].report.failure;
     expect(f?.message).toMatch(/the state grows exponentially: ln ‖S‖ grows [0-9.]+e-\d+ per token .*float32/);
     expect(f?.replay).toMatch(/--property state-bounded --seed 1 --path/);
+  });
+
+  it('takes --sizes like check and records it in the JSON report; refuses an unknown size', async () => {
+    const out = captureLog();
+    expect(await run(['rules/gla.rule', '--sizes', 'medium', '--property', 'gpu-equals-reference', '--runs', '3', '--seed', '5', '--json'])).toBe(0);
+    const rep = JSON.parse(out());
+    expect(rep).toMatchObject({ command: 'fuzz', sizes: 'medium', baseSeed: 5, shardCount: 1, shards: [1] });
+    expect(rep.entries[0].report.cases).toBe(3);
+    await expect(run(['rules/gla.rule', '--sizes', 'huge'])).rejects.toThrow("momlab fuzz: --sizes must be one of small, medium, large, got 'huge'");
   });
 
   it('prints the generated WGSL with --emit-wgsl', async () => {

@@ -5,6 +5,9 @@
  *
  * Every (property, rule) pair runs with the same seed, so a failure replays with
  *   npx momlab check --property P --rules R --sizes S --seed N --path X
+ * and its whole shrunk case is written to a file in --failures DIR, which
+ *   npx momlab check --replay FILE
+ * runs again on its own. --shard i/n runs shard i of a campaign (src/cli/report.ts).
  *
  * `layer` is a pseudo-rule in --rules (included in `all`): the fla-compatible layer (docs/spec.md §6, 7;
  * its rule is gated-delta) with the layer properties of properties/layer.ts, one row each. The
@@ -12,19 +15,20 @@
  */
 import { getGpu, type GpuContext } from '../../gpu/device.js';
 import { ConfigError } from '../../reference/errors.js';
-import { RULE_NAMES, getRule, isRuleName } from '../../reference/rules/index.js';
+import { RULE_NAMES, isRuleName } from '../../reference/rules/index.js';
 import { SIZES, type SizeName } from '../../properties/arbitraries.js';
 import { GPU_PROPERTIES } from '../../properties/gpu.js';
 import { gpuLayerProperty, layerDecodeProperty, layerMixingProperty } from '../../properties/layer.js';
 import { REFERENCE_PROPERTIES } from '../../properties/reference.js';
-import { defaultReplay, formatFailure, runProperty, type PropertyReport } from '../../properties/runner.js';
+import { defaultReplay, formatFailure, runProperty, type CaseHeader, type PropertyReport } from '../../properties/runner.js';
 import { gpuStaysFinite } from '../../properties/gpu-finite.js';
 import { GRADIENT_PROPERTIES } from '../../properties/gradients.js';
 import { stateBounded } from '../../properties/state-bounded.js';
 import type { Property, RuleTarget } from '../../properties/types.js';
-import { isRuleFile, resolveRule } from '../rules.js';
+import { isRuleFile, resolveRule, textTarget } from '../rules.js';
 import { parseArgs, seedFlag } from './args.js';
 import { checkMemory, coreBytes, processContext, type CliContext, type Sink } from './context.js';
+import { layerTarget, loadCase, parseShard, replayCase, ruleFileRecord, shardSeed } from './report.js';
 
 const RULE_PROPERTIES = [...REFERENCE_PROPERTIES, stateBounded, ...GRADIENT_PROPERTIES, ...GPU_PROPERTIES, gpuStaysFinite] as Property<never>[];
 const LAYER_PROPERTIES = [layerDecodeProperty, layerMixingProperty, gpuLayerProperty] as Property<never>[];
@@ -50,7 +54,12 @@ options:
   --seed S               fast-check seed (default: random, printed)
   --path P               replay one failing case (with --seed, --property and --rules)
   --sizes small|medium|large   case sizes (default small: fits the software driver)
-  --json                 print the table as JSON instead
+  --shard i/n            run shard i of n of a campaign: seeds derived from (--seed, i), so the
+                         shards draw different cases; merge their --json reports with
+                         momlab report merge (docs/campaigns.md)
+  --failures DIR         where a failure's whole shrunk case is written (default momlab-failures)
+  --replay FILE          run the case in FILE (written by a failure) again, alone
+  --json                 print the table as JSON instead (a mergeable campaign report)
 
 properties (per rule, and rule-independent ones shown as rule 'any'):
 ${RULE_PROPERTIES.map((p) => `  ${p.id.padEnd(30)} ${p.title}`).join('\n')}
@@ -138,7 +147,7 @@ export function formatTable(rows: CheckRow[]): string {
 /** The largest case a size preset draws (docs/spec.md §4 shapes), for the memory budget. */
 export function sizesBytes(s: (typeof SIZES)[SizeName]): number {
   const max = (r: readonly number[]) => Math.max(...r);
-  return coreBytes({ B: max(s.B), T: Math.max(max(s.T), max(s.seqLen)), H: max(s.H), E: max(s.topk) + max(s.extraE), dk: max(s.dk), dv: max(s.dv) });
+  return coreBytes({ B: max(s.B), T: Math.max(max(s.T), max(s.seqLen)), H: max(s.H), E: max(s.topk) + max(s.extraE), dk: max(s.dk), dv: max([...s.dv, ...s.wide]) });
 }
 
 // fast-check's replay path: case indices separated by colons.
@@ -147,9 +156,10 @@ const PATH = /^\d+(:\d+)*$/;
 export async function run(argv: string[], cli: CliContext = processContext()): Promise<number> {
   const { flags } = parseArgs(
     argv,
-    { rules: 'string', property: 'string', grad: 'boolean', runs: 'number', time: 'number', seed: 'number', path: 'string', sizes: 'string', json: 'boolean' },
+    { rules: 'string', property: 'string', grad: 'boolean', runs: 'number', time: 'number', seed: 'number', path: 'string', sizes: 'string', json: 'boolean', shard: 'string', failures: 'string', replay: 'string' },
     'check',
   );
+  if (flags.replay !== undefined) return replay(String(flags.replay), flags, cli);
   const rules = pickRules(String(flags.rules ?? 'all'));
   const sizeName = String(flags.sizes ?? 'small');
   // Finite differences cost a few forwards per input group and case: by default at small and
@@ -162,7 +172,11 @@ export async function run(argv: string[], cli: CliContext = processContext()): P
   if (timeS !== undefined && !(timeS > 0)) throw new ConfigError(`momlab check: --time must be a positive number of seconds, got ${timeS}`);
   const runs = (flags.runs as number | undefined) ?? (timeS !== undefined ? 1e9 : 100);
   if (!Number.isInteger(runs) || runs < 1) throw new ConfigError(`momlab check: --runs must be a positive integer, got ${runs}`);
-  const seed = seedFlag(flags.seed, 'check');
+  const baseSeed = seedFlag(flags.seed, 'check');
+  const shard = parseShard(flags.shard, 'check');
+  const seed = shardSeed(baseSeed, shard);
+  if (shard.count > 1 && flags.path !== undefined) throw new ConfigError('momlab check: --path replays one case of one seed: give the seed the failure printed, without --shard');
+  const failures = String(flags.failures ?? 'momlab-failures');
   const path = flags.path as string | undefined;
   if (path !== undefined && !PATH.test(path)) throw new ConfigError(`momlab check: --path must be the path a failure printed (numbers separated by ':', e.g. 3:0:1), got '${path}'`);
   const json = flags.json === true;
@@ -171,21 +185,22 @@ export async function run(argv: string[], cli: CliContext = processContext()): P
 
   const specs = rules.filter((n) => n !== LAYER);
   const targets = await Promise.all(specs.map((n) => resolveRule(n, 'check')));
-  // A replay command names a rule as the user did: a rule file by its path, not its target name.
-  const specOf = new Map(targets.map((t, i) => [t.name, specs[i]]));
-  const jobs: { prop: Property<never>; targets: RuleTarget[]; rule?: string }[] = [];
+  // a rule file's SHA-256, recorded in a case file so that a replay against another text is refused
+  const ruleFiles = new Map<string, { path: string; sha256: string }>();
+  for (const n of specs) if (!isRuleName(n)) ruleFiles.set(n, (await ruleFileRecord(n)).record);
+  const jobs: { prop: Property<never>; targets: RuleTarget[]; rule?: string; spec: string }[] = [];
   for (const prop of props) {
     if (LAYER_PROPERTIES.includes(prop)) {
       // The layer properties build their own layer (gated-delta); the target only names the row.
-      if (rules.includes(LAYER)) jobs.push({ prop, targets: [{ name: LAYER, ref: getRule('gated-delta') }], rule: LAYER });
+      if (rules.includes(LAYER)) jobs.push({ prop, targets: [layerTarget(LAYER)], rule: LAYER, spec: LAYER });
     } else if (targets.length === 0) continue;
-    else if (!prop.perRule) jobs.push({ prop, targets: targets.slice(0, 1) });
-    else for (const t of targets) if (prop.applies(t)) jobs.push({ prop, targets: [t] });
+    else if (!prop.perRule) jobs.push({ prop, targets: targets.slice(0, 1), spec: specs[0] });
+    else targets.forEach((t, i) => prop.applies(t) && jobs.push({ prop, targets: [t], spec: specs[i] }));
   }
   if (jobs.length === 0) throw new ConfigError(`momlab check: none of the properties ${props.map((p) => p.id).join(', ')} applies to ${rules.join(', ')} (the layer properties run on --rules ${LAYER} only)`);
 
   const ctx: GpuContext | undefined = jobs.some((j) => j.prop.needsGpu) ? await getGpu() : undefined;
-  if (!json) cli.stderr.write(`momlab check: ${jobs.length} property × rule pairs, sizes ${sizeName}, seed ${seed}${ctx ? `, on ${ctx.adapterInfo}` : ''}\n`);
+  if (!json) cli.stderr.write(`momlab check: ${jobs.length} property × rule pairs, sizes ${sizeName}, seed ${seed}${shard.count > 1 ? ` (shard ${shard.index}/${shard.count} of base seed ${baseSeed})` : ''}${ctx ? `, on ${ctx.adapterInfo}` : ''}\n`);
 
   const progress = new Progress(jobs.length, cli.stderr);
   const deadline = timeS !== undefined ? Date.now() + timeS * 1000 : undefined;
@@ -203,8 +218,10 @@ export async function run(argv: string[], cli: CliContext = processContext()): P
       seed,
       path,
       timeLimitMs,
-      replay: (seed, p, names) => defaultReplay(job.prop.id, sizeName)(seed, p, names.split(',').map((n) => specOf.get(n) ?? n).join(',')),
       onCase: () => progress.tick(i, label, ++cases),
+      // the replay command names the rule as the user did: a rule file by its path
+      replay: (seed, p) => defaultReplay(job.prop.id, sizeName)(seed, p, job.spec),
+      failures: { dir: failures, header: { command: 'check', ruleSpec: job.spec, ruleFile: ruleFiles.get(job.spec) ?? null, sizes: sizeName } satisfies CaseHeader },
     });
     const s = rep.perRule[0];
     const row: CheckRow = {
@@ -226,14 +243,30 @@ export async function run(argv: string[], cli: CliContext = processContext()): P
 
   const passed = rows.every((r) => r.passed);
   if (json) {
-    cli.stdout.write(`${JSON.stringify({ seed, sizes: sizeName, runs: flags.runs ?? null, time: timeS ?? null, device: ctx?.adapterInfo ?? null, passed, rows }, null, 2)}\n`);
+    // the campaign header makes the report mergeable (momlab report merge)
+    const header = { command: 'check', baseSeed, sizes: sizeName, shardCount: shard.count, shards: [shard.index], ruleFiles: [...ruleFiles.values()] };
+    cli.stdout.write(`${JSON.stringify({ ...header, seed, runs: flags.runs ?? null, time: timeS ?? null, device: ctx?.adapterInfo ?? null, passed, rows }, null, 2)}\n`);
   } else {
     cli.stdout.write(`${formatTable(rows)}\n`);
     const failed = rows.filter((r) => !r.passed);
     if (failed.length) {
       cli.stdout.write(`\n${failed.length} of ${rows.length} failed. Replay a failure with the command printed for it:\n`);
-      for (const r of failed) cli.stdout.write(`  ${r.property} ${r.rule}: ${r.failure?.replay ?? '(no counterexample)'}\n`);
+      for (const r of failed) cli.stdout.write(`  ${r.property} ${r.rule}: ${r.failure?.file ? `npx momlab check --replay ${r.failure.file}` : (r.failure?.replay ?? '(no counterexample)')}\n`);
     } else cli.stdout.write(`\nall ${rows.length} passed (seed ${seed})\n`);
   }
   return passed ? 0 : 1;
+}
+
+/** --replay FILE: the property's check on the case recorded in FILE, for the rule it names. */
+async function replay(file: string, flags: Record<string, unknown>, cli: CliContext): Promise<number> {
+  const extra = Object.keys(flags).filter((f) => f !== 'replay' && f !== 'json');
+  if (extra.length) throw new ConfigError(`momlab check: --replay runs the case in the file as recorded; it takes no --${extra[0]}`);
+  const loaded = await loadCase(file, 'check');
+  const { meta } = loaded;
+  const prop = ALL_PROPERTIES.find((p) => p.id === meta.property);
+  if (!prop) throw new ConfigError(`momlab check: '${file}' names property '${meta.property}', which this momlab does not have`);
+  // a rule file's text as loadCase checked it against the recorded SHA-256
+  const target = meta.ruleSpec === LAYER ? layerTarget(LAYER) : loaded.ruleText !== null ? textTarget(loaded.ruleText, meta.ruleSpec) : await resolveRule(meta.ruleSpec, 'check');
+  const ctx = prop.needsGpu ? await getGpu() : undefined;
+  return replayCase(loaded, () => prop.check({ ctx }, target, loaded.case as never), cli, flags.json === true);
 }

@@ -8,14 +8,15 @@
  *   token-by-token kernel (docs/spec.md §8).
  * The target is named `text:<rule>` so that the shared GPU properties hold it to the tolerances
  * measured for compiled text rules (properties/tolerances.ts), not to a built-in's.
- * Prints a table and, on failure, the shrunk counterexample with a replay command. Exit code 0
- * when every property behaved as expected, 1 otherwise.
+ * Prints a table and, on failure, the shrunk counterexample with a replay command, and writes the
+ * whole case to a file in --failures DIR (`momlab fuzz --replay FILE` runs it again). Exit code 0
+ * when every property behaved as expected, 1 otherwise. --shard i/n as for check (src/cli/report.ts).
  */
 import { getGpu } from '../../gpu/device.js';
 import { gpuRuleFromChecked, type TextGpuRuleOptions } from '../../gpu/kernels/from-text.js';
 import { ConfigError } from '../../reference/errors.js';
 import { ruleFromChecked } from '../../reference/rules/from-text.js';
-import { SIZES } from '../../properties/arbitraries.js';
+import { SIZES, type SizeName } from '../../properties/arbitraries.js';
 import { gpuDecodeEqualsForward, refDecodeEqualsForward } from '../../properties/decode.js';
 import { gpuMixBeforeEqualsAfter, refMixBeforeEqualsAfter } from '../../properties/mix-before-after.js';
 import { formatFailure, runProperty, type PropertyReport } from '../../properties/runner.js';
@@ -27,12 +28,16 @@ import { stateBounded } from '../../properties/state-bounded.js';
 import { gpuStaysFinite } from '../../properties/gpu-finite.js';
 import { checkRuleText } from '../../reference/rule-lang/check.js';
 import { parseArgs, seedFlag } from './args.js';
-import { processContext, type CliContext } from './context.js';
+import { checkMemory, processContext, type CliContext } from './context.js';
+import { sha256 } from '../io/files.js';
 import { readRegular } from '../io/files.js';
 import { MAX_RULE_BYTES } from '../rules.js';
+import { sizesBytes } from './check.js';
+import { loadCase, parseShard, replayCase, shardSeed, type Shard } from './report.js';
 
 
-export const usage = `usage: momlab fuzz <file.rule> [--runs N] [--time SECONDS] [--seed S] [--path P] [--property ID] [--json] [--emit-wgsl]
+export const usage = `usage: momlab fuzz <file.rule> [--runs N] [--time SECONDS] [--seed S] [--path P] [--property ID] [--sizes S] [--shard i/n] [--failures DIR] [--json] [--emit-wgsl]
+       momlab fuzz --replay FILE [--json]
 
 Runs the property suite on a rule written as math (docs/rule-language.md):
   gpu-equals-reference      the WGSL kernel compiled from the text equals the float64 reference
@@ -55,7 +60,13 @@ Runs the property suite on a rule written as math (docs/rule-language.md):
   --time S        time budget per property in seconds (default 60)
   --seed S        fast-check seed (default: random); with --path, replays one case
   --property ID   run only this property
-  --json          print the report as JSON
+  --sizes S       case sizes: small (default), medium, large (properties/arbitraries.ts)
+  --shard i/n     shard i of n of a campaign: seeds derived from (--seed, i); merge the --json
+                  reports with momlab report merge (docs/campaigns.md)
+  --failures DIR  where a failure's whole shrunk case is written (default momlab-failures)
+  --replay FILE   run the case in FILE (written by a failure) again, alone; the rule file it
+                  names must be unchanged
+  --json          print the report as JSON (a mergeable campaign report)
   --emit-wgsl     print the generated WGSL kernel (H=1, dk=8, dv=8) and exit`;
 
 export interface FuzzOptions {
@@ -64,6 +75,10 @@ export interface FuzzOptions {
   seed?: number;
   path?: string;
   property?: string;
+  sizes?: SizeName;
+  shard?: Shard;
+  /** where a failure's whole case is written; none when absent */
+  failures?: string;
   /** TEST-ONLY: fault injection into the GPU compile (gpu/kernels/from-text.ts) */
   tamper?: TextGpuRuleOptions['tamper'];
 }
@@ -79,6 +94,14 @@ export interface FuzzEntry {
 }
 
 export interface FuzzResult {
+  /** the campaign header (momlab report merge) */
+  command: 'fuzz';
+  baseSeed: number;
+  sizes: SizeName;
+  shardCount: number;
+  shards: number[];
+  ruleFiles: { path: string; sha256: string }[];
+  device: string | null;
   rule: string;
   file: string;
   readLinear: boolean;
@@ -113,22 +136,27 @@ export async function fuzzRule(text: string, file: string, opts: FuzzOptions = {
   if (props.length === 0) throw new ConfigError(`momlab fuzz: unknown property '${opts.property}'; known: ${FUZZ_PROPERTY_IDS.join(', ')}`);
   const ctx = props.some((p) => p.needsGpu) ? await getGpu() : undefined;
   // one seed for every property, non-negative so that the replay command parses
-  const seed = seedFlag(opts.seed, 'fuzz');
+  const baseSeed = seedFlag(opts.seed, 'fuzz');
+  const shard = opts.shard ?? { index: 1, count: 1 };
+  const seed = shardSeed(baseSeed, shard);
+  const sizeName = opts.sizes ?? 'small';
+  const ruleFile = { path: file, sha256: sha256(text) };
   const entries: FuzzEntry[] = [];
   for (const prop of props) {
     const report = await runProperty(prop, [target], { ctx }, {
-      sizes: SIZES.small,
-      sizeName: 'small',
+      sizes: SIZES[sizeName],
+      sizeName,
       numRuns: opts.runs ?? 25,
       seed,
       path: opts.path,
       timeLimitMs: (opts.timeSeconds ?? 60) * 1000,
-      replay: (seed, path) => `npx momlab fuzz ${file} --property ${prop.id} --seed ${seed} --path ${path}`,
+      replay: (seed, path) => `npx momlab fuzz ${file} --property ${prop.id}${sizeName === 'small' ? '' : ` --sizes ${sizeName}`} --seed ${seed} --path ${path}`,
+      failures: opts.failures === undefined ? undefined : { dir: opts.failures, header: { command: 'fuzz', ruleSpec: file, ruleFile, sizes: sizeName } },
     });
     const expectFail = prop.id === mixAlways.id && !checked.readLinear;
     entries.push({ report, expectFail, skipped: report.skipped, ok: report.skipped || report.passed !== expectFail });
   }
-  return { rule: checked.name, file, readLinear: checked.readLinear, notes: checked.notes, entries, ok: entries.every((e) => e.ok) };
+  return { command: 'fuzz', baseSeed, sizes: sizeName, shardCount: shard.count, shards: [shard.index], ruleFiles: [ruleFile], device: ctx?.adapterInfo ?? null, rule: checked.name, file, readLinear: checked.readLinear, notes: checked.notes, entries, ok: entries.every((e) => e.ok) };
 }
 
 function table(r: FuzzResult): string {
@@ -144,12 +172,23 @@ function table(r: FuzzResult): string {
 }
 
 export async function run(argv: string[], ctx: CliContext = processContext()): Promise<number> {
-  const { flags, positional } = parseArgs(argv, { runs: 'number', time: 'number', seed: 'number', path: 'string', property: 'string', json: 'boolean', 'emit-wgsl': 'boolean' }, 'fuzz', 1);
+  const { flags, positional } = parseArgs(
+    argv,
+    { runs: 'number', time: 'number', seed: 'number', path: 'string', property: 'string', json: 'boolean', 'emit-wgsl': 'boolean', sizes: 'string', shard: 'string', failures: 'string', replay: 'string' },
+    'fuzz',
+    1,
+  );
+  if (flags.replay !== undefined) return replay(String(flags.replay), flags, positional, ctx);
   if (positional.length !== 1) throw new ConfigError('momlab fuzz: expected one rule file (momlab fuzz <file.rule>; see momlab fuzz --help)');
   const runs = flags.runs as number | undefined;
   if (runs !== undefined && !(Number.isInteger(runs) && runs >= 1)) throw new ConfigError(`momlab fuzz: --runs must be a positive integer, got ${runs}`);
   const time = flags.time as number | undefined;
   if (time !== undefined && !(time > 0)) throw new ConfigError(`momlab fuzz: --time must be a positive number of seconds, got ${time}`);
+  const sizes = String(flags.sizes ?? 'small');
+  if (!Object.hasOwn(SIZES, sizes)) throw new ConfigError(`momlab fuzz: --sizes must be one of ${Object.keys(SIZES).join(', ')}, got '${sizes}'`);
+  checkMemory(ctx, 'fuzz', `a case at sizes ${sizes}`, sizesBytes(SIZES[sizes as SizeName]));
+  const shard = parseShard(flags.shard, 'fuzz');
+  if (shard.count > 1 && flags.path !== undefined) throw new ConfigError('momlab fuzz: --path replays one case of one seed: give the seed the failure printed, without --shard');
   const file = positional[0];
   const text = (await readRegular(file, MAX_RULE_BYTES, 'rule file')).toString('utf8');
   const log = (line: string) => ctx.stdout.write(line + '\n');
@@ -164,6 +203,9 @@ export async function run(argv: string[], ctx: CliContext = processContext()): P
     seed: seedFlag(flags.seed, 'fuzz'),
     path: flags.path as string | undefined,
     property: flags.property as string | undefined,
+    sizes: sizes as SizeName,
+    shard,
+    failures: String(flags.failures ?? 'momlab-failures'),
   });
   if (flags.json) {
     log(JSON.stringify(res, null, 2));
@@ -182,4 +224,18 @@ export async function run(argv: string[], ctx: CliContext = processContext()): P
   }
   log(res.ok ? 'all properties behaved as expected' : 'FAILED: see above');
   return res.ok ? 0 : 1;
+}
+
+/** --replay FILE: the property's check on the case recorded in FILE, for the rule file it names (unchanged). */
+async function replay(file: string, flags: Record<string, unknown>, positional: string[], ctx: CliContext): Promise<number> {
+  const extra = Object.keys(flags).filter((f) => f !== 'replay' && f !== 'json');
+  if (extra.length || positional.length) throw new ConfigError(`momlab fuzz: --replay runs the case in the file for the rule file it records; it takes no ${extra.length ? `--${extra[0]}` : 'rule file argument'}`);
+  const loaded = await loadCase(file, 'fuzz');
+  const { meta } = loaded;
+  const prop = PROPERTIES.find((p) => p.id === meta.property);
+  if (!prop) throw new ConfigError(`momlab fuzz: '${file}' names property '${meta.property}', which this momlab does not have`);
+  const checked = checkRuleText(loaded.ruleText ?? '', { file: meta.ruleSpec });
+  const target: RuleTarget = { name: `${TEXT_RULE_PREFIX}${checked.name}`, ref: ruleFromChecked(checked), gpu: gpuRuleFromChecked(checked) };
+  const env = { ctx: prop.needsGpu ? await getGpu() : undefined };
+  return replayCase(loaded, () => prop.check(env, target, loaded.case), ctx, flags.json === true);
 }

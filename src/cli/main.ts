@@ -21,6 +21,7 @@ const COMMANDS: Record<string, { about: string; load: () => Promise<Command> }> 
   learn: { about: "a local page that walks through the model token by token and checks the browser's GPU", load: () => import('./learn.js') },
   check: { about: 'run the property suite against the available GPU', load: () => import('./check.js') },
   fuzz: { about: 'run the property suite on a rule written as math (a .rule file)', load: () => import('./fuzz.js') },
+  report: { about: 'merge the --json reports of the shards of a check or fuzz campaign', load: () => import('./report.js') },
   init: { about: 'create random layer weights (safetensors) with fla initialisation', load: () => import('./init.js') },
   vectors: { about: 'write golden test vectors for another implementation', load: () => import('./vectors.js') },
   verify: { about: "compare another implementation's outputs with golden vectors", load: () => import('./verify.js') },
