@@ -27,9 +27,11 @@
  */
 import fc from 'fast-check';
 import { momBackward, type MomGradients, type Upstream } from '../reference/backward/mom.js';
-import { hasBackward } from '../reference/backward/rules.js';
-import { emptyState, momForward } from '../reference/mom.js';
-import { mulberry32 } from '../reference/sample.js';
+import { readBack } from '../reference/backward/common.js';
+import { BACKWARD_RULES, backwardOf, hasBackward } from '../reference/backward/rules.js';
+import { emptyState, momForward, tokenInputs } from '../reference/mom.js';
+import { isRuleName } from '../reference/rules/index.js';
+import { mulberry32, sampleCoreInputs } from '../reference/sample.js';
 import { MomState } from '../reference/state.js';
 import type { CoreConfig, CoreInputs, CoreState, MemoryInputs, RouteMix, Rule } from '../reference/types.js';
 import { widthOf } from '../reference/types.js';
@@ -37,6 +39,7 @@ import { coreCaseArb, type CoreCase } from './arbitraries.js';
 import { compareAll, describeFailures } from './compare.js';
 import { decodeCaseArb, type DecodeCase } from './decode.js';
 import { joinTime, pieces, sliceInputs, sliceTime } from './slice.js';
+import { describeGrowth, fitGrowth, growthCaseArb, LN_F32_MAX, logFrobenius, MAX_DEGREE, type Growth, type GrowthCase } from './state-bounded.js';
 import type { Property } from './types.js';
 
 /** The backward under test; the tests pass a deliberately wrong one to see the property fail. */
@@ -252,5 +255,101 @@ export const gradientDecodeEqualsOnePass: Property<GradientDecodeCase> = {
   describe: (c) => c,
 };
 
+// ---------------------------------------------------------------------------------------------
+// Derived vs hand-written (issue 17 §2)
+
+// The same float64 products in another order: measured worst ratio 1.1e-15 (docs/gradients.md), so
+// 1e-12 leaves room for longer sums and still fails on any wrong term.
+const DERIVED_TOL = 1e-12;
+
+/**
+ * For a built-in rule written as a rule file (rules/<name>.rule): every gradient through the
+ * backward derived from its text equals the one through the hand-written reverse step of the
+ * built-in of that name (whose read-out backward is readBack of o = Sᵀq). Meant for the shipped
+ * files: a user's rule that borrows a built-in's name and changes its math would fail it.
+ */
+export const gradientDerivedEqualsHandWritten: Property<GradientCase> = {
+  id: 'gradient-derived-equals-hand-written',
+  title: 'derived backward of a built-in written as a rule file equals the hand-written one (every gradient)',
+  needsGpu: false,
+  perRule: true,
+  applies: (t) => isRuleName(t.ref.name) && 'backward' in t.ref,
+  arbitrary: (t, sizes) => gradientCaseArb(t.ref, sizes),
+  check(_env, t, c) {
+    const up = upstreamOf(c.cfg, c.seed);
+    const opts = { mix: c.mix, initial: c.initial };
+    const derived = momBackward(t.ref, c.cfg, c.x, opts, up, backwardOf(t.ref));
+    const hand = momBackward(t.ref, c.cfg, c.x, opts, up, BACKWARD_RULES[t.ref.name as keyof typeof BACKWARD_RULES]);
+    const a = namedGradients(t.ref, hand);
+    const b = namedGradients(t.ref, derived);
+    const cmp = compareAll(a.map((p, i) => ({ what: `${p.what} (hand-written vs derived, mix ${c.mix})`, ref: p.a, got: b[i].a })));
+    const ok = cmp.items.every((i) => i.pass(DERIVED_TOL, 0));
+    return { ok, errRatio: cmp.errRatio, maxAbs: cmp.maxAbs, tolerance: DERIVED_TOL, message: ok ? undefined : describeFailures(cmp.items, DERIVED_TOL, 0) };
+  },
+  describe: (c) => c,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Gradient growth (issue 17 §6): the sibling of properties/state-bounded.ts, backwards in time.
+
+/**
+ * Runs `rule` on one memory over `T` tokens of seeded inputs (every token routed to it, as in
+ * measureGrowth), then the reverse sweep from a random ∂L/∂S_T with a random do at every token,
+ * and measures how ‖dS‖ grows with the number of tokens gone back: ℓ_s = ln ‖∂L/∂S_{T−1−s}‖.
+ */
+export function measureGradientGrowth(rule: Rule, dims: { dk: number; dv: number }, T: number, seed: number): Growth {
+  const { dk, dv } = dims;
+  const cfg: CoreConfig = { B: 1, T, H: 1, E: 1, topk: 1, dk, dv, shared: false };
+  const x = sampleCoreInputs(rule, cfg, seed);
+  const mem = x.memories[0];
+  const back = backwardOf(rule);
+  const readOut = back.readBack ? back.readBack.bind(back) : readBack;
+  // The state after every token (the reverse sweep reads S_t and S_{t−1}).
+  const states = new Float64Array((T + 1) * dk * dv);
+  const S = new Float64Array(dk * dv);
+  for (let t = 0; t < T; t++) {
+    rule.step(S, tokenInputs(rule, mem, cfg, 0, t, 0), dims);
+    states.set(S, (t + 1) * dk * dv);
+  }
+  const r = mulberry32(seed ^ 0x2545f491);
+  const dS = Float64Array.from({ length: dk * dv }, () => 2 * r() - 1);
+  const dO = new Float64Array(dv);
+  const dq = new Float64Array(dk);
+  const dx = Object.fromEntries(rule.inputs.map((d) => [d.name, new Float64Array(widthOf(d.width, cfg))]));
+  const logNorm = new Float64Array(T);
+  let overflowAt: number | undefined;
+  for (let t = T - 1, s = 0; t >= 0; t--, s++) {
+    const at = (n: number) => states.subarray(n * dk * dv, (n + 1) * dk * dv);
+    for (let j = 0; j < dv; j++) dO[j] = 2 * r() - 1;
+    readOut(at(t + 1), x.q.subarray(t * dk, (t + 1) * dk), dO, dims, dS, dq);
+    back.stepBack(at(t), tokenInputs(rule, mem, cfg, 0, t, 0), dS, dx, dims);
+    const ln = logFrobenius(dS);
+    if (Number.isNaN(ln) || ln === Infinity) return { ratePerToken: Infinity, degree: Infinity, lastLogNorm: ln, overflowAt: overflowAt ?? s, nonFiniteAt: s };
+    if (overflowAt === undefined && ln > LN_F32_MAX) overflowAt = s;
+    logNorm[s] = Math.max(ln, -1000);
+  }
+  return fitGrowth(logNorm, overflowAt);
+}
+
+const GRADIENT_NORM = { name: 'the state gradient', norm: '‖dS‖' };
+
+/** Inputs in their declared ranges keep ∂L/∂S_t bounded going back in time, or at most polynomial. */
+export const gradientBounded: Property<GrowthCase> = {
+  id: 'gradient-bounded',
+  title: 'reference backward: the state gradient does not grow exponentially going back over long sequences (inputs in their declared ranges)',
+  needsGpu: false,
+  perRule: true,
+  applies: (t) => hasBackward(t.ref),
+  arbitrary: () => growthCaseArb(),
+  check(_env, t, c) {
+    const g = measureGradientGrowth(t.ref, c, c.T, c.seed);
+    const ok = g.nonFiniteAt === undefined && g.overflowAt === undefined && g.degree <= MAX_DEGREE;
+    const what = `counting tokens back from the last, ${describeGrowth(g, c.T, GRADIENT_NORM)}`;
+    const note = ok && g.degree > 0.5 ? `grows polynomially: ${what}` : undefined;
+    return { ok, errRatio: 0, maxAbs: 0, tolerance: 0, message: ok ? note : `the state gradient explodes: ${what}` };
+  },
+  describe: (c) => c,
+};
+
 /** The gradient properties, in the order they are reported. */
-export const GRADIENT_PROPERTIES: Property<never>[] = [gradientFiniteDifferences, gradientMixBeforeEqualsAfter, gradientDecodeEqualsOnePass] as Property<never>[];
+export const GRADIENT_PROPERTIES: Property<never>[] = [gradientFiniteDifferences, gradientMixBeforeEqualsAfter, gradientDecodeEqualsOnePass, gradientDerivedEqualsHandWritten, gradientBounded] as Property<never>[];
