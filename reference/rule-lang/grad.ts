@@ -76,6 +76,19 @@ export interface BackProgram {
   stateGradOut: GenId;
   /** ∂L/∂(state before the steps): the same id when no step assigns the state, else a scratch array to copy back */
   stateGradIn: GenId;
+  /** the arrays the recompute writes the state into, one per state assignment (the last: the state after the steps) */
+  versions: GenId[];
+  /** the largest n of the identifiers t<n> made (a second backward in the same code starts after it) */
+  last: number;
+}
+
+export interface DiffOptions {
+  /** read the state before the steps from this array (a temporary) instead of the `state` argument */
+  state0?: GenId;
+  /** the identifier of ∂L/∂(state after the steps), when it must be shared with other code */
+  stateGrad?: GenId;
+  /** make identifiers after t<after> (default: after the program's own) */
+  after?: number;
 }
 
 const num = (value: number): DElem => ({ op: 'num', value });
@@ -186,8 +199,8 @@ const STATE: Shape = { r: 'dk', c: 'dv' };
  * The backward of `steps` (the token update, or the read-out) of `prog`: ∂L/∂(state before),
  * ∂L/∂(inputs), ∂L/∂q from ∂L/∂(state after) and, for the read-out, ∂L/∂o.
  */
-export function differentiate(prog: Program, part: 'update' | 'read'): BackProgram {
-  let counter = lastTempIndex([...prog.update, ...prog.read], prog.temps);
+export function differentiate(prog: Program, part: 'update' | 'read', opts: DiffOptions = {}): BackProgram {
+  let counter = opts.after ?? lastTempIndex([...prog.update, ...prog.read], prog.temps);
   const fresh = () => genId('t', ++counter);
   const temps: Temp[] = [...prog.temps];
   const scratch = (shape: Shape): GenId => {
@@ -196,8 +209,8 @@ export function differentiate(prog: Program, part: 'update' | 'read'): BackProgr
     return id;
   };
 
-  // Forward recompute with versions of the state.
-  const versions: (GenId | null)[] = [null];
+  // Forward recompute with versions of the state (version 0: the `state` argument, or opts.state0).
+  const versions: (GenId | null)[] = [opts.state0 ?? null];
   const forward: Step[] = [];
   for (const s of part === 'update' ? prog.update : prog.read) {
     const v = versions[versions.length - 1];
@@ -210,14 +223,13 @@ export function differentiate(prog: Program, part: 'update' | 'read'): BackProgr
   }
 
   // Adjoints, made on first use; the last version's is bound to the caller's state gradient.
-  const stateGradOut = fresh();
+  const stateGradOut = opts.stateGrad ?? fresh();
   const adjoint = new Map<string, GenId>();
   const zero: Temp[] = [];
   const scalars: GenId[] = [];
   const inputGrads = new Map<number, GenId>();
   let queryGrad: GenId | null = null;
-  const lastVersion = versions[versions.length - 1];
-  adjoint.set(lastVersion ?? 'state', stateGradOut);
+  adjoint.set(versions[versions.length - 1] ?? 'state', stateGradOut);
   const arrayAdjoint = (key: string, shape: Shape): GenId => {
     let id = adjoint.get(key);
     if (!id) {
@@ -257,7 +269,7 @@ export function differentiate(prog: Program, part: 'update' | 'read'): BackProgr
       case 'input':
         return { target: inputGrad(leaf.id), ...at };
       case 'temp':
-        return { target: arrayAdjoint(leaf.id, temps.find((t) => t.id === leaf.id)!.shape), ...at };
+        return { target: arrayAdjoint(leaf.id, leaf.id === opts.state0 ? STATE : temps.find((t) => t.id === leaf.id)!.shape), ...at };
     }
   }
 
@@ -309,6 +321,6 @@ export function differentiate(prog: Program, part: 'update' | 'read'): BackProgr
     }
   }
   // Steps that never read the state before them give ∂L/∂S_{t-1} = 0 (a zeroed array), not ∂L/∂S_t.
-  const stateGradIn = lastVersion === null ? stateGradOut : arrayAdjoint('state', STATE);
-  return { forward, reverse, temps, zero, scalars, inputGrads, queryGrad, outputGrad, stateGradOut, stateGradIn };
+  const stateGradIn = versions.length === 1 ? stateGradOut : arrayAdjoint(versions[0] ?? 'state', STATE);
+  return { forward, reverse, temps, zero, scalars, inputGrads, queryGrad, outputGrad, stateGradOut, stateGradIn, versions: versions.slice(1) as GenId[], last: counter };
 }
