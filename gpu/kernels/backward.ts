@@ -19,8 +19,9 @@
  *
  * A reverse step adds into its targets (grad.ts's scatters). Here each addition is parallel over the
  * target's own indices (no two threads write one element) and sums the step's other loop indices
- * in a thread, followed by a barrier; an addition into a scalar adjoint is summed by every thread
- * (the same value everywhere, as the forward kernel does for scalars). As for every kernel from a
+ * in a thread; a barrier separates two additions into the same array and ends the step. An
+ * addition into a scalar adjoint is summed by every thread (the same value everywhere, as the
+ * forward kernel does for scalars). As for every kernel from a
  * rule, only identifiers made by momlab reach the code (checkGenerated).
  */
 import { ConfigError } from '../../reference/errors.js';
@@ -193,10 +194,7 @@ function wForward(s: Step, L: Layout, h: Hoist): string[] {
   }
 }
 
-/**
- * One addition of a reverse step: parallel over the target's indices, the step's other loop
- * indices summed in the thread, then a barrier (the next addition may write the same array).
- */
+/** One addition of a reverse step: parallel over the target's indices, the step's other loop indices summed in the thread. */
 function wAdd(s: Scatter, a: Add, L: Layout, h: Hoist): string[] {
   const extents: [string, Dim][] = [['i', s.r], ['j', s.c], ...(s.inner === null ? [] : [['l', s.inner] as [string, Dim]])];
   const live = extents.filter(([, d]) => d !== 1);
@@ -213,8 +211,27 @@ function wAdd(s: Scatter, a: Add, L: Layout, h: Hoist): string[] {
   const dest = off !== undefined ? `dx[row * DW + ${off}u + ${k}]` : a.target === L.queryGrad ? `dq[row * DK + ${k}]` : `${a.target}[${k}]`;
   const count = own.length === 0 ? '1u' : own.map(([, d]) => dimW(d)).join(' * ');
   const decode = own.length === 2 ? [`let ${own[0][0]} = e / ${dimW(own[1][1])};`, `let ${own[1][0]} = e % ${dimW(own[1][1])};`] : own.length === 1 ? [`let ${own[0][0]} = e;`] : [];
-  const barrier = off !== undefined || a.target === L.queryGrad ? ['storageBarrier();', 'workgroupBarrier();'] : ['workgroupBarrier();'];
-  return [`for (var e = lid; e < ${count}; e += WG) {`, ...indent([...decode, ...sum, `${dest} += acc;`]), `}`, ...barrier];
+  return [`for (var e = lid; e < ${count}; e += WG) {`, ...indent([...decode, ...sum, `${dest} += acc;`]), `}`];
+}
+
+const BARRIER = ['storageBarrier();', 'workgroupBarrier();'];
+
+/**
+ * A reverse step's additions. They read the step's own adjoint and forward values, never another
+ * addition's target, so only two additions into the same array need a barrier between them.
+ */
+function wScatter(s: Scatter, L: Layout, h: Hoist): string[] {
+  const written = new Set<string>();
+  const out: string[] = [];
+  for (const a of s.adds) {
+    if (a.shape !== null && written.has(a.target)) {
+      out.push(...BARRIER);
+      written.clear();
+    }
+    if (a.shape !== null) written.add(a.target);
+    out.push(...wAdd(s, a, L, h));
+  }
+  return [...out, ...BARRIER];
 }
 
 /** Zero adjoint arrays, declare scalar adjoints, recompute, then the reverse steps. */
@@ -224,9 +241,7 @@ function wBackward(b: BackProgram, L: Layout, h: Hoist): string[] {
     ...(b.zero.length ? ['workgroupBarrier();'] : []),
     ...b.scalars.map((id) => `var ${id} = 0.0;`),
     ...byLine(b.forward.filter((s) => s.kind !== 'output'), (s) => wForward(s, L, h)),
-    ...b.reverse.flatMap((s) => [`// line ${s.line}`, ...s.adds.flatMap((a) => wAdd(s, a, L, h))]),
-    // an addition into a scalar adjoint has no barrier of its own
-    'workgroupBarrier();',
+    ...b.reverse.flatMap((s) => [`// line ${s.line}`, ...wScatter(s, L, h)]),
   ];
 }
 
