@@ -46,9 +46,11 @@ describe('GPU backward (issue 17 §5)', () => {
 
   for (const [n, { sizes, perRule }] of SIZE_SETS.entries())
     it(`${gpuGradientEqualsReference.id}, sizes ${n + 1} (H ${sizes.H[0]}, dk ${sizes.dk[0]}, dv ${sizes.dv[0]})`, async () => {
-      const rep = await assertProperty(gpuGradientEqualsReference, targets, { ctx }, { sizes, numRuns: perRule * targets.length, file: FILE });
-      expect(rep.perRule.map((s) => s.rule).sort()).toEqual([...FILES].sort());
-      for (const s of rep.perRule) expect(s.cases, `cases for ${s.rule}`).toBeGreaterThan(0);
+      // Rule by rule: drawn inside the case, a rule could get no case at all.
+      for (const t of targets) {
+        const rep = await assertProperty(gpuGradientEqualsReference, [t], { ctx }, { sizes, numRuns: perRule, file: FILE });
+        expect(rep.perRule.map((s) => [s.rule, s.cases])).toEqual([[t.name, perRule]]);
+      }
     });
 
   it('fails on a kernel generated from a wrong rule (rwkv7 with 2 k vᵀ)', async () => {
