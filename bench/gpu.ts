@@ -18,7 +18,7 @@
  * `large` runs the issue's shapes (it needs a big GPU: the long shape moves ~8 GB of buffers);
  * `small` runs the same code at sizes the software driver (lavapipe) handles in seconds.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { scratchBuffer } from '../gpu/buffers.js';
@@ -26,11 +26,14 @@ import { getGpu, type GpuContext } from '../gpu/device.js';
 import { makeChunkEncoder, type ChunkOptions, type ChunkPasses } from '../gpu/kernels/chunk-encoder.js';
 import { makeRecurrentFastEncoder } from '../gpu/kernels/recurrent-fast.js';
 import { gatedDelta } from '../gpu/kernels/gated-delta.js';
+import { gpuBackwardFromChecked } from '../gpu/kernels/backward.js';
+import { gpuRuleFromText } from '../gpu/kernels/from-text.js';
+import { GpuError } from '../reference/errors.js';
 import type { KernelMode, RuleBuffers, RuleDims } from '../gpu/kernels/types.js';
 import { ForwardPlan, gpuMomForward } from '../gpu/mom.js';
 import { momForward } from '../reference/mom.js';
 import { gatedDelta as gatedDeltaRef } from '../reference/rules/gated-delta.js';
-import type { CoreConfig } from '../reference/types.js';
+import { widthOf, type CoreConfig } from '../reference/types.js';
 import { measureCeilings, type Ceilings } from './ceilings.js';
 import { benchDecode, type DecodeResult, type DecodeShape } from './decode.js';
 import { benchInputs, tiled } from './inputs.js';
@@ -120,6 +123,18 @@ export interface GpuBenchResult {
   check?: { shape: string; err: Record<string, number> };
   forward: ForwardRow[];
   decode?: DecodeResult;
+  backward?: BackwardRow;
+}
+
+/** Issue 17 §5: the token-by-token backward generated from rules/gated-delta.rule, next to the forward kernel from the same text. */
+export interface BackwardRow {
+  shape: ForwardShape;
+  /** the forward kernel compiled from the text, on the same gathered segments, median ms */
+  forwardMs?: number;
+  /** the backward kernel, median ms */
+  backwardMs?: number;
+  /** why it did not run at this shape (the simple scheme's workgroup memory or state history does not fit) */
+  skipped?: string;
 }
 
 const cfgOf = (s: ForwardShape): CoreConfig => ({ B: s.B, T: s.T, H: s.H, E, topk: TOPK, dk: s.dk, dv: s.dv, shared: true });
@@ -290,7 +305,7 @@ export function formatRow(r: ForwardRow): string {
 
 export async function benchGpu(opts: { sizes: Sizes; parts?: string[]; modes?: KernelMode[]; shapes?: string[]; repeats?: number; command?: string; log?: (m: string) => void }): Promise<GpuBenchResult> {
   const log = opts.log ?? ((m: string) => console.log(m));
-  const parts = opts.parts ?? ['check', 'ceilings', 'forward', 'decode'];
+  const parts = opts.parts ?? ['check', 'ceilings', 'forward', 'decode', 'backward'];
   const modes = opts.modes ?? ['chunk', 'recurrent'];
   const repeats = opts.repeats ?? (opts.sizes === 'large' ? 7 : 3);
   const ctx = await getGpu();
@@ -324,8 +339,45 @@ export async function benchGpu(opts: { sizes: Sizes; parts?: string[]; modes?: K
     const dr = result.decode;
     log(`decode (wall clock, GpuMomState.step): ${dr.rows.map((r) => `${r.context} tokens: ${f(r.ms)} ms`).join('; ')}; on the device: ${dr.deviceRows.map((r) => `${r.context} tokens: ${f(r.ms)} ms`).join('; ')}; state ${dr.stateBytes} bytes (docs/spec.md §7 formula ${dr.formulaBytes})`);
   }
+  if (parts.includes('backward')) {
+    result.backward = await benchBackward(ctx, timer, SHAPES[opts.sizes][0], repeats);
+    const b = result.backward;
+    log(`backward (gated-delta from its rule file, token by token, kernel alone): ${b.skipped ?? `${f(b.backwardMs)} ms; the forward kernel from the same text ${f(b.forwardMs)} ms`}`);
+  }
   timer.destroy();
   return result;
+}
+
+/** The backward kernel (gpu/kernels/backward.ts) and the text forward kernel on the forward shape's gathered segments. */
+async function benchBackward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, repeats: number): Promise<BackwardRow> {
+  const text = readFileSync(new URL('../rules/gated-delta.rule', import.meta.url), 'utf8');
+  const fwd = gpuRuleFromText(text, { name: 'gated-delta' });
+  const back = gpuBackwardFromChecked(fwd.checked);
+  const cfg = cfgOf(s);
+  const seg = segmentsOf(Float32Array.from(benchInputs(cfg, 1).logits), cfg);
+  const { buffers, dims, destroy } = gatheredProblem(ctx, s, seg);
+  const { positions: P, segments: S, H, dk, dv } = dims;
+  const extra: GPUBuffer[] = [];
+  try {
+    const scratch = (label: string, words: number) => extra[extra.push(scratchBuffer(ctx, label, words)) - 1];
+    const bb = {
+      ...buffers,
+      do: scratch('do', P * H * dv),
+      dstate: scratch('dstate', S * H * dk * dv),
+      dq: scratch('dq', P * H * dk),
+      dx: scratch('dx', P * H * fwd.inputs.reduce((a, d) => a + widthOf(d.width, dims), 0)),
+      hist: scratch('hist', P * H * dk * dv),
+    };
+    const forwardMs = (await timer.settledMedian((enc) => fwd.encode(ctx, enc, dims, buffers, { mode: 'recurrent' }), repeats, 1)).ms;
+    const backwardMs = (await timer.settledMedian((enc) => back.encode(ctx, enc, dims, bb), repeats, 1)).ms;
+    return { shape: s, forwardMs, backwardMs };
+  } catch (e) {
+    if (e instanceof GpuError) return { shape: s, skipped: `not run at ${s.name}: ${e.message}` };
+    throw e;
+  } finally {
+    extra.forEach((b) => b.destroy());
+    destroy();
+  }
 }
 
 /**

@@ -42,6 +42,11 @@ export async function runBench(opts: { sizes: Sizes; write: boolean; command: st
     rows.push([date, dev, command, `decode step, B ${d.shape.B} H ${d.shape.H} dk ${d.shape.dk}`, d.rows.map((x) => `${x.context} tokens: ${x.ms.toPrecision(3)} ms`).join('; ') + `; state ${d.stateBytes} B (formula ${d.formulaBytes} B)`]);
   }
 
+  if (gpu.backward) {
+    const b = gpu.backward;
+    const s = b.shape;
+    rows.push([date, dev, command, `backward gated-delta (from its rule file, token by token), B ${s.B} T ${s.T} H ${s.H} dk ${s.dk} dv ${s.dv}`, b.skipped ?? `kernel ${b.backwardMs?.toPrecision(3)} ms; forward kernel from the same text ${b.forwardMs?.toPrecision(3)} ms`]);
+  }
   const lines = rows.map((r) => `| ${r.join(' | ')} |`);
   console.log([...HEADER, ...lines].join('\n'));
   if (opts.write) appendToPerf(lines);

@@ -20,7 +20,7 @@ import type { Property } from './types.js';
 /** Effective polynomial degree over the second half of the run above which growth counts as exponential. */
 export const MAX_DEGREE = 6;
 /** ln of float32's largest finite value (3.40e38). */
-const LN_F32_MAX = Math.log(3.4028234663852886e38);
+export const LN_F32_MAX = Math.log(3.4028234663852886e38);
 
 export interface Growth {
   /** fitted slope of ln ‖S_t‖ over the second half, per token */
@@ -37,6 +37,18 @@ export interface Growth {
   nonFiniteAt?: number;
 }
 
+/** ln ‖A‖_F, through the largest entry when ‖A‖² overflows while every entry is finite. */
+export function logFrobenius(A: Float64Array): number {
+  let ss = 0;
+  for (let i = 0; i < A.length; i++) ss += A[i] * A[i];
+  if (Number.isFinite(ss)) return 0.5 * Math.log(ss);
+  let m = 0;
+  for (let i = 0; i < A.length; i++) m = Math.max(m, Math.abs(A[i]));
+  let sc = 0;
+  for (let i = 0; i < A.length; i++) sc += (A[i] / m) ** 2;
+  return Math.log(m) + 0.5 * Math.log(sc);
+}
+
 /** Runs `rule` on one memory over `T` tokens of seeded inputs and measures how its state grows. */
 export function measureGrowth(rule: Rule, dims: { dk: number; dv: number }, T: number, seed: number): Growth {
   const cfg: CoreConfig = { B: 1, T, H: 1, E: 1, topk: 1, dk: dims.dk, dv: dims.dv, shared: false };
@@ -46,17 +58,7 @@ export function measureGrowth(rule: Rule, dims: { dk: number; dv: number }, T: n
   let overflowAt: number | undefined;
   for (let t = 0; t < T; t++) {
     rule.step(S, tokenInputs(rule, mem, cfg, 0, t, 0), dims);
-    let ss = 0;
-    for (let i = 0; i < S.length; i++) ss += S[i] * S[i];
-    // ‖S‖² can overflow while every entry is finite: take the norm through the largest entry then.
-    let ln = 0.5 * Math.log(ss);
-    if (!Number.isFinite(ss)) {
-      let m = 0;
-      for (let i = 0; i < S.length; i++) m = Math.max(m, Math.abs(S[i]));
-      let sc = 0;
-      for (let i = 0; i < S.length; i++) sc += (S[i] / m) ** 2;
-      ln = Math.log(m) + 0.5 * Math.log(sc);
-    }
+    const ln = logFrobenius(S);
     if (Number.isNaN(ln) || ln === Infinity) {
       return { ratePerToken: Infinity, degree: Infinity, lastLogNorm: ln, overflowAt: overflowAt ?? t, nonFiniteAt: t };
     }
@@ -64,6 +66,12 @@ export function measureGrowth(rule: Rule, dims: { dk: number; dv: number }, T: n
     // A state at exactly zero has no growth to measure: floor it far below any float32 value.
     logNorm[t] = Math.max(ln, -1000);
   }
+  return fitGrowth(logNorm, overflowAt);
+}
+
+/** The growth of a sequence of log norms ℓ_0 … ℓ_{T−1}: a line fitted over its second half (see the file comment). */
+export function fitGrowth(logNorm: Float64Array, overflowAt?: number): Growth {
+  const T = logNorm.length;
   const t0 = Math.floor(T / 2);
   const n = T - t0;
   let st = 0;
@@ -88,9 +96,9 @@ export function measureGrowth(rule: Rule, dims: { dk: number; dv: number }, T: n
 }
 
 /** One line about a growth measurement, for reports. */
-export function describeGrowth(g: Growth, T: number): string {
-  if (g.nonFiniteAt !== undefined) return `the state is not finite in float64 at token ${g.nonFiniteAt}`;
-  const rate = `ln ‖S‖ grows ${g.ratePerToken.toExponential(2)} per token (×${Math.exp(g.ratePerToken * 100).toPrecision(3)} per 100 tokens)`;
+export function describeGrowth(g: Growth, T: number, what = { name: 'the state', norm: '‖S‖' }): string {
+  if (g.nonFiniteAt !== undefined) return `${what.name} is not finite in float64 at token ${g.nonFiniteAt}`;
+  const rate = `ln ${what.norm} grows ${g.ratePerToken.toExponential(2)} per token (×${Math.exp(g.ratePerToken * 100).toPrecision(3)} per 100 tokens)`;
   const overflow =
     g.overflowAt !== undefined
       ? `; past float32's range at token ${g.overflowAt}`

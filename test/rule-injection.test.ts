@@ -142,7 +142,7 @@ describe('rule text never becomes code', () => {
         expect(() => gpuRuleFromText(c.text)).toThrow(RuleError);
         return;
       }
-      for (const js of [rule.jsSource.update, rule.jsSource.read]) expectNoPayload(js, 'the generated JavaScript');
+      for (const js of Object.values(rule.jsSource)) expectNoPayload(js, 'the generated JavaScript');
       expectSameRule(rule, clean);
       expectSameRule(interpretRule(rule.checked), clean);
       const wgsl = gpuRuleFromText(c.text).wgsl(P);
@@ -154,7 +154,7 @@ describe('rule text never becomes code', () => {
   it('a file name carrying the payload reaches no code either', () => {
     const file = `evil\u2028${PAYLOAD}\r*/.rule`;
     const rule = ruleFromText(CLEAN, { file });
-    for (const js of [rule.jsSource.update, rule.jsSource.read]) expectNoPayload(js, 'the generated JavaScript');
+    for (const js of Object.values(rule.jsSource)) expectNoPayload(js, 'the generated JavaScript');
     const wgsl = gpuRuleFromText(CLEAN, { file }).wgsl(P);
     expectNoPayload(wgsl, 'the generated WGSL');
     expectSameRule(rule, clean);

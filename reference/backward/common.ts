@@ -18,6 +18,11 @@ export interface RuleBackward {
    * dS = ∂L/∂S_t, overwrites dS with ∂L/∂S_{t-1} (through this step only) and adds ∂L/∂x_t into dx.
    */
   stepBack(S: Float64Array, x: TokenInputs, dS: Float64Array, dx: TokenGrads, dims: Dims): void;
+  /**
+   * The backward of the rule's read-out o = read(S, q), with readBack's contract below; absent for
+   * the built-in rules, whose read-out is o = Sᵀq (`readBack`).
+   */
+  readBack?(S: Float64Array, q: Float64Array, g: Float64Array, dims: Dims, dS: Float64Array, dq: Float64Array): void;
 }
 
 /**

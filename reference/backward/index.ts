@@ -8,3 +8,4 @@ export { decayBack } from './decay.js';
 export { glaBack } from './gla.js';
 export { deltaBack } from './delta.js';
 export { gatedDeltaBack } from './gated-delta.js';
+export { segmentBackward, type SegmentGradients, type SegmentProblem } from './segments.js';

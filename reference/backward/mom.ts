@@ -85,6 +85,8 @@ export function momBackward(
 
   const dims = { dk, dv };
   const size = dk * dv;
+  // The read-out's backward: the rule's own when its read-out is not o = Sᵀq (rules written as math).
+  const readOut: typeof readBack = (S, q, g, d, dSacc, dqacc) => (back.readBack ? back.readBack(S, q, g, d, dSacc, dqacc) : readBack(S, q, g, d, dSacc, dqacc));
   const s = scaleOf(cfg);
   const routing = route(x.logits, B, T, E, topk);
   const initial = opts.initial ?? emptyState(cfg);
@@ -141,9 +143,9 @@ export function momBackward(
               dw[slots + j] += dO[c] * oe[c];
               g[c] = w * dO[c]; // ∂L/∂oe
             }
-            readBack(cur[e], qhat, g, dims, dS[e], dqhat);
+            readOut(cur[e], qhat, g, dims, dS[e], dqhat);
           }
-          if (curShared && dSshared) readBack(curShared, qhat, dO, dims, dSshared, dqhat);
+          if (curShared && dSshared) readOut(curShared, qhat, dO, dims, dSshared, dqhat);
         } else {
           M.fill(0);
           for (let j = 0; j < topk; j++) {
@@ -153,7 +155,7 @@ export function momBackward(
           }
           if (curShared) for (let i = 0; i < size; i++) M[i] += curShared[i];
           dM.fill(0);
-          readBack(M, qhat, dO, dims, dM, dqhat);
+          readOut(M, qhat, dO, dims, dM, dqhat);
           for (let j = 0; j < topk; j++) {
             const e = routing.indices[slots + j];
             const w = routing.weights[slots + j];

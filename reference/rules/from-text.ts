@@ -13,7 +13,9 @@ import * as math from 'mathjs';
 import type { CheckedRule, Dim, TExpr } from '../rule-lang/check.js';
 import { checkRuleText, isScalar } from '../rule-lang/check.js';
 import { checkGenerated, formatNumber, genId } from '../rule-lang/emit.js';
-import { byLine, extent, flatIndex, lowerRule, type Elem, type Program, type Step } from '../rule-lang/lower.js';
+import { differentiate, type BackProgram, type DElem, type Scatter } from '../rule-lang/grad.js';
+import { byLine, extent, flatIndex, lowerRule, type Program, type Step, type Temp } from '../rule-lang/lower.js';
+import type { RuleBackward, TokenGrads } from '../backward/common.js';
 import { ShapeError } from '../errors.js';
 import type { Dims, InputDecl, Rule, TokenInputs } from '../types.js';
 
@@ -21,8 +23,10 @@ export interface TextRule extends Rule {
   readonly checked: CheckedRule;
   /** diagnostics that did not stop the rule (e.g. a non-linear read-out), with the quoted text */
   readonly notes: readonly string[];
-  /** the generated JavaScript of the token step and of the read-out */
-  readonly jsSource: { update: string; read: string };
+  /** the generated JavaScript of the token step and of the read-out, and of their backwards */
+  readonly jsSource: { update: string; read: string; updateBack: string; readBack: string };
+  /** the reverse step derived from the lowered program (reference/rule-lang/grad.ts) */
+  readonly backward: RuleBackward;
 }
 
 /** Parse, check and compile a rule text. Throws RuleError quoting the offending text. */
@@ -41,8 +45,10 @@ const HELPERS = {
 
 /** Every identifier the generated JavaScript may use besides generated ones (reference/rule-lang/emit.ts). */
 const JS_VOCABULARY = new Set(['const', 'let', 'for', 'S', 'x', 'N', 'q', 'o', 'dk', 'dv', 'T', 'H', 'i', 'j', 'l', 'acc', 'Math', 'line', 'exp', 'log', 'tanh', 'sqrt', 'abs', 'max', 'min', ...Object.keys(HELPERS)]);
+/** The backward's: the forward's, its arguments (the gradients) and sign. */
+const JS_BACK_VOCABULARY = new Set([...JS_VOCABULARY, 'g', 'dS', 'dq', 'dx', 'sign']);
 
-function jsElem(e: Elem): string {
+function jsElem(e: DElem): string {
   switch (e.op) {
     case 'num':
       return formatNumber(e.value);
@@ -65,6 +71,10 @@ function jsElem(e: Elem): string {
     case 'max':
     case 'min':
       return `Math.${e.op}(${jsElem(e.a)}, ${jsElem(e.b)})`;
+    case 'sign':
+      return `Math.sign(${jsElem(e.a)})`;
+    case 'ge':
+      return `(${jsElem(e.a)} >= ${jsElem(e.b)} ? ${jsElem(e.then)} : ${jsElem(e.otherwise)})`;
   }
 }
 
@@ -109,8 +119,55 @@ function jsFunction(prog: Program, steps: Step[], inputs: readonly InputDecl[] |
   return `"use strict";\n${checkGenerated(lines.join('\n'), JS_VOCABULARY, 'JavaScript')}`;
 }
 
+const sizeJs = (t: Temp) => `${extent(t.shape.r, dimJs)} * ${extent(t.shape.c, dimJs)}`;
+
+/** One reverse step: its additions inside loops over i, j (and l). */
+function jsScatter(s: Scatter): string[] {
+  const body = s.adds.map((a) => `${a.target}${a.shape ? `[${flatIndex(a.shape, a.i, a.j, dimJs)}]` : ''} += ${jsElem(a.coef)};`);
+  const inner = s.inner === null ? body : [`for (let l = 0; l < ${dimJs(s.inner)}; l++) {`, ...body.map((l) => `  ${l}`), `}`];
+  return [`for (let i = 0; i < ${extent(s.r, dimJs)}; i++) for (let j = 0; j < ${extent(s.c, dimJs)}; j++) {`, ...inner.map((l) => `  ${l}`), `}`];
+}
+
+/**
+ * The body of a backward (reference/rule-lang/grad.ts): the token step's is
+ * `(S, x, N, dS, dx, dk, dv, T, H)`, the read-out's `(S, q, g, dS, dq, dk, dv, T, H)`; input n's
+ * gradient is `dx[N[n]]`, so input names stay data here too.
+ */
+function jsBackFunction(back: BackProgram, inputs: readonly InputDecl[] | null): string {
+  const lines: string[] = [];
+  if (inputs) inputs.forEach((_, n) => lines.push(`const ${genId('in', n)} = x[N[${n}]];`));
+  for (const [n, id] of back.inputGrads) lines.push(`const ${id} = dx[N[${n}]];`);
+  if (back.queryGrad) lines.push(`const ${back.queryGrad} = dq;`);
+  if (back.outputGrad) lines.push(`const ${back.outputGrad} = g;`);
+  lines.push(`const ${back.stateGradOut} = dS;`);
+  for (const t of back.temps) lines.push(`const ${t.id} = T.${t.id};`);
+  lines.push(...byLine(back.forward.filter((s) => s.kind !== 'output'), jsStep));
+  for (const t of back.zero) lines.push(`for (let i = 0; i < ${sizeJs(t)}; i++) ${t.id}[i] = 0;`);
+  for (const id of back.scalars) lines.push(`let ${id} = 0;`);
+  lines.push(...back.reverse.flatMap((s) => [`// line ${s.line}`, ...jsScatter(s)]));
+  if (back.stateGradIn !== back.stateGradOut) lines.push(`for (let i = 0; i < dk * dv; i++) dS[i] = ${back.stateGradIn}[i];`);
+  return `"use strict";\n${checkGenerated(lines.join('\n'), JS_BACK_VOCABULARY, 'JavaScript')}`;
+}
+
 type StepFn = (S: Float64Array, x: TokenInputs, N: readonly string[], dk: number, dv: number, T: Record<string, Float64Array>, H: typeof HELPERS) => void;
 type ReadFn = (S: Float64Array, q: Float64Array, dk: number, dv: number, T: Record<string, Float64Array>, H: typeof HELPERS, o: Float64Array) => void;
+type StepBackFn = (S: Float64Array, x: TokenInputs, N: readonly string[], dS: Float64Array, dx: TokenGrads, dk: number, dv: number, T: Record<string, Float64Array>, H: typeof HELPERS) => void;
+type ReadBackFn = (S: Float64Array, q: Float64Array, g: Float64Array, dS: Float64Array, dq: Float64Array, dk: number, dv: number, T: Record<string, Float64Array>, H: typeof HELPERS) => void;
+
+/** Scratch arrays for a list of temporaries, allocated once per (dk, dv). */
+function scratchFor(temps: readonly Temp[]): (d: Dims) => Record<string, Float64Array> {
+  const cache = new Map<string, Record<string, Float64Array>>();
+  return (d) => {
+    const key = `${d.dk}x${d.dv}`;
+    let t = cache.get(key);
+    if (!t) {
+      const size = (x: Dim) => (x === 1 ? 1 : d[x]);
+      t = Object.fromEntries(temps.map((tm) => [tm.id, new Float64Array(size(tm.shape.r) * size(tm.shape.c))]));
+      cache.set(key, t);
+    }
+    return t;
+  };
+}
 
 export function ruleFromChecked(checked: CheckedRule): TextRule {
   const prog = lowerRule(checked);
@@ -120,16 +177,24 @@ export function ruleFromChecked(checked: CheckedRule): TextRule {
   const names = checked.inputs.map((d) => d.name);
   const readFn = new Function('S', 'q', 'dk', 'dv', 'T', 'H', 'o', read) as ReadFn;
   // Temporaries depend on dk and dv only: allocated once per size pair.
-  const scratch = new Map<string, Record<string, Float64Array>>();
-  const temps = (d: Dims) => {
-    const key = `${d.dk}x${d.dv}`;
-    let t = scratch.get(key);
-    if (!t) {
-      const size = (x: Dim) => (x === 1 ? 1 : d[x]);
-      t = Object.fromEntries(prog.temps.map((tm) => [tm.id, new Float64Array(size(tm.shape.r) * size(tm.shape.c))]));
-      scratch.set(key, t);
-    }
-    return t;
+  const temps = scratchFor(prog.temps);
+  const updateBackProg = differentiate(prog, 'update');
+  const readBackProg = differentiate(prog, 'read');
+  const updateBack = jsBackFunction(updateBackProg, checked.inputs);
+  const readBack = jsBackFunction(readBackProg, null);
+  const stepBackFn = new Function('S', 'x', 'N', 'dS', 'dx', 'dk', 'dv', 'T', 'H', updateBack) as StepBackFn;
+  const readBackFn = new Function('S', 'q', 'g', 'dS', 'dq', 'dk', 'dv', 'T', 'H', readBack) as ReadBackFn;
+  const updateBackTemps = scratchFor(updateBackProg.temps);
+  const readBackTemps = scratchFor(readBackProg.temps);
+  const backward: RuleBackward = {
+    name: checked.name,
+    stepBack(S, x, dS, dx, dims) {
+      checkSizes(checked, S, x, dims);
+      stepBackFn(S, x, names, dS, dx, dims.dk, dims.dv, updateBackTemps(dims), HELPERS);
+    },
+    readBack(S, q, g, dims, dS, dq) {
+      readBackFn(S, q, g, dS, dq, dims.dk, dims.dv, readBackTemps(dims), HELPERS);
+    },
   };
   return {
     name: checked.name,
@@ -137,7 +202,8 @@ export function ruleFromChecked(checked: CheckedRule): TextRule {
     readLinear: checked.readLinear,
     checked,
     notes: checked.notes,
-    jsSource: { update, read },
+    jsSource: { update, read, updateBack, readBack },
+    backward,
     step(S, x, dims) {
       checkSizes(checked, S, x, dims);
       stepFn(S, x, names, dims.dk, dims.dv, temps(dims), HELPERS);
