@@ -74,6 +74,9 @@ describe('momlab fuzz', () => {
       'state-finite',
       'state-bounded',
       'gpu-finite',
+      'gradient-finite-differences',
+      'gradient-bounded',
+      'gpu-gradient-equals-reference',
     ]);
     expect(rep.entries.every((e: Entry) => e.ok && !e.skipped && e.report.cases === 4)).toBe(true);
     // The GPU rows hold the text kernel to the text-rule tolerances, not a built-in's of the same name.

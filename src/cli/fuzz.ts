@@ -25,6 +25,7 @@ import { TEXT_RULE_PREFIX } from '../../properties/tolerances.js';
 import type { Property, RuleTarget } from '../../properties/types.js';
 import { stateStaysFinite, textGpuEqualsReference } from '../../properties/rule-file.js';
 import { stateBounded } from '../../properties/state-bounded.js';
+import { gpuGradientEqualsReference, gradientBounded, gradientFiniteDifferences } from '../../properties/gradients.js';
 import { gpuStaysFinite } from '../../properties/gpu-finite.js';
 import { checkRuleText } from '../../reference/rule-lang/check.js';
 import { parseArgs, seedFlag } from './args.js';
@@ -55,6 +56,14 @@ Runs the property suite on a rule written as math (docs/rule-language.md):
                             growth rate and where float32 would overflow)
   gpu-finite                the GPU's outputs stay finite wherever the float64 reference stays
                             within float32 range
+  gradient-finite-differences
+                            the backward derived from the rule's text equals central finite
+                            differences of the float64 forward
+  gradient-bounded          the reverse state ‖dS‖ does not grow exponentially going back in time
+  gpu-gradient-equals-reference
+                            the GPU backward kernel (generated from the same text) equals the
+                            float64 derived backward
+  (the three gradient properties run at sizes small and medium; at large only with --property)
 
   --runs N        cases per property (default 25)
   --time S        time budget per property in seconds (default 60)
@@ -124,7 +133,13 @@ const PROPERTIES: Property<unknown>[] = [
   stateStaysFinite,
   stateBounded,
   gpuStaysFinite,
+  gradientFiniteDifferences,
+  gradientBounded,
+  gpuGradientEqualsReference,
 ] as Property<unknown>[];
+// Finite differences cost a few forwards per input group and case, and the GPU backward holds a
+// token's arrays in workgroup memory: at sizes large they run only when named with --property.
+const GRADIENT_IDS = new Set([gradientFiniteDifferences.id, gradientBounded.id, gpuGradientEqualsReference.id]);
 export const FUZZ_PROPERTY_IDS = PROPERTIES.map((p) => p.id);
 
 export async function fuzzRule(text: string, file: string, opts: FuzzOptions = {}): Promise<FuzzResult> {
@@ -132,7 +147,9 @@ export async function fuzzRule(text: string, file: string, opts: FuzzOptions = {
   const ref = ruleFromChecked(checked);
   const gpu = gpuRuleFromChecked(checked, { tamper: opts.tamper });
   const target: RuleTarget = { name: `${TEXT_RULE_PREFIX}${checked.name}`, ref, gpu };
-  const props = opts.property ? PROPERTIES.filter((p) => p.id === opts.property) : PROPERTIES;
+  const props = opts.property
+    ? PROPERTIES.filter((p) => p.id === opts.property)
+    : PROPERTIES.filter((p) => (opts.sizes ?? 'small') !== 'large' || !GRADIENT_IDS.has(p.id));
   if (props.length === 0) throw new ConfigError(`momlab fuzz: unknown property '${opts.property}'; known: ${FUZZ_PROPERTY_IDS.join(', ')}`);
   const ctx = props.some((p) => p.needsGpu) ? await getGpu() : undefined;
   // one seed for every property, non-negative so that the replay command parses
