@@ -174,7 +174,7 @@ describe('momlab vectors --rule FILE (a rule written here, not shipped)', () => 
   const ruleFile = join(dir, 'leaky.rule');
   writeFileSync(ruleFile, ['# a leaky delta rule with a closed-range gate', 'state S[dk, dv]', 'inputs k[dk], v[dv], a', 'range k normalized', 'range a in [0, 1]', 'update S = (1 - a) * S + a * k * (v\' - k\' * S)', 'output o = S\' * q', ''].join('\n'));
 
-  it('writes its own inputs, verifies against itself, fails perturbed; --grad is refused in one line', async () => {
+  it('writes its own inputs, verifies against itself, fails perturbed; --grad uses the backward derived from its text', async () => {
     const out = join(dir, 'leaky');
     const s = 1 + Math.floor(Math.random() * 1e6);
     const r = await momlab('vectors', '--rule', ruleFile, '--lengths', '3,17,9', '--memories', '3', '--dk', '6', '--dv', '5', '--initial-state', 'random', '--seed', String(s), '--out', out);
@@ -192,10 +192,13 @@ describe('momlab vectors --rule FILE (a rule written here, not shipped)', () => 
     const bad = await momlab('verify', '--vectors', out, '--outputs', p);
     expect(bad.code).toBe(1);
     expect(bad.out).toMatch(/core\.o: worst \|err\| 5\.00e-1 at \(b 0, t 0, h 1, i 2\)/);
-    const grad = await momlab('vectors', '--rule', ruleFile, '--grad', '--seed', '1', '--out', join(dir, 'leaky-grad'));
-    expect(grad.code).toBe(2);
-    expect(grad.out.trim().split('\n')).toHaveLength(1);
-    expect(grad.out).toMatch(/--grad needs a rule with a reference backward.*leaky\.rule' has none/);
+    const gradOut = join(dir, 'leaky-grad');
+    const grad = await momlab('vectors', '--rule', ruleFile, '--grad', '--seed', '1', '--out', gradOut);
+    expect(grad.code, grad.out).toBe(0);
+    const g = readCoreFolder(gradOut);
+    for (const n of ['core.dq', 'core.drouter_logits', 'core.da.0', 'core.dk.0', 'core.dv.0', 'core.dh0.0', 'core.da.shared']) expect(g.expected.has(n), n).toBe(true);
+    const gradOk = await momlab('verify', '--vectors', gradOut, '--outputs', join(gradOut, 'expected.safetensors'));
+    expect(gradOk.code, gradOk.out).toBe(0);
   });
 
   it('a rule input named like a state tensor (h0) is refused, naming it', async () => {
