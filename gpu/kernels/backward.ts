@@ -26,17 +26,16 @@
  */
 import { ConfigError } from '../../reference/errors.js';
 import type { CheckedRule, Dim, Shape } from '../../reference/rule-lang/check.js';
-import { checkGenerated, formatNumber, genId, type GenId } from '../../reference/rule-lang/emit.js';
+import { checkGenerated, genId, type GenId } from '../../reference/rule-lang/emit.js';
 import { differentiate, type Add, type BackProgram, type DElem, type Scatter } from '../../reference/rule-lang/grad.js';
 import { byLine, flatIndex, lowerRule, type Idx, type Step, type Temp } from '../../reference/rule-lang/lower.js';
 import { widthOf } from '../../reference/types.js';
 import type { GpuContext } from '../device.js';
 import { checkStorageBindings, checkWorkgroupBytes, declareBindings, encodePass, gridDim, type Binding } from './kernel-util.js';
+import { dimW, forElements, hoisted, idxW, num, statement, type Hoist } from './wgsl-text.js';
 
 /** Threads per workgroup, as the forward kernel from text. */
 const WG = 128;
-/** Subexpressions deeper than this become `let` lines (Tint's parser has a recursion limit). */
-const MAX_NEST = 16;
 
 export interface BackwardKernelParams {
   H: number;
@@ -80,15 +79,8 @@ const WGSL_VOCABULARY = new Set(
   ].flatMap((l) => l.split(' ')),
 );
 
-const dimW = (d: Dim) => (d === 1 ? '1u' : d === 'dk' ? 'DK' : 'DV');
-const idxW = (i: Idx): string => (i === '0' ? '0u' : i);
 const at = (shape: Shape, i: Idx, j: Idx) => flatIndex(shape, idxW(i) as Idx, idxW(j) as Idx, dimW);
 
-/** A WGSL f32 literal from a number momlab formats (emit.ts); `.0` marks an integer as a float. */
-function num(v: number): string {
-  const s = formatNumber(v);
-  return /[.eE]/.test(s) ? s : `${s}.0`;
-}
 
 /** Where values and gradients live in the kernel. */
 interface Layout {
@@ -99,10 +91,6 @@ interface Layout {
   queryGrad: GenId | null;
 }
 
-interface Hoist {
-  lines: string[];
-  count: number;
-}
 
 function wNested(e: DElem, L: Layout, h: Hoist): { text: string; depth: number } {
   const sub = (x: DElem) => wNested(x, L, h);
@@ -154,25 +142,13 @@ function wNested(e: DElem, L: Layout, h: Hoist): { text: string; depth: number }
       break;
     }
   }
-  if (r.depth < MAX_NEST) return r;
-  const id = genId('a', h.count++);
-  h.lines.push(`let ${id} = ${r.text};`);
-  return { text: id, depth: 0 };
-}
-
-/** Lines computing `make`'s statement: the hoisted subexpressions it needs, then the statement. */
-function statement(h: Hoist, make: () => string): string[] {
-  const start = h.lines.length;
-  const last = make();
-  return [...h.lines.splice(start), last];
+  return hoisted(r, h);
 }
 
 const indent = (lines: string[], n = 2) => lines.map((l) => ' '.repeat(n) + l);
 
 /** A loop over the r×c elements of a shape, strided across the workgroup, then a barrier. */
-function forElements(r: Dim, c: Dim, body: string[]): string[] {
-  return [`for (var e = lid; e < ${dimW(r)} * ${dimW(c)}; e += WG) {`, `  let i = e / ${dimW(c)};`, `  let j = e % ${dimW(c)};`, ...indent(body), `}`, 'workgroupBarrier();'];
-}
+const forElementsThenBarrier = (r: Dim, c: Dim, body: string[]): string[] => [...forElements(r, c, body), 'workgroupBarrier();'];
 
 /** A forward step recomputed (array steps write workgroup arrays; scalars are per-thread lets). */
 function wForward(s: Step, L: Layout, h: Hoist): string[] {
@@ -181,12 +157,12 @@ function wForward(s: Step, L: Layout, h: Hoist): string[] {
     case 'scalar':
       return statement(h, () => `let ${s.id} = ${w(s.expr)};`);
     case 'array':
-      return forElements(s.shape.r, s.shape.c, statement(h, () => `${s.id}[${at(s.shape, 'i', 'j')}] = ${w(s.expr)};`));
+      return forElementsThenBarrier(s.shape.r, s.shape.c, statement(h, () => `${s.id}[${at(s.shape, 'i', 'j')}] = ${w(s.expr)};`));
     case 'reduce': {
       const term = () => (s.b ? `${w(s.a)} * ${w(s.b)}` : `${w(s.a)} * ${w(s.a)}`);
       const loop = (acc: string) => [`for (var l = 0u; l < ${dimW(s.inner)}; l++) {`, ...indent(statement(h, () => `${acc} += ${term()};`)), `}`];
       if (s.shape.r === 1 && s.shape.c === 1) return [`var ${s.id} = 0.0;`, `{`, `  let i = 0u;`, `  let j = 0u;`, ...indent(loop(s.id)), `}`];
-      return forElements(s.shape.r, s.shape.c, [`var acc = 0.0;`, ...loop('acc'), `${s.id}[${at(s.shape, 'i', 'j')}] = acc;`]);
+      return forElementsThenBarrier(s.shape.r, s.shape.c, [`var acc = 0.0;`, ...loop('acc'), `${s.id}[${at(s.shape, 'i', 'j')}] = acc;`]);
     }
     case 'output':
     case 'state':

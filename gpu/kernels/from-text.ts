@@ -15,12 +15,13 @@
  */
 import { ConfigError } from '../../reference/errors.js';
 import { checkRuleText, type CheckedRule, type Dim } from '../../reference/rule-lang/check.js';
-import { checkGenerated, formatNumber, genId } from '../../reference/rule-lang/emit.js';
+import { checkGenerated, genId } from '../../reference/rule-lang/emit.js';
 import { formatDiagnostic } from '../../reference/rule-lang/source.js';
 import { byLine, flatIndex, lowerRule, type Elem, type Idx, type Program, type Step } from '../../reference/rule-lang/lower.js';
 import type { GpuContext } from '../device.js';
 import { checkRuleCall, checkStorageBindings, checkWorkgroupBytes, declareBindings, encodePass, gridDim, type Binding } from './kernel-util.js';
 import type { GpuRule, RuleBuffers, RuleDims, RuleRunOptions } from './types.js';
+import { dimW, forElements, hoisted, idxW, num, statement, type Hoist } from './wgsl-text.js';
 
 /** Threads per workgroup: enough to spread a 16×16 state two elements per thread. */
 const WG = 128;
@@ -43,14 +44,6 @@ export interface TextGpuRuleOptions {
   tamper?: (wgsl: string) => string;
 }
 
-const dimW = (d: Dim) => (d === 1 ? '1u' : d === 'dk' ? 'DK' : 'DV');
-const idxW = (i: Idx): string => (i === '0' ? '0u' : i);
-
-/** A WGSL f32 literal from a parsed number (emit.ts formats it; `.0` marks an integer as a float). */
-function num(v: number): string {
-  const s = formatNumber(v);
-  return /[.eE]/.test(s) ? s : `${s}.0`;
-}
 
 /** Every identifier the generated WGSL may use besides generated ones (reference/rule-lang/emit.ts). */
 const WGSL_VOCABULARY = new Set(
@@ -61,17 +54,6 @@ const WGSL_VOCABULARY = new Set(
   ].flatMap((l) => l.split(' ')),
 );
 
-/**
- * Subexpressions deeper than this become `let` lines before their statement: Tint's parser stops
- * at a fixed recursion depth, which a long sum in a rule would otherwise reach.
- */
-const MAX_NEST = 16;
-
-/** Collects the `let` lines of hoisted subexpressions; their names are generated (`a0`, `a1`, ...). */
-interface Hoist {
-  lines: string[];
-  count: number;
-}
 
 function wElem(e: Elem, h: Hoist): string {
   return wNested(e, h).text;
@@ -122,29 +104,9 @@ function wNested(e: Elem, h: Hoist): { text: string; depth: number } {
       break;
     }
   }
-  if (r.depth < MAX_NEST) return r;
-  const id = genId('a', h.count++);
-  h.lines.push(`let ${id} = ${r.text};`);
-  return { text: id, depth: 0 };
+  return hoisted(r, h);
 }
 
-/** Lines computing `make`'s statement: the hoisted subexpressions it needs, then the statement. */
-function statement(h: Hoist, make: () => string): string[] {
-  const start = h.lines.length;
-  const last = make();
-  return [...h.lines.splice(start), last];
-}
-
-/** A loop over the r×c elements of a step, strided across the workgroup. */
-function forElements(r: Dim, c: Dim, body: string[]): string[] {
-  return [
-    `for (var e = lid; e < ${dimW(r)} * ${dimW(c)}; e += WG) {`,
-    `  let i = e / ${dimW(c)};`,
-    `  let j = e % ${dimW(c)};`,
-    ...body.map((l) => `  ${l}`),
-    `}`,
-  ];
-}
 
 function wStep(s: Step, h: Hoist): string[] {
   switch (s.kind) {
