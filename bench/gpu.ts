@@ -18,7 +18,8 @@
  * `large` runs the issue's shapes (it needs a big GPU: the long shape moves ~8 GB of buffers);
  * `small` runs the same code at sizes the software driver (lavapipe) handles in seconds.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { shippedRuleText } from '../src/rules.js';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { scratchBuffer } from '../gpu/buffers.js';
@@ -350,7 +351,7 @@ export async function benchGpu(opts: { sizes: Sizes; parts?: string[]; modes?: K
 
 /** The backward kernel (gpu/kernels/backward.ts) and the text forward kernel on the forward shape's gathered segments. */
 async function benchBackward(ctx: GpuContext, timer: GpuTimer, s: ForwardShape, repeats: number): Promise<BackwardRow> {
-  const text = readFileSync(new URL('../rules/gated-delta.rule', import.meta.url), 'utf8');
+  const text = shippedRuleText('gated-delta');
   const fwd = gpuRuleFromText(text, { name: 'gated-delta' });
   const back = gpuBackwardFromChecked(fwd.checked);
   const cfg = cfgOf(s);

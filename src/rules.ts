@@ -14,12 +14,25 @@ import { RULE_NAMES, getRule, isRuleName } from '../reference/rules/index.js';
 import { TEXT_RULE_PREFIX } from '../properties/tolerances.js';
 import type { RuleTarget } from '../properties/types.js';
 import { readRegular } from './io/files.js';
+import { existsSync, readFileSync } from 'node:fs';
 
 /** The largest rule file read (a rule is a few lines; a bigger file is a mistake). */
 export const MAX_RULE_BYTES = 1 << 20;
 
 /** A rule file is named by a path: it ends in `.rule` or holds a path separator. */
 export const isRuleFile = (spec: string): boolean => spec.endsWith('.rule') || spec.includes('/') || spec.includes('\\');
+
+/**
+ * The text of a rule file shipped in rules/: beside src/ in a checkout, two folders up from the
+ * compiled dist/src/ in an installed package.
+ */
+export function shippedRuleText(name: string): string {
+  for (const up of ['../rules/', '../../rules/']) {
+    const url = new URL(`${up}${name}.rule`, import.meta.url);
+    if (existsSync(url)) return readFileSync(url, 'utf8');
+  }
+  throw new ConfigError(`momlab: the shipped rule file rules/${name}.rule is missing from this installation`);
+}
 
 /** A target from a rule file's text (`file` names it in diagnostics). */
 export function textTarget(text: string, file: string): RuleTarget {
