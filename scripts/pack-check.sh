@@ -25,6 +25,10 @@ npx --no-install momlab trace --tokens 2
 # every entry point and its types resolve
 node "$repo/node_modules/typescript/bin/tsc" -p tsconfig.json
 npx --no-install vitest run
+# the bench, compiled: the reference and the GPU forward, decode and backward at small sizes
+npx --no-install momlab bench --sizes small > bench.log 2>&1 || { cat bench.log >&2; echo "pack-check: momlab bench failed" >&2; exit 1; }
+grep -q 'gated-delta recurrent, dk = dv = 64' bench.log || { cat bench.log >&2; echo "pack-check: momlab bench printed no reference row" >&2; exit 1; }
+echo "bench: $(grep -c '^|' bench.log) table rows"
 # the learn page from the installed package: prebuilt assets served on 127.0.0.1
 npx --no-install momlab learn > learn.log 2>&1 &
 learn=$!
