@@ -153,15 +153,38 @@ describe(`momlab vectors --suite edge (seed ${seed}, mix ${mix}, initial ${initi
     expect(r.out).toMatch(/not a plain folder name/);
   });
 
-  it("momlab's own float32 GPU forward passes verify's fp32 tolerance on small edge cases", async () => {
+  it("momlab's own float32 GPU forward passes verify's fp32 tolerance on every edge case", async () => {
     const ctx = await getGpu();
-    for (const c of ['tied-logits', 'idle-memory', 't1', 't65', 'g-near-lo', 'beta-near-hi']) {
+    const index = JSON.parse(readFileSync(join(suite, 'index.json'), 'utf8')) as { cases: { name: string }[] };
+    expect(index.cases.map((c) => c.name).sort()).toEqual([...CASES].sort());
+    for (const { name: c } of index.cases) {
       const v = readCoreFolder(join(suite, c));
-      const { B, H, dk, dv, E } = v.cfg;
-      const r = await gpuMomForward(ctx, getGpuRule('gated-delta'), v.cfg, v.x, { mode: mix === 'after' ? 'chunk' : 'recurrent', chunk: 16, mix, initial: v.state('h0') });
-      const per = B * H * dk * dv;
-      const out: Record<string, TensorIn> = { 'core.o': { shape: v.expected.get('core.o')!.shape, data: r.o } };
-      v.slots.forEach((e, i) => (out[`core.final_state.${e}`] = { shape: [B, H, dk, dv], data: i < E ? r.final.routed.subarray(i * per, (i + 1) * per) : r.final.shared! }));
+      const { H, dk, dv, E } = v.cfg;
+      const per = H * dk * dv;
+      // A variable-length batch is B = 1 with the sequences end to end (cu_seqlens): each runs alone.
+      const cu = v.manifest.core.cu_seqlens ?? [0, v.cfg.T];
+      const seqs = cu.length - 1;
+      const B = v.manifest.core.cu_seqlens ? 1 : v.cfg.B;
+      const o = new Float32Array(v.expected.get('core.o')!.data.length);
+      const finals = v.slots.map(() => new Float32Array(seqs * B * per));
+      const h0 = v.state('h0');
+      for (let n = 0; n < seqs; n++) {
+        const [t0, t1] = [cu[n], cu[n + 1]];
+        const cfg = v.manifest.core.cu_seqlens ? { ...v.cfg, B: 1, T: t1 - t0 } : v.cfg;
+        const cut = (a: Float64Array, w: number) => (v.manifest.core.cu_seqlens ? a.subarray(t0 * w, t1 * w) : a);
+        const mem = (m: Record<string, Float64Array>) => Object.fromEntries(Object.entries(m).map(([k, a]) => [k, cut(a, (a.length / v.cfg.T) | 0)]));
+        const x = { q: cut(v.x.q, H * dk), logits: cut(v.x.logits, E), memories: v.x.memories.map(mem), shared: v.x.shared ? mem(v.x.shared) : null };
+        const pick = (a: Float64Array) => (v.manifest.core.cu_seqlens ? a.subarray(n * per, (n + 1) * per) : a);
+        const initial = h0 && {
+          routed: Float64Array.from({ length: E * cfg.B * per }, (_, i) => pick(h0.routed.subarray(Math.floor(i / (cfg.B * per)) * seqs * B * per, (Math.floor(i / (cfg.B * per)) + 1) * seqs * B * per))[i % (cfg.B * per)]),
+          shared: h0.shared ? pick(h0.shared).slice() : null,
+        };
+        const r = await gpuMomForward(ctx, getGpuRule('gated-delta'), cfg, x, { mode: mix === 'after' ? 'chunk' : 'recurrent', chunk: 16, mix, initial });
+        o.set(r.o, t0 * H * dv * (v.manifest.core.cu_seqlens ? 1 : 0));
+        v.slots.forEach((_, i) => finals[i].set(i < E ? r.final.routed.subarray(i * cfg.B * per, (i + 1) * cfg.B * per) : r.final.shared!, n * cfg.B * per));
+      }
+      const out: Record<string, TensorIn> = { 'core.o': { shape: v.expected.get('core.o')!.shape, data: o } };
+      v.slots.forEach((e, i) => (out[`core.final_state.${e}`] = { shape: v.expected.get(`core.final_state.${e}`)!.shape, data: finals[i] }));
       const p = join(dir, `gpu-${c}.safetensors`);
       writeFileSync(p, serializeSafetensors(out));
       const res = await momlab('verify', '--vectors', join(suite, c), '--outputs', p, '--only', 'core.o,core.final_state.');
