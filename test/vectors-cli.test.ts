@@ -271,3 +271,39 @@ describe('momlab vectors / verify', () => {
     expect(r.out).toMatch(/^momlab vectors: .*trunc\.safetensors: truncated/m);
   });
 });
+
+describe('momlab vectors --config --lengths (a left-padded layer batch, attention_mask)', () => {
+  it('each row is its sequence alone over its own tokens, y is 0 at padding, and the core is varlen', async () => {
+    // random lengths, one of them 1 and one the longest, so padding and a single token both occur
+    const lengths = [1, 2 + Math.floor(Math.random() * 9), 2 + Math.floor(Math.random() * 9)];
+    const out = join(dir, 'padded');
+    const r = momlab('vectors', '--config', join(dir, 'cfg.json'), '--lengths', lengths.join(','), '--seed', '5', '--out', out);
+    expect(r.code, r.out).toBe(0);
+    const B = lengths.length;
+    const T = Math.max(...lengths);
+    const D = config.hidden_size;
+    const inputs = parseSafetensors(readFileSync(join(out, 'inputs.safetensors'))).tensors;
+    const expected = parseSafetensors(readFileSync(join(out, 'expected.safetensors'))).tensors;
+    const mask = inputs.get('layer.attention_mask')!;
+    expect(mask.shape).toEqual([B, T]);
+    const hidden = inputs.get('layer.hidden_states')!.data;
+    const y = expected.get('layer.y')!.data;
+    const cfg = parseLayerConfig(config);
+    const w = layerWeightsFrom(parseSafetensors(readFileSync(join(out, 'weights.safetensors'))), cfg);
+    lengths.forEach((L, b) => {
+      for (let t = 0; t < T; t++) expect(mask.data[b * T + t]).toBe(t >= T - L ? 1 : 0);
+      for (let i = b * T * D; i < (b * T + T - L) * D; i++) expect(y[i]).toBe(0);
+      // the row's tokens alone, through the reference layer
+      const alone = layerForward(cfg, w, hidden.subarray((b * T + T - L) * D, (b + 1) * T * D), 1, L);
+      const got = y.subarray((b * T + T - L) * D, (b + 1) * T * D);
+      alone.y.forEach((v, i) => expect(Math.abs(got[i] - Math.fround(v))).toBeLessThanOrEqual(1e-7 * (1 + Math.abs(v))));
+      const shared = expected.get('layer.final_state.shared')!;
+      const per = shared.data.length / B;
+      alone.final.shared!.forEach((v, i) => expect(Math.abs(shared.data[b * per + i] - Math.fround(v))).toBeLessThanOrEqual(1e-7 * (1 + Math.abs(v))));
+    });
+    expect(inputs.get('core.cu_seqlens')!.data).toEqual(Float64Array.from([0, lengths[0], lengths[0] + lengths[1], lengths[0] + lengths[1] + lengths[2]]));
+    const self = await verify('--vectors', out, '--outputs', join(out, 'expected.safetensors'));
+    expect(self.code, self.out).toBe(0);
+    expect(momlab('vectors', '--config', join(dir, 'cfg.json'), '--lengths', '3,4', '--batch', '2', '--seed', '5', '--out', join(dir, 'p2')).out).toMatch(/--lengths sets the batch .*leave out --batch and --tokens/);
+  });
+});

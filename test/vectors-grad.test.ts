@@ -152,9 +152,13 @@ describe('momlab vectors --grad', () => {
     const v = readCoreFolder(out);
     expect([...v.expected.keys()].filter((n) => n.startsWith('core.d')).sort()).toEqual(['core.dbeta.0', 'core.dbeta.1', 'core.dg.0', 'core.dg.1', 'core.dh0.0', 'core.dh0.1', 'core.dk.0', 'core.dk.1', 'core.dq', 'core.drouter_logits', 'core.dv.0', 'core.dv.1']);
     expect(v.expected.has('layer.y')).toBe(true);
-    const lengths = await momlab('vectors', '--config', cfg, '--lengths', '2,3', '--seed', '4', '--out', join(dir, 'cfg-varlen'));
-    expect(lengths.code).toBe(2);
-    expect(lengths.out).toMatch(/no variable-length form yet/);
+    // a left-padded layer batch with a varlen core, gradients included
+    const varlen = join(dir, 'cfg-varlen');
+    const lengths = await momlab('vectors', '--config', cfg, '--lengths', '2,3', '--grad', '--seed', '4', '--out', varlen);
+    expect(lengths.code, lengths.out).toBe(0);
+    const vl = readCoreFolder(varlen);
+    expect(vl.inputs.get('layer.attention_mask')!.shape).toEqual([2, 3]);
+    expect(vl.expected.get('core.dh0.0')!.shape[0]).toBe(2);
   });
 
   it('refuses bad core options with one line and exit 2, and a request over the memory budget before allocating', async () => {

@@ -47,7 +47,9 @@ Core options:
                               core.dh0.*): built-in rules only
 Sizes (--rule, --suite): --heads H (2) --memories E (4) --topk K (2) --dk D (16) --dv D (16) --no-shared
   --lengths L1,L2,...         a variable-length batch: B = 1, the sequences concatenated along T and
-                              core.cu_seqlens; each runs from its own initial state (core only)
+                              core.cu_seqlens; each runs from its own initial state. With --config
+                              the layer gets them left-padded to the longest, with
+                              layer.attention_mask [B, T] (fla's: 1 a token, 0 padding; y is 0 there)
 Defaults: --batch 2 --tokens 37 (not a multiple of any chunk size). Files already in DIR are
 replaced only with --force, and never when they are an input (--config, --weights).
 Refused: a value that is not finite in float32 (e.g. weights scaled by 1e30), naming the tensor.`;
@@ -61,6 +63,8 @@ export interface VectorOptions {
   mix?: RouteMix;
   initial?: InitialState;
   grad?: boolean;
+  /** a variable-length batch: sequence b holds the last lengths[b] of its T positions (left padding) */
+  lengths?: number[];
 }
 
 export interface Vectors {
@@ -115,11 +119,16 @@ export function makeVectors(o: VectorOptions): Vectors {
   const coreConfig: CoreConfig = { B, T, H, E, topk: c.topk, dk, dv, shared: c.shared_mem };
   // Inputs and weights are stored as F32: round them first, so that the expected values are the
   // float64 result on exactly the numbers in the files (a unit key stays unit within 1e-7).
-  const core = coreVectors(getRule('gated-delta'), { cfg: coreConfig, mix: o.mix ?? 'after', initial: o.initial ?? 'zero', grad: o.grad ?? false }, seed);
+  // With lengths the core is fla's varlen form (B = 1, the sequences end to end, cu_seqlens).
+  const coreSpec = o.lengths
+    ? { cfg: { ...coreConfig, B: 1, T: o.lengths.reduce((a, b) => a + b, 0) }, lengths: o.lengths }
+    : { cfg: coreConfig };
+  const core = coreVectors(getRule('gated-delta'), { ...coreSpec, mix: o.mix ?? 'after', initial: o.initial ?? 'zero', grad: o.grad ?? false }, seed);
   const hidden = f32(sampleHiddenStates(B * T * D, seed ^ 0x5eed));
   const round = (m: Record<string, Float64Array>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, f32(v)]));
-  const layer = layerForward(c, round(o.weights), hidden, B, T);
+  const layer = o.lengths ? paddedLayer(c, round(o.weights), hidden, T, o.lengths) : layerForward(c, round(o.weights), hidden, B, T);
   const inputs: Record<string, TensorIn> = { ...core.inputs, 'layer.hidden_states': { shape: [B, T, D], data: hidden } };
+  if (o.lengths) inputs['layer.attention_mask'] = { shape: [B, T], data: Float64Array.from({ length: B * T }, (_, i) => (i % T >= T - o.lengths![Math.floor(i / T)] ? 1 : 0)) };
   const expected: Record<string, TensorIn> = {
     ...core.expected,
     'layer.y': { shape: [B, T, D], data: layer.y },
@@ -128,6 +137,46 @@ export function makeVectors(o: VectorOptions): Vectors {
     ...convCaches(layer.final.conv, E, c.shared_mem, B, { q: H * dk, k: H * dk, v: H * dv }, W),
   };
   return { inputs, expected, coreConfig };
+}
+
+/**
+ * The layer over a left-padded batch (fla's `attention_mask`, 1 for a token, 0 for padding): each
+ * sequence runs alone over its own tokens, so padding is routed nowhere, enters no conv history and
+ * moves no memory; y is 0 at padding (fla zero-fills the mixed output there before o_norm and
+ * o_proj, which keep 0 at 0). Router logits are the gate's on every position, padding included.
+ */
+function paddedLayer(c: LayerConfig, w: LayerWeights, x: Float64Array, T: number, lengths: number[]) {
+  const { D, H, dk, dv, E, W } = layerDims(c);
+  const B = lengths.length;
+  const per = H * dk * dv;
+  const slots = E + (c.shared_mem ? 1 : 0);
+  const width = { q: H * dk, k: H * dk, v: H * dv };
+  const y = new Float64Array(B * T * D);
+  const logits = new Float64Array(B * T * E);
+  const gate = w['gate.weight'];
+  for (let p = 0; p < B * T; p++)
+    for (let e = 0; e < E; e++) {
+      let z = 0;
+      for (let d = 0; d < D; d++) z += x[p * D + d] * gate[e * D + d];
+      logits[p * E + e] = z;
+    }
+  const final = {
+    routed: new Float64Array(E * B * per),
+    shared: c.shared_mem ? new Float64Array(B * per) : null,
+    conv: { q: new Float64Array(slots * B * width.q * (W - 1)), k: new Float64Array(slots * B * width.k * (W - 1)), v: new Float64Array(slots * B * width.v * (W - 1)) },
+  };
+  lengths.forEach((L, b) => {
+    const start = b * T + T - L;
+    const r = layerForward(c, w, x.subarray(start * D, (b + 1) * T * D), 1, L);
+    y.set(r.y, start * D);
+    for (let e = 0; e < E; e++) final.routed.set(r.final.routed.subarray(e * per, (e + 1) * per), (e * B + b) * per);
+    if (final.shared) final.shared.set(r.final.shared!, b * per);
+    for (const which of ['q', 'k', 'v'] as const) {
+      const n = width[which] * (W - 1);
+      for (let m = 0; m < slots; m++) final.conv[which].set(r.final.conv[which].subarray(m * n, (m + 1) * n), (m * B + b) * n);
+    }
+  });
+  return { y, logits, final };
 }
 
 const listing = (t: Record<string, TensorIn>) => Object.entries(t).map(([name, { shape }]) => ({ name, shape: [...shape] }));
@@ -252,8 +301,8 @@ export async function run(argv: string[], ctx: CliContext = processContext()): P
   if (dirStat && !dirStat.isDirectory()) throw new ConfigError(`momlab vectors: --out '${dir}' exists and is not a directory (--out names the directory to write the vectors into)`);
   const policy = { force: flags.force === true, inputs: [flags.config, flags.weights, flags.rule].filter((f): f is string => typeof f === 'string') };
   if (flags.config !== undefined) {
-    for (const f of ['lengths', 'heads', 'memories', 'topk', 'dk', 'dv', 'shared'] as const)
-      if (flags[f] !== undefined) throw new ConfigError(`momlab vectors: --${f} is for --rule and --suite; with --config the sizes come from the config${f === 'lengths' ? " (the reference layer has no variable-length form yet: docs/vectors.md)" : ''}`);
+    for (const f of ['heads', 'memories', 'topk', 'dk', 'dv', 'shared'] as const)
+      if (flags[f] !== undefined) throw new ConfigError(`momlab vectors: --${f} is for --rule and --suite; with --config the sizes come from the config`);
     return writeConfigVectors(flags, core, seed, dir, policy, ctx);
   }
   if (flags.weights !== undefined) throw new ConfigError('momlab vectors: --weights is for --config (the layer); the core vectors have no weights');
@@ -306,21 +355,25 @@ export async function run(argv: string[], ctx: CliContext = processContext()): P
 
 /** --config: the gated-delta core with the config's sizes, and the layer with its weights. */
 async function writeConfigVectors(flags: Record<string, unknown>, core: Omit<CoreSpec, 'cfg'>, seed: number, dir: string, policy: { force: boolean; inputs: string[] }, ctx: CliContext): Promise<number> {
-  const B = int(flags, 'batch', 2, 64);
-  const T = int(flags, 'tokens', 37, 4096);
+  const lengths = flags.lengths !== undefined ? parseLengths(flags.lengths as string) : undefined;
+  if (lengths && (flags.batch !== undefined || flags.tokens !== undefined)) throw new ConfigError('momlab vectors: --lengths sets the batch (B = the count, T = the longest, left-padded); leave out --batch and --tokens');
+  const B = lengths ? lengths.length : int(flags, 'batch', 2, 64);
+  const T = lengths ? Math.max(...lengths) : int(flags, 'tokens', 37, 4096);
   await checkOutputs(['inputs.safetensors', 'expected.safetensors', 'weights.safetensors', 'manifest.json'].map((f) => join(dir, f)), policy, 'vectors');
   const config = await readLayerConfig(flags.config as string);
   const { H, dk, dv, E } = layerDims(config);
-  const spec: CoreSpec = { cfg: { B, T, H, E, topk: config.topk, dk, dv, shared: config.shared_mem }, ...core };
+  const cfg = { B, T, H, E, topk: config.topk, dk, dv, shared: config.shared_mem };
+  const spec: CoreSpec = lengths ? { cfg: { ...cfg, B: 1, T: lengths.reduce((a, b) => a + b, 0) }, lengths, ...core } : { cfg, ...core };
   checkMemory(ctx, 'vectors', `vectors for B = ${B}, T = ${T} and this config (${paramCount(config)} parameters)`, vectorsBytes(config, B, T, spec));
   const weights = flags.weights ? layerWeightsFrom(await readSafetensors(flags.weights as string, { maxMemory: ctx.maxMemory }), config) : initLayerWeights(config, seed);
   checkFinite('weights', Object.fromEntries(Object.entries(weights).map(([n, data]) => [n, { shape: [data.length], data }])));
-  const v = reference('these inputs and weights', () => makeVectors({ config, weights, B, T, seed, ...core }));
+  const v = reference('these inputs and weights', () => makeVectors({ config, weights, B, T, seed, lengths, ...core }));
   await writeFolder(dir, v, {
     config,
     seed,
     batch: B,
     tokens: T,
+    ...(lengths ? { lengths, padding: 'left: layer.attention_mask [B, T] is 1 on the last lengths[b] positions of row b; the core is varlen (core.cu_seqlens)' } : {}),
     weights: flags.weights ? `from ${flags.weights}` : `momlab init --seed ${seed} (fla initialisation rules)`,
     core: { ...coreManifest('gated-delta', getRule('gated-delta'), spec), k_normalized: true },
     computed:
