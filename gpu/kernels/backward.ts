@@ -32,7 +32,7 @@ import { byLine, flatIndex, lowerRule, type Idx, type Step, type Temp } from '..
 import { widthOf } from '../../reference/types.js';
 import type { GpuContext } from '../device.js';
 import { checkStorageBindings, checkWorkgroupBytes, declareBindings, encodePass, gridDim, type Binding } from './kernel-util.js';
-import { dimW, forElements, hoisted, idxW, num, statement, type Hoist } from './wgsl-text.js';
+import { dimW, forElements, hoisted, idxW, num, RULE_FUNCTIONS, statement, type Hoist } from './wgsl-text.js';
 
 /** Threads per workgroup, as the forward kernel from text. */
 const WG = 128;
@@ -294,9 +294,7 @@ const WG: u32 = ${WG}u;
 ${declareBindings(bindings(b, rule, null))}
 ${arrays.join('\n')}
 
-fn rl_sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
-fn rl_softplus(x: f32) -> f32 { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
-fn rl_silu(x: f32) -> f32 { return x / (1.0 + exp(-x)); }
+${RULE_FUNCTIONS}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {

@@ -21,7 +21,7 @@ import { byLine, flatIndex, lowerRule, type Elem, type Idx, type Program, type S
 import type { GpuContext } from '../device.js';
 import { checkRuleCall, checkStorageBindings, checkWorkgroupBytes, declareBindings, encodePass, gridDim, type Binding } from './kernel-util.js';
 import type { GpuRule, RuleBuffers, RuleDims, RuleRunOptions } from './types.js';
-import { dimW, forElements, hoisted, idxW, num, statement, type Hoist } from './wgsl-text.js';
+import { dimW, forElements, hoisted, idxW, num, RULE_FUNCTIONS, statement, type Hoist } from './wgsl-text.js';
 
 /** Threads per workgroup: enough to spread a 16×16 state two elements per thread. */
 const WG = 128;
@@ -167,9 +167,7 @@ const WG: u32 = ${WG}u;
 ${declareBindings(bindings(prog, p.withHistory, null))}
 ${temps.join('\n')}
 
-fn rl_sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
-fn rl_softplus(x: f32) -> f32 { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
-fn rl_silu(x: f32) -> f32 { return x / (1.0 + exp(-x)); }
+${RULE_FUNCTIONS}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {

@@ -44,6 +44,11 @@ export function statement(h: Hoist, make: () => string): string[] {
   return [...h.lines.splice(start), last];
 }
 
+/** The rule language's elementwise functions that WGSL lacks. */
+export const RULE_FUNCTIONS = `fn rl_sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+fn rl_softplus(x: f32) -> f32 { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
+fn rl_silu(x: f32) -> f32 { return x / (1.0 + exp(-x)); }`;
+
 /** A loop over the r×c elements of a step, strided across the workgroup. */
 export function forElements(r: Dim, c: Dim, body: string[]): string[] {
   return [`for (var e = lid; e < ${dimW(r)} * ${dimW(c)}; e += WG) {`, `  let i = e / ${dimW(c)};`, `  let j = e % ${dimW(c)};`, ...body.map((l) => `  ${l}`), `}`];
