@@ -25,6 +25,7 @@ function expectShown(shown: string | undefined, value: number, what: string): vo
 
 if (!haveChromium) {
   // CI installs Chromium: there a missing browser is a broken setup, not a reason to skip.
+  // Elsewhere (a developer machine that is not Debian, without root) the skip is reported by name.
   if (process.env.CI) it('needs Chromium in CI', () => expect.fail(MISSING));
   else it.skip(`skipped: ${MISSING}`, () => {});
 }
