@@ -16,6 +16,7 @@ import type { Outcome, RuleTarget } from '../../properties/types.js';
 import { readRegular, sha256 } from '../io/files.js';
 import { parseArgs } from './args.js';
 import type { CliContext } from './context.js';
+import type { CheckRow } from './check.js';
 
 export const usage = `usage: momlab report merge a.json b.json ... [--json]
 
@@ -116,16 +117,8 @@ export async function replayCase(loaded: LoadedCase, run: () => Promise<Outcome>
 // ---------------------------------------------------------------------------------------------
 // Reports and merging
 
-/** One (property, rule) row of a campaign report. */
-export interface MergedRow {
-  property: string;
-  rule: string;
-  cases: number;
-  worstErrRatio: number | null;
-  worstMaxAbs: number | null;
-  tolerance: number;
-  passed: boolean;
-  interrupted: boolean;
+/** One (property, rule) row of a campaign report: a check row, with the failures of every shard. */
+export interface MergedRow extends Omit<CheckRow, 'failure'> {
   failures: (Failure & { shard: number })[];
 }
 
