@@ -171,7 +171,7 @@ export function layerGrad(p: LayerGradProblem, seed: number): LayerGrad {
         const minus = plus === null ? null : f(dir, -h, true);
         if (plus !== null && minus !== null) return { d: (plus - minus) / (2 * h), h };
       }
-      throw new ConfigError(`momlab vectors: the layer gradient along '${name}' cannot be taken: the top-k routing changes within a step of ${h0 * 2 ** -MAX_HALVINGS} (a near-tie in the router logits); try another --seed; nothing was written`);
+      throw new ConfigError(`layer gradient along '${name}': the top-k routing changes even within a step of ${(h0 * 2 ** -MAX_HALVINGS).toExponential(2)} (a near-tie in the router logits); try another --seed`);
     };
     const scale = rms(x0) > 0 ? rms(x0) : 1;
     const first = candidates.map((dir) => central(dir, (H0 * scale) / rms(dir)));
@@ -186,7 +186,7 @@ export function layerGrad(p: LayerGradProblem, seed: number): LayerGrad {
     // a tensor that y does not depend on (a memory that gets no token) gives exactly 0 at every step
     const relError = fdError === 0 ? 0 : fdError / Math.abs(r2);
     if (!(relError <= MAX_FD_ERROR))
-      throw new ConfigError(`momlab vectors: the layer gradient along '${name}' has an estimated finite-difference error of ${relError.toExponential(2)} relative (over ${MAX_FD_ERROR}); try another --seed; nothing was written`);
+      throw new ConfigError(`layer gradient along '${name}': the estimated finite-difference error is ${relError.toExponential(2)} relative, over ${MAX_FD_ERROR}; try another --seed`);
     inputs[`layer.dir.${name}`] = { shape: shapes[name], data: dir };
     expected[`layer.jvp.${name}`] = { shape: [1], data: Float64Array.of(r2) };
     report.push({ name, jvp: r2, fdError, relError, h, evaluation });
