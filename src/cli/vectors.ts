@@ -24,7 +24,7 @@ import { checkMemory, processContext, type CliContext } from './context.js';
 import { resolveRule } from '../rules.js';
 import { checkInputNames, coreVectors, coreVectorsBytes, f32, rangeText, type CoreSpec, type InitialState } from '../vectors/core.js';
 import { edgeSuite } from '../vectors/suite.js';
-import { CANDIDATES, H0, layerGrad, layerGradBytes, MAX_FD_ERROR, type LayerGrad } from '../vectors/layer-grad.js';
+import { CANDIDATES, H0, layerGrad, layerGradBytes, MAX_FD_ERROR, NEGLIGIBLE, type LayerGrad } from '../vectors/layer-grad.js';
 import { initLayerWeights, paramCount, writeLayerWeights } from './init.js';
 
 export const usage = `usage: momlab vectors --config cfg.json [--weights w.safetensors] [--batch B] [--tokens T] --seed S --out DIR [core options] [--force]
@@ -77,8 +77,8 @@ export interface Vectors {
   inputs: Record<string, TensorIn>;
   expected: Record<string, TensorIn>;
   coreConfig: CoreConfig;
-  /** with grad: the layer gradients' per-tensor report (jvp, error estimate, step) */
-  layerGrad?: LayerGrad['report'];
+  /** with grad: the layer gradients' per-tensor report (jvp, error estimate, step) and the tensors left out */
+  layerGrad?: Pick<LayerGrad, 'report' | 'skipped'>;
 }
 
 /** Standard-normal hidden states (Box-Muller over mulberry32), like the RMS-normalised input a layer sees. */
@@ -147,7 +147,7 @@ export function makeVectors(o: VectorOptions): Vectors {
   };
   if (!o.grad) return { inputs, expected, coreConfig };
   const grad = layerGrad({ config: c, weights, hidden, B, T, lengths: o.lengths }, seed);
-  return { inputs: { ...inputs, ...grad.inputs }, expected: { ...expected, ...grad.expected }, coreConfig, layerGrad: grad.report };
+  return { inputs: { ...inputs, ...grad.inputs }, expected: { ...expected, ...grad.expected }, coreConfig, layerGrad: { report: grad.report, skipped: grad.skipped } };
 }
 
 /**
@@ -365,16 +365,18 @@ export async function run(argv: string[], ctx: CliContext = processContext()): P
 }
 
 /** The manifest's account of the layer gradients: L, the method, and the worst estimated error. */
-function layerGradManifest(report: LayerGrad['report']) {
-  const worst = report.reduce((a, r) => (r.relError > a.relError ? r : a));
+function layerGradManifest({ report, skipped }: Pick<LayerGrad, 'report' | 'skipped'>) {
+  const worst = report.reduce((a, r) => (r.relError > a.relError ? r : a), report[0]);
   return {
     loss: 'L = sum(layer.dy * layer.y)',
     method:
       `layer.jvp.<X> = <dL/dX, layer.dir.<X>> for X = hidden_states and every weight: central differences D(h) = (f(h) - f(-h)) / 2h of the float64 layer forward, ` +
       `Richardson R(h) = (4 D(h/2) - D(h)) / 3, value R(h/2), error estimate |R(h) - R(h/2)|; h = ${H0} * rms(X) / rms(dir), halved while the top-k selection changes within +-h; ` +
-      `dir: of ${CANDIDATES} seeded uniform (-1, 1) draws the one with the largest |jvp| (no cancelled sums); refused when an estimate exceeds ${MAX_FD_ERROR} relative`,
-    worst_fd_error: worst.relError,
-    worst_fd_error_tensor: `layer.jvp.${worst.name}`,
+      `dir: of ${CANDIDATES} seeded uniform (-1, 1) draws the one with the largest |jvp| (no cancelled sums); refused when an estimate exceeds ${MAX_FD_ERROR} relative (after steps h/4, h/16 and 4h are tried); ` +
+      `a jvp that moves L by under ${NEGLIGIBLE} of sum|dy * y| (rounding: y does not depend on the tensor) is not written (skipped)`,
+    worst_fd_error: worst?.relError ?? 0,
+    worst_fd_error_tensor: worst ? `layer.jvp.${worst.name}` : null,
+    skipped,
     fd_error: Object.fromEntries(report.map((r) => [`layer.jvp.${r.name}`, r.relError])),
     compare: 'sum over the tensor of (autograd gradient * layer.dir.<X>) in float64; momlab verify judges layer.jvp.* on the error ratio alone (no 1e-6 absolute pass)',
   };
