@@ -181,6 +181,11 @@ export interface LayerOptions {
   initial?: LayerState;
   /** run the rule in its chunked form with this chunk size (default: token by token) */
   chunk?: number;
+  /**
+   * run only these memory slots (e < E routed, E shared): the read-out is then their part of the
+   * mixed sum, which lets finite differences of one memory's weights skip the other memories
+   */
+  slots?: readonly number[];
 }
 
 export interface LayerOutputs {
@@ -204,6 +209,12 @@ const gatedDelta = (): BuiltinRule => getRule('gated-delta');
 
 /** The layer over x [B, T, D] (docs/spec.md §6), from `initial` (default: empty), in the gathered form. */
 export function layerForward(c: LayerConfig, w: LayerWeights, x: Float64Array, B: number, T: number, opts: LayerOptions = {}): LayerOutputs {
+  const r = layerReadout(c, w, x, B, T, opts);
+  return { y: layerOutput(c, w, x, r.o, B * T), ...r };
+}
+
+/** Steps 1-6 of layerForward: the router logits, the mixed memory read-out o [B, T, H, dv] and the state after. */
+export function layerReadout(c: LayerConfig, w: LayerWeights, x: Float64Array, B: number, T: number, opts: LayerOptions = {}): Omit<LayerOutputs, 'y'> {
   checkLayerWeights(w, c);
   checkLayerInput(c, x, B, T);
   const d: LayerDims = layerDims(c);
@@ -229,7 +240,7 @@ export function layerForward(c: LayerConfig, w: LayerWeights, x: Float64Array, B
     for (let slot = 0; slot < tokens.length; slot++) {
       const list = tokens[slot];
       const n = list.length;
-      if (n === 0) continue; // a memory that gets no token neither moves nor touches its caches
+      if (n === 0 || (opts.slots && !opts.slots.includes(slot))) continue; // a memory that gets no token neither moves nor touches its caches
       const X = new Float64Array(n * D);
       list.forEach(({ t }, i) => X.set(x.subarray((b * T + t) * D, (b * T + t + 1) * D), i * D));
       const f = slotFeatures(c, w, slot, X, n, slotCaches(c, st, B, slot, b));
@@ -248,8 +259,7 @@ export function layerForward(c: LayerConfig, w: LayerWeights, x: Float64Array, B
       }
     }
   }
-  const y = layerOutput(c, w, x, o, B * T);
-  return { y, logits, o, final: st };
+  return { logits, o, final: st };
 }
 
 /** Steps 7: gated RMSNorm with silu(x W_g), then o_proj; rows n = B*T. */

@@ -24,6 +24,7 @@ import { checkMemory, processContext, type CliContext } from './context.js';
 import { resolveRule } from '../rules.js';
 import { checkInputNames, coreVectors, coreVectorsBytes, f32, rangeText, type CoreSpec, type InitialState } from '../vectors/core.js';
 import { edgeSuite } from '../vectors/suite.js';
+import { CANDIDATES, H0, layerGrad, layerGradBytes, MAX_FD_ERROR, NEGLIGIBLE, type LayerGrad } from '../vectors/layer-grad.js';
 import { initLayerWeights, paramCount, writeLayerWeights } from './init.js';
 
 export const usage = `usage: momlab vectors --config cfg.json [--weights w.safetensors] [--batch B] [--tokens T] --seed S --out DIR [core options] [--force]
@@ -44,7 +45,12 @@ Core options:
   --initial-state zero|random a random initial state is written as core.h0.*   (default zero)
   --grad                      also random upstream gradients (core.do, core.dht.*) and the reference
                               backward's gradients (core.dq, core.d<input>.*, core.drouter_logits,
-                              core.dh0.*): built-in rules only
+                              core.dh0.*): built-in rules only. With --config also the layer's:
+                              inputs layer.dy [B, T, D] (upstream gradient of layer.y) and a random
+                              direction layer.dir.<X> per X = hidden_states and each weight (X's
+                              shape); expected layer.jvp.<X> [1] = <dL/dX, layer.dir.<X>> for
+                              L = sum(layer.dy * layer.y), by finite differences of the reference
+                              (error in manifest.json layer_grad); compare sum(grad_X * dir) in float64
 Sizes (--rule, --suite): --heads H (2) --memories E (4) --topk K (2) --dk D (16) --dv D (16) --no-shared
   --lengths L1,L2,...         a variable-length batch: B = 1, the sequences concatenated along T and
                               core.cu_seqlens; each runs from its own initial state. With --config
@@ -71,6 +77,8 @@ export interface Vectors {
   inputs: Record<string, TensorIn>;
   expected: Record<string, TensorIn>;
   coreConfig: CoreConfig;
+  /** with grad: the layer gradients' per-tensor report (jvp, error estimate, step) and the tensors left out */
+  layerGrad?: Pick<LayerGrad, 'report' | 'skipped'>;
 }
 
 /** Standard-normal hidden states (Box-Muller over mulberry32), like the RMS-normalised input a layer sees. */
@@ -126,7 +134,8 @@ export function makeVectors(o: VectorOptions): Vectors {
   const core = coreVectors(getRule('gated-delta'), { ...coreSpec, mix: o.mix ?? 'after', initial: o.initial ?? 'zero', grad: o.grad ?? false }, seed);
   const hidden = f32(sampleHiddenStates(B * T * D, seed ^ 0x5eed));
   const round = (m: Record<string, Float64Array>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, f32(v)]));
-  const layer = o.lengths ? paddedLayer(c, round(o.weights), hidden, T, o.lengths) : layerForward(c, round(o.weights), hidden, B, T);
+  const weights = round(o.weights);
+  const layer = o.lengths ? paddedLayer(c, weights, hidden, T, o.lengths) : layerForward(c, weights, hidden, B, T);
   const inputs: Record<string, TensorIn> = { ...core.inputs, 'layer.hidden_states': { shape: [B, T, D], data: hidden } };
   if (o.lengths) inputs['layer.attention_mask'] = { shape: [B, T], data: Float64Array.from({ length: B * T }, (_, i) => (i % T >= T - o.lengths![Math.floor(i / T)] ? 1 : 0)) };
   const expected: Record<string, TensorIn> = {
@@ -136,7 +145,9 @@ export function makeVectors(o: VectorOptions): Vectors {
     ...perMemory('layer.final_state', layer.final.routed, layer.final.shared, E, [B, H, dk, dv]),
     ...convCaches(layer.final.conv, E, c.shared_mem, B, { q: H * dk, k: H * dk, v: H * dv }, W),
   };
-  return { inputs, expected, coreConfig };
+  if (!o.grad) return { inputs, expected, coreConfig };
+  const grad = layerGrad({ config: c, weights, hidden, B, T, lengths: o.lengths }, seed);
+  return { inputs: { ...inputs, ...grad.inputs }, expected: { ...expected, ...grad.expected }, coreConfig, layerGrad: { report: grad.report, skipped: grad.skipped } };
 }
 
 /**
@@ -190,7 +201,7 @@ export function vectorsBytes(c: LayerConfig, B: number, T: number, core: CoreSpe
   const { D, H, dk, dv, E } = layerDims(c);
   const slots = E + 1;
   const perToken = 3 * D + 2 * E + slots * (3 * H * (2 * dk + dv) + 2 * H) + 3 * H * dv;
-  return 20 * paramCount(c) + coreVectorsBytes(getRule('gated-delta'), core) + 2 * 8 * (B * T * perToken + 2 * slots * B * H * dk * dv);
+  return 20 * paramCount(c) + coreVectorsBytes(getRule('gated-delta'), core) + 2 * 8 * (B * T * perToken + 2 * slots * B * H * dk * dv) + (core.grad ? layerGradBytes(c, B, T) : 0);
 }
 
 /** Refuse a tensor that float32 cannot hold (it would be written as Inf or NaN), naming it. */
@@ -353,6 +364,24 @@ export async function run(argv: string[], ctx: CliContext = processContext()): P
   return 0;
 }
 
+/** The manifest's account of the layer gradients: L, the method, and the worst estimated error. */
+function layerGradManifest({ report, skipped }: Pick<LayerGrad, 'report' | 'skipped'>) {
+  const worst = report.reduce((a, r) => (r.relError > a.relError ? r : a), report[0]);
+  return {
+    loss: 'L = sum(layer.dy * layer.y)',
+    method:
+      `layer.jvp.<X> = <dL/dX, layer.dir.<X>> for X = hidden_states and every weight: central differences D(h) = (f(h) - f(-h)) / 2h of the float64 layer forward, ` +
+      `Richardson R(h) = (4 D(h/2) - D(h)) / 3, value R(h/2), error estimate |R(h) - R(h/2)|; h = ${H0} * rms(X) / rms(dir), halved while the top-k selection changes within +-h; ` +
+      `dir: of ${CANDIDATES} seeded uniform (-1, 1) draws the one with the largest |jvp| (no cancelled sums); refused when an estimate exceeds ${MAX_FD_ERROR} relative (after steps h/4, h/16 and 4h are tried); ` +
+      `a jvp that moves L by under ${NEGLIGIBLE} of sum|dy * y| (rounding: y does not depend on the tensor) is not written (skipped)`,
+    worst_fd_error: worst?.relError ?? 0,
+    worst_fd_error_tensor: worst ? `layer.jvp.${worst.name}` : null,
+    skipped,
+    fd_error: Object.fromEntries(report.map((r) => [`layer.jvp.${r.name}`, r.relError])),
+    compare: 'sum over the tensor of (autograd gradient * layer.dir.<X>) in float64; momlab verify judges layer.jvp.* on the error ratio alone (no 1e-6 absolute pass)',
+  };
+}
+
 /** --config: the gated-delta core with the config's sizes, and the layer with its weights. */
 async function writeConfigVectors(flags: Record<string, unknown>, core: Omit<CoreSpec, 'cfg'>, seed: number, dir: string, policy: { force: boolean; inputs: string[] }, ctx: CliContext): Promise<number> {
   const lengths = flags.lengths !== undefined ? parseLengths(flags.lengths as string) : undefined;
@@ -380,6 +409,7 @@ async function writeConfigVectors(flags: Record<string, unknown>, core: Omit<Cor
       CORE_COMPUTED + ' layer: reference/layer.ts layerForward, gathered form, gated delta rule token by token (docs/spec.md §6), from zero states. ' +
       'layer.conv_cache.{q,k,v}.{slot} [B, C, conv_size-1]: the last conv_size-1 inputs of that memory\'s short conv (projection outputs before the conv), oldest first; ' +
       "fla's conv state [B, C, conv_size] holds one more (its oldest column): compare its [..., 1:]; momlab verify does so when given the wider tensor.",
+    ...(v.layerGrad ? { layer_grad: layerGradManifest(v.layerGrad) } : {}),
   }, () => writeLayerWeights(join(dir, 'weights.safetensors'), config, weights));
   ctx.stdout.write(`wrote ${dir}: ${Object.keys(v.inputs).length} input tensors, ${Object.keys(v.expected).length} expected tensors (B=${B}, T=${T}, seed ${seed})\n`);
   return 0;
