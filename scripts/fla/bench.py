@@ -1,10 +1,14 @@
 """Times fla's gated delta rule kernels on the MoM core forward at docs/perf.md's three shapes
 (E = 4, top-2, shared memory on, float32): `kernel` is one varlen call over every memory's gathered
 segments, `whole` adds what momlab's forward also does (router softmax/top-k, gather, weighted mix).
-Float32 dot precision comes from the environment (TRITON_F32_DEFAULT). Prints one JSON line a row."""
+Float32 dot precision comes from the environment (TRITON_F32_DEFAULT). Every case is warmed up
+(Triton autotunes then) before any is timed; with BENCH_QUIET_FILE set, the timed repetitions wait
+until that file exists (other jobs on the GPU are done), at most BENCH_QUIET_WAIT seconds, and each
+row says whether the GPU was then free of them (`alone`). Prints one JSON line a row."""
 import json
 import os
 import sys
+import time
 
 import torch
 from fla.ops.gated_delta_rule import chunk_gated_delta_rule, fused_recurrent_gated_delta_rule
@@ -56,9 +60,8 @@ def whole(kernel, x, B, T, H, dk, dv):
     return out.index_add_(0, bat * T + tok, o * wt[:, None, None]).view(B, T, H, dv)
 
 
-def timed(fn, warmup=3, reps=10):
-    for _ in range(warmup):
-        fn()
+def timed(fn, reps=10):
+    fn(); torch.cuda.synchronize()                # one more warm-up right before the timed runs
     ms = []
     for _ in range(reps):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -67,7 +70,18 @@ def timed(fn, warmup=3, reps=10):
     return sorted(ms)[len(ms) // 2], ms
 
 
+def wait_quiet():
+    path = os.environ.get("BENCH_QUIET_FILE")
+    if not path:
+        return True
+    deadline = time.time() + float(os.environ.get("BENCH_QUIET_WAIT", "600"))
+    while not os.path.exists(path) and time.time() < deadline:
+        time.sleep(1)
+    return os.path.exists(path)
+
+
 prec = os.environ.get("TRITON_F32_DEFAULT", "tf32 (Triton's default)")
+cases = []
 for name in sys.argv[2:] or SHAPES:
     B, T, H, dk, dv = SHAPES[name]
     x = inputs(B, T, H, dk, dv)
@@ -75,9 +89,17 @@ for name in sys.argv[2:] or SHAPES:
     y = gather(x, mem, tok, bat)
     for kname in sys.argv[1].split(","):
         kernel = kernels[kname]
-        for part, fn in (("kernel", lambda: run(kernel, y, cu, dk)), ("whole", lambda: whole(kernel, x, B, T, H, dk, dv))):
-            med, ms = timed(fn)
-            print(json.dumps(dict(shape=name, kernel=kname, part=part, precision=prec, median_ms=round(med, 3),
-                                  ms=[round(m, 3) for m in ms], gpu=torch.cuda.get_device_name(0))), flush=True)
-    del x, y
-    torch.cuda.empty_cache()
+        cases.append((name, kname, "kernel", lambda kernel=kernel, y=y, cu=cu, dk=dk: run(kernel, y, cu, dk)))
+        cases.append((name, kname, "whole", lambda kernel=kernel, x=x, B=B, T=T, H=H, dk=dk, dv=dv: whole(kernel, x, B, T, H, dk, dv)))
+t0 = time.time()
+for *_, fn in cases:
+    for _ in range(3):
+        fn()
+torch.cuda.synchronize()
+warmup_s = round(time.time() - t0, 1)
+alone = wait_quiet()
+for name, kname, part, fn in cases:
+    med, ms = timed(fn)
+    print(json.dumps(dict(shape=name, kernel=kname, part=part, precision=prec, median_ms=round(med, 3),
+                          ms=[round(m, 3) for m in ms], gpu=torch.cuda.get_device_name(0), alone=alone,
+                          warmup_and_autotune_s=warmup_s)), flush=True)

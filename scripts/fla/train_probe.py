@@ -39,18 +39,20 @@ def with_segments(conv):
 def probe(vec):
     manifest = json.load(open(f"{vec}/manifest.json"))
     cfg = manifest["config"]
-    x = load_file(f"{vec}/inputs.safetensors")["layer.hidden_states"].cuda()
+    inputs = load_file(f"{vec}/inputs.safetensors")
+    x = inputs["layer.hidden_states"].cuda()
+    mask = inputs["layer.attention_mask"].cuda().long() if "layer.attention_mask" in inputs else None
     ref = load_file(f"{vec}/expected.safetensors")["layer.y"].cuda()
     layer = MomAttention(mode="chunk", **cfg).cuda().float()
     layer.load_state_dict(load_file(f"{vec}/weights.safetensors"))
     err = lambda y: ((ref - y).pow(2).mean().sqrt() / (ref.pow(2).mean().sqrt() + 1e-8)).item()
     report = dict(vectors=vec, T=x.shape[1], conv_size=cfg["conv_size"], gpu=torch.cuda.get_device_name(0))
     with torch.no_grad():
-        report["err_eval"] = err(layer.eval()(x)[0])
-        report["err_train"] = err(layer.train()(x)[0])
+        report["err_eval"] = err(layer.eval()(x, attention_mask=mask)[0])
+        report["err_train"] = err(layer.train()(x, attention_mask=mask)[0])
         for conv in (layer.q_conv1d, layer.k_conv1d, layer.v_conv1d):
             with_segments(conv)
-        report["err_train_conv_per_segment"] = err(layer.train()(x)[0])
+        report["err_train_conv_per_segment"] = err(layer.train()(x, attention_mask=mask)[0])
         report["min_segment"] = int((segments["cu_seqlens"][1:] - segments["cu_seqlens"][:-1]).min())
     print(json.dumps(report), flush=True)
 
