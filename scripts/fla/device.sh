@@ -17,7 +17,7 @@ work=/tmp/fla-$prec; mkdir -p "$work"
 one() {  # one config, one core kernel: the example's outputs, its log, and its wall time
   local vec=$1 kernel=$2 name; name=$(basename "$vec").$kernel
   local t0=$SECONDS
-  timeout "$limit" python3 "$here/watch.py" 60 "$example" "$vec" "$work/$name.safetensors" "$kernel" >"$work/$name.log" 2>&1
+  timeout "$limit" python3 "$example" "$vec" "$work/$name.safetensors" "$kernel" >"$work/$name.log" 2>&1
   echo "$name rc=$? wall_s=$((SECONDS - t0))" | tee -a "$work/runs.txt"
   flock "$work" bash -c "tar -cf '$OUT/$prec.tar.tmp' -C '$work' . && mv '$OUT/$prec.tar.tmp' '$OUT/$prec.tar'"
 }
