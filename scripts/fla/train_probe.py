@@ -8,6 +8,8 @@ import json
 import sys
 
 import torch
+
+dev = "cuda" if torch.cuda.is_available() else "cpu"
 from safetensors.torch import load_file
 import fla.layers.mom as mom
 from fla.layers import MomAttention
@@ -40,13 +42,13 @@ def probe(vec):
     manifest = json.load(open(f"{vec}/manifest.json"))
     cfg = manifest["config"]
     inputs = load_file(f"{vec}/inputs.safetensors")
-    x = inputs["layer.hidden_states"].cuda()
-    mask = inputs["layer.attention_mask"].cuda().long() if "layer.attention_mask" in inputs else None
-    ref = load_file(f"{vec}/expected.safetensors")["layer.y"].cuda()
-    layer = MomAttention(mode="chunk", **cfg).cuda().float()
+    x = inputs["layer.hidden_states"].to(dev)
+    mask = inputs["layer.attention_mask"].to(dev).long() if "layer.attention_mask" in inputs else None
+    ref = load_file(f"{vec}/expected.safetensors")["layer.y"].to(dev)
+    layer = MomAttention(mode="chunk", **cfg).to(dev).float()
     layer.load_state_dict(load_file(f"{vec}/weights.safetensors"))
     err = lambda y: ((ref - y).pow(2).mean().sqrt() / (ref.pow(2).mean().sqrt() + 1e-8)).item()
-    report = dict(vectors=vec, T=x.shape[1], conv_size=cfg["conv_size"], gpu=torch.cuda.get_device_name(0))
+    report = dict(vectors=vec, T=x.shape[1], conv_size=cfg["conv_size"], device=torch.cuda.get_device_name(0) if dev == "cuda" else "cpu")
     with torch.no_grad():
         report["err_eval"] = err(layer.eval()(x, attention_mask=mask)[0])
         report["err_train"] = err(layer.train()(x, attention_mask=mask)[0])
