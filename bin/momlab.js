@@ -38,7 +38,7 @@ child.stderr.on('data', (chunk) => {
 });
 // Signals go to the child, so that what it prints while stopping still passes the filter.
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
+// Exit once the filtered stderr has drained (process.exit drops writes still queued to a pipe).
 child.on('close', (code, signal) => {
-  if (pending) process.stderr.write(pending);
-  process.exit(code ?? (signal ? 1 : 0));
+  process.stderr.write(pending, () => process.exit(code ?? (signal ? 1 : 0)));
 });

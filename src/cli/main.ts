@@ -108,7 +108,21 @@ const real = (p: string): string | null => {
   }
 };
 
+/**
+ * Exit once everything written to stdout and stderr has left the process: writes to a pipe are
+ * asynchronous, and process.exit() drops what is still queued (a long --json report read through
+ * a pipe would end mid-line). A write's callback runs after every write queued before it.
+ */
+export function exitAfterOutput(code: number): void {
+  let open = 2;
+  const drained = () => {
+    if (--open === 0) process.exit(code);
+  };
+  process.stdout.write('', drained);
+  process.stderr.write('', drained);
+}
+
 // Run when executed (tsx src/cli/main.ts, node dist/.../main.js), not when imported by a test.
 if (process.argv[1] && real(process.argv[1]) === real(fileURLToPath(import.meta.url))) {
-  runCli(process.argv.slice(2)).then((code) => process.exit(code));
+  runCli(process.argv.slice(2)).then(exitAfterOutput);
 }
